@@ -1,0 +1,43 @@
+"""Task names: what is allowed, and the closest known name when one is mistyped."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable
+
+from .errors import SpecError
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+"""Letters, digits, ``_``, ``.`` and ``-``, not starting with ``.`` or ``-``."""
+
+
+def check_name(name: object) -> str:
+    """Return ``name`` if it is a valid task name, else raise SpecError saying how to fix it."""
+    if not isinstance(name, str):
+        raise SpecError(f"task name {name!r} is a {type(name).__name__}; task names are strings")
+    if not name:
+        raise SpecError("a task has an empty name; give every task a name such as 'download'")
+    if not NAME_PATTERN.match(name):
+        if name[0] in ".-":
+            why = f"starts with {name[0]!r}"
+        else:
+            bad = sorted({c for c in name if not re.match(r"[A-Za-z0-9_.-]", c)})
+            why = "contains " + ", ".join(repr(c) for c in bad)
+        raise SpecError(
+            f"task name {name!r} {why}; use letters, digits, '_', '.' and '-', "
+            f"not starting with '.' or '-' (e.g. {suggest_valid(name)!r})"
+        )
+    return name
+
+
+def suggest_valid(name: str) -> str:
+    """A valid name close to ``name``: bad characters become ``_``."""
+    fixed = re.sub(r"[^A-Za-z0-9_.-]", "_", name).lstrip(".-")
+    return fixed or "task"
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """``", did you mean 'x'?"`` for the closest known name, or ``""`` when none is close."""
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    return f", did you mean {close[0]!r}?" if close else ""

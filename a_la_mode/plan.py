@@ -1,0 +1,352 @@
+"""The plan: a canonical bencoded file in which every task carries its content-addressed output.
+
+Reading is strict. The bytes must be exactly the canonical encoding of what they decode to,
+every output ID is recomputed, every input must name a task of the plan and equal its output,
+and the toposort must agree with the inputs. ``bencode.py`` decodes; strictness comes from
+re-encoding each task once, which both checks the bytes and yields the entry to re-hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+import bencodepy
+from pydantic import BaseModel, ConfigDict, PrivateAttr, model_validator
+
+from . import toposort
+from .canonical import encode, join_path
+from .errors import AlamodeError, PlanError
+from .naming import NAME_PATTERN
+
+PLAN_FORMAT = 1
+TOP_LEVEL_KEYS = frozenset({"format", "meta", "tasks", "toposort", "toposort_flatten"})
+OUTPUT_ID = re.compile(r"^[0-9a-f]{64}$")
+_OUTPUT_KEY = b"6:output64:"
+_DECODER = bencodepy.Bencode(encoding="utf-8")
+
+
+class Plan(BaseModel):
+    """A verified plan. Build one with ``compile_plan``/``Dag.compile`` or ``load_plan``.
+
+    ``tasks`` maps each name to its entry: the user's spec plus ``inputs`` (dependency name ->
+    its output ID) and ``output`` (this task's output ID).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    format: Literal[1] = PLAN_FORMAT
+    meta: dict[str, Any]
+    tasks: dict[str, dict[str, Any]]
+    toposort: list[list[str]]
+    toposort_flatten: list[str]
+
+    _digest: str | None = PrivateAttr(default=None)
+    _legacy: bool = PrivateAttr(default=False)
+
+    @model_validator(mode="after")
+    def _verify(self) -> Plan:
+        try:
+            _verify_semantics(self.tasks, self.toposort, self.toposort_flatten, check_hash=True)
+        except PlanError as err:
+            raise ValueError(str(err)) from None
+        return self
+
+    @classmethod
+    def trusted(cls, **fields: Any) -> Plan:
+        """Build a plan from fields already verified (the compiler's path): no re-check."""
+        return cls.model_construct(**fields)
+
+    @classmethod
+    def from_bytes(cls, data: bytes, source: str = "plan") -> Plan:
+        """Decode and verify a plan file's bytes; raise PlanError naming ``source`` and the fault."""
+        try:
+            return _read(data)
+        except PlanError as err:
+            raise PlanError(f"{source}: {err}") from None
+
+    # -- reading a task ------------------------------------------------------------------
+
+    def spec(self, name: str) -> dict[str, Any]:
+        """The user's spec of task ``name``: its entry without ``inputs`` and ``output``."""
+        entry = self.tasks[name]
+        return {k: v for k, v in entry.items() if k not in ("inputs", "output")}
+
+    def inputs(self, name: str) -> dict[str, str]:
+        """Dependency name -> output ID, for task ``name``."""
+        inputs: dict[str, str] = self.tasks[name]["inputs"]
+        return inputs
+
+    def output(self, name: str) -> str:
+        """The output ID of task ``name``."""
+        output: str = self.tasks[name]["output"]
+        return output
+
+    # -- writing -------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """The plan as the plain dict that is bencoded (``Dag.encode()`` returns this)."""
+        result: dict[str, Any] = {
+            "meta": self.meta,
+            "tasks": self.tasks,
+            "toposort": self.toposort,
+            "toposort_flatten": self.toposort_flatten,
+        }
+        if not self._legacy:
+            result = {"format": self.format, **result}
+        return result
+
+    def iter_bytes(self) -> Iterator[bytes]:
+        """The canonical file bytes, in pieces of about one task each."""
+        top = self.to_dict()
+        yield b"d"
+        for key in sorted(top):
+            yield encode(key)
+            if key == "tasks":
+                yield b"d"
+                for name in sorted(self.tasks):
+                    yield encode(name)
+                    head, tail = task_parts(self.tasks[name])
+                    yield b"".join((b"d", head, _OUTPUT_KEY, self.output(name).encode(), tail, b"e"))
+                yield b"e"
+            else:
+                yield encode(top[key])
+        yield b"e"
+
+    def to_bytes(self) -> bytes:
+        """The canonical bencoding of the plan: the plan file's exact content."""
+        return b"".join(self.iter_bytes())
+
+    @property
+    def digest(self) -> str:
+        """sha256 of the plan file's bytes: names this exact plan (e.g. in a store)."""
+        if self._digest is None:
+            hasher = hashlib.sha256()
+            for piece in self.iter_bytes():
+                hasher.update(piece)
+            self._digest = hasher.hexdigest()
+        return self._digest
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the plan file atomically: a reader sees the old file or the new, never half."""
+        target = Path(path)
+        fd, tmp = tempfile.mkstemp(dir=target.parent or ".", prefix=f".{target.name}.")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.writelines(self.iter_bytes())
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+
+
+def load_plan(path: str | os.PathLike[str]) -> Plan:
+    """Read and verify the plan file at ``path``; raise PlanError when it cannot be trusted."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as err:
+        raise PlanError(f"cannot read plan {os.fspath(path)}: {err.strerror}") from None
+    return Plan.from_bytes(data, os.fspath(path))
+
+
+def save_plan(plan: Plan, path: str | os.PathLike[str]) -> None:
+    """Write ``plan`` to ``path`` atomically (same as ``plan.save(path)``)."""
+    plan.save(path)
+
+
+def task_parts(entry: dict[str, Any]) -> tuple[bytes, bytes]:
+    """Encode a task entry's items around ``output``: (keys before it, keys after it).
+
+    The hashed entry is ``d + head + tail + e``; the task in the file is
+    ``d + head + 6:output64:<id> + tail + e``. One encoding serves both.
+    """
+    head: list[bytes] = []
+    tail: list[bytes] = []
+    for key in sorted(entry):
+        if key == "output":
+            continue
+        side = head if key < "output" else tail
+        side.append(encode(key))
+        side.append(encode(entry[key]))
+    return b"".join(head), b"".join(tail)
+
+
+def entry_bytes(entry: dict[str, Any]) -> bytes:
+    """The bencoded entry (spec and inputs, no output) whose sha256 is the output ID."""
+    head, tail = task_parts(entry)
+    return b"".join((b"d", head, tail, b"e"))
+
+
+# -- reading ------------------------------------------------------------------------------
+
+
+def _read(data: bytes) -> Plan:
+    if not data:
+        raise PlanError("is empty, not a plan; produce one with 'alamode encode SPEC -o PLAN'")
+    if not data.startswith(b"d"):
+        raise PlanError(
+            "is not a plan (a plan file is a bencoded dictionary and starts with 'd'); "
+            "produce one with 'alamode encode SPEC -o PLAN'"
+        )
+    try:
+        top = _DECODER.decode(data)
+    except bencodepy.BencodeDecodeError as err:
+        raise PlanError(
+            f"is corrupt or truncated ({err}: bad bencode or text that is not UTF-8); "
+            "re-encode it from its spec"
+        ) from None
+    legacy = _check_top_level(top)
+    _check_bytes_and_hashes(data, top)
+    _verify_semantics(top["tasks"], top["toposort"], top["toposort_flatten"], check_hash=False)
+    plan = Plan.trusted(
+        format=PLAN_FORMAT,
+        meta=top["meta"],
+        tasks=top["tasks"],
+        toposort=top["toposort"],
+        toposort_flatten=top["toposort_flatten"],
+    )
+    plan._legacy = legacy
+    plan._digest = hashlib.sha256(data).hexdigest()
+    return plan
+
+
+def _check_top_level(top: Any) -> bool:
+    """Check the plan's outer shape and format; return True for an a-la-mode 0.1.2 plan."""
+    if not isinstance(top, dict):
+        raise PlanError("is not a plan: its top level is not a dictionary")
+    fmt = top.get("format")
+    if fmt is not None and fmt != PLAN_FORMAT:
+        if isinstance(fmt, int) and fmt > PLAN_FORMAT:
+            raise PlanError(
+                f"has plan format {fmt}, newer than this alamode reads ({PLAN_FORMAT}); "
+                "upgrade a-la-mode"
+            )
+        raise PlanError(f"has unknown plan format {fmt!r}; this alamode reads format {PLAN_FORMAT}")
+    unknown = sorted(set(top) - TOP_LEVEL_KEYS)
+    if unknown:
+        raise PlanError(f"has unknown field {unknown[0]!r}; a format-1 plan has only "
+                        f"{', '.join(sorted(TOP_LEVEL_KEYS))}")
+    for key, kind in (("meta", dict), ("tasks", dict), ("toposort", list),
+                      ("toposort_flatten", list)):
+        if key not in top:
+            raise PlanError(f"has no {key!r} field; it is not a complete plan")
+        if not isinstance(top[key], kind):
+            raise PlanError(f"field {key!r} is a {type(top[key]).__name__}, not a {kind.__name__}")
+    return "format" not in top
+
+
+def _check_bytes_and_hashes(data: bytes, top: dict[str, Any]) -> None:
+    """Re-encode ``top`` piece by piece against ``data`` and re-hash every task on the way."""
+    view = memoryview(data)
+    pos = 0
+
+    def expect(piece: bytes, where: str) -> None:
+        nonlocal pos
+        end = pos + len(piece)
+        if view[pos:end] != piece:
+            raise PlanError(
+                f"{where} is not in canonical bencode (unsorted or duplicate keys, or a "
+                "non-canonical number); re-encode the plan from its spec"
+            )
+        pos = end
+
+    expect(b"d", "the plan")
+    for key in sorted(top):
+        expect(encode(key), "the plan")
+        if key != "tasks":
+            expect(encode(top[key]), f"field {key!r}")
+            continue
+        expect(b"d", "field 'tasks'")
+        for name in sorted(top["tasks"]):
+            entry = top["tasks"][name]
+            where = f"task {name!r}"
+            _check_entry_shape(name, entry)
+            expect(encode(name), "field 'tasks'")
+            head, tail = task_parts(entry)
+            recorded = entry["output"]
+            expect(b"d" + head + _OUTPUT_KEY, where)
+            expect(recorded.encode() + tail + b"e", where)
+            computed = hashlib.sha256(b"".join((b"d", head, tail, b"e"))).hexdigest()
+            if computed != recorded:
+                raise PlanError(
+                    f"{where}: field 'output' does not match its spec and inputs "
+                    f"(recorded {recorded[:12]}…, computed {computed[:12]}…): the plan was edited "
+                    "or corrupted; re-encode it from its spec"
+                )
+        expect(b"e", "field 'tasks'")
+    expect(b"e", "the plan")
+    if pos != len(data):
+        raise PlanError("has trailing bytes after the plan; re-encode it from its spec")
+
+
+def _check_entry_shape(name: str, entry: Any) -> None:
+    where = f"task {name!r}"
+    if not NAME_PATTERN.match(name):
+        raise PlanError(
+            f"{where}: the name is not a valid task name (letters, digits, '_', '.', '-'); "
+            "rename it in the spec and re-encode"
+        )
+    if not isinstance(entry, dict):
+        raise PlanError(f"{where} is a {type(entry).__name__}, not a dictionary")
+    output = entry.get("output")
+    if not isinstance(output, str) or not OUTPUT_ID.match(output):
+        raise PlanError(f"{where}: field 'output' is missing or not a 64-hex-digit output ID")
+    inputs = entry.get("inputs")
+    if not isinstance(inputs, dict) or not all(isinstance(v, str) for v in inputs.values()):
+        raise PlanError(f"{where}: field 'inputs' is missing or not a dictionary of output IDs")
+
+
+def _verify_semantics(
+    tasks: dict[str, Any],
+    order: list[Any],
+    flatten: list[Any],
+    *,
+    check_hash: bool,
+) -> None:
+    """Inputs resolve to their tasks' outputs, and the toposort matches; optionally re-hash."""
+    for name, entry in tasks.items():
+        if check_hash:
+            _check_entry_shape(name, entry)
+            if hashlib.sha256(entry_bytes(entry)).hexdigest() != entry["output"]:
+                raise PlanError(
+                    f"task {name!r}: field 'output' does not match its spec and inputs"
+                )
+        for dep, output in entry["inputs"].items():
+            upstream = tasks.get(dep)
+            if upstream is None:
+                raise PlanError(
+                    f"task {name!r}: field {join_path('inputs', dep)} names no task of the plan"
+                )
+            if upstream["output"] != output:
+                raise PlanError(
+                    f"task {name!r}: field {join_path('inputs', dep)} is {output[:12]}…, "
+                    f"but task {dep!r} outputs {upstream['output'][:12]}…"
+                )
+    try:
+        expected = toposort.levels({name: entry["inputs"] for name, entry in tasks.items()})
+    except AlamodeError as err:
+        raise PlanError(str(err)) from None
+    if len(order) != len(expected) or not all(map(_same_level, order, expected)):
+        raise PlanError("field 'toposort' does not match the tasks' inputs; re-encode the plan")
+    if flatten != [name for level in expected for name in level]:
+        raise PlanError(
+            "field 'toposort_flatten' does not match the tasks' inputs; re-encode the plan"
+        )
+
+
+def _same_level(got: Any, want: list[str]) -> bool:
+    """A recorded level holds the expected names, in any order (a-la-mode 0.1.2 left them
+    unsorted)."""
+    if not isinstance(got, list) or len(got) != len(want):
+        return False
+    try:
+        return set(got) == set(want)
+    except TypeError:  # an unhashable item: certainly not a task name
+        return False

@@ -1,0 +1,1 @@
+"""Engine and store plugins, each registered through an entry point (none yet)."""
