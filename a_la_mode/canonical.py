@@ -12,7 +12,7 @@ Everything else is refused with the path of the offending value and a way out.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from .errors import UnrepresentableValue
@@ -53,20 +53,46 @@ def iter_encoded(value: Any) -> Iterator[bytes]:
     yield b"e"
 
 
+def encode_items(mapping: dict[str, Any], keys: Iterable[str]) -> bytes:
+    """The bencoded key/value pairs of ``mapping`` for ``keys`` (already sorted), no ``d``/``e``.
+
+    The hot path of compiling and loading: keys repeat from task to task (``command``,
+    ``image``...), so their encodings are cached, and strings and dicts are handled inline.
+    """
+    out: list[bytes] = []
+    emit = out.append
+    for key in keys:
+        head = _KEY_CACHE.get(key)
+        if head is None:
+            raw = key.encode()
+            head = b"%d:%s" % (len(raw), raw)
+            if len(_KEY_CACHE) < _KEY_CACHE_SIZE:
+                _KEY_CACHE[key] = head
+        value = mapping[key]
+        kind = type(value)
+        if kind is str:
+            text = value.encode()
+            emit(b"%s%d:%s" % (head, len(text), text))
+        elif kind is dict:
+            emit(head)
+            emit(b"d%se" % encode_items(value, sorted(value)))
+        else:
+            emit(head)
+            _encode_into(value, emit)
+    return b"".join(out)
+
+
+_KEY_CACHE: dict[str, bytes] = {}
+_KEY_CACHE_SIZE = 4096  # bounded: dependency names are keys too, and there may be millions
+
+
 def _encode_into(value: Any, emit: Callable[[bytes], None]) -> None:
     kind = type(value)
     if kind is str:
         raw = value.encode()
-        emit(b"%d:" % len(raw))
-        emit(raw)
+        emit(b"%d:%s" % (len(raw), raw))
     elif kind is dict:
-        emit(b"d")
-        for key in sorted(value):
-            raw = key.encode()
-            emit(b"%d:" % len(raw))
-            emit(raw)
-            _encode_into(value[key], emit)
-        emit(b"e")
+        emit(b"d%se" % encode_items(value, sorted(value)))
     elif kind is list or kind is tuple:
         emit(b"l")
         for item in value:
@@ -79,16 +105,18 @@ def _encode_into(value: Any, emit: Callable[[bytes], None]) -> None:
         raise TypeError(f"cannot bencode {kind.__name__}")
 
 
-def normalise(value: Any, path: str) -> Value:
+def normalise(value: Any, path: str | Callable[[], str]) -> Value:
     """Return a private copy of ``value`` in plain plan form (tuples become lists).
 
-    Raises UnrepresentableValue naming ``path`` (e.g. ``tasks.blur.spec.threshold``) and the
-    fix when any part of ``value`` has no faithful bencode form.
+    Raises UnrepresentableValue naming ``path`` (e.g. ``tasks.blur.spec.threshold``; a
+    callable is only called on failure) and the fix when any part of ``value`` has no
+    faithful bencode form.
     """
     try:
         return _copy_checked(value, 0)
     except (_Unrepresentable, RecursionError):
-        raise _locate(value, path, 0) from None
+        where = path if isinstance(path, str) else path()
+        raise _locate(value, where, 0) from None
 
 
 class _Unrepresentable(Exception):
@@ -110,9 +138,12 @@ def _copy_checked(value: Any, depth: int) -> Value:
     if kind is dict:
         copied: dict[str, Any] = {}
         for key, item in value.items():
-            if type(key) is not str or not _is_utf8(key):
+            if type(key) is not str or not (key.isascii() or _is_utf8(key)):
                 raise _Unrepresentable
-            copied[key] = _copy_checked(item, depth + 1)
+            if type(item) is str and item.isascii():  # the common case, inline
+                copied[key] = item
+            else:
+                copied[key] = _copy_checked(item, depth + 1)
         return copied
     if kind is list or kind is tuple:
         return [_copy_checked(item, depth + 1) for item in value]
@@ -162,6 +193,8 @@ def _locate(value: Any, path: str, depth: int) -> UnrepresentableValue:
 
 
 def _why_not(value: Any) -> str:
+    if type(value) is int:
+        return "is an integer of over 4,000 digits; store it as a string"
     shown = repr(value)
     if len(shown) > 40:
         shown = shown[:37] + "..."
@@ -181,8 +214,6 @@ def _why_not(value: Any) -> str:
         return "is bytes; use str (e.g. data.decode('utf-8')) or hex/base64 text"
     if isinstance(value, set | frozenset):
         return f"is a {type(value).__name__} ({shown}); use a sorted list"
-    if type(value) is int:
-        return "is an integer of over 4,000 digits; store it as a string"
     if isinstance(value, str | int | dict | list | tuple):
         return (
             f"is a {type(value).__name__} subclass ({shown}); "

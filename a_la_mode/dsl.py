@@ -17,13 +17,15 @@ import pprint
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeAlias
 
+from .bulk import paused_gc
 from .encoder import TaskDef, compile_plan
 from .errors import SpecError
 from .naming import check_name, did_you_mean
 from .plan import Plan, load_plan
 
-pp = pprint.PrettyPrinter(indent=2).pprint
-"""Pretty-print, as the original a-la-mode exported it."""
+def pp(value: object) -> None:
+    """Pretty-print with indent 2, as the original a-la-mode's ``pp`` (to the current stdout)."""
+    pprint.PrettyPrinter(indent=2).pprint(value)
 
 Nodes: TypeAlias = "Task | TaskGroup | Sequence[Task | TaskGroup]"
 
@@ -257,7 +259,8 @@ class Dag(TaskGroup):
 
     def compile(self) -> Plan:
         """Validate the Dag and return its Plan (output IDs computed)."""
-        return compile_plan(self.meta, self.task_defs())
+        with paused_gc():
+            return compile_plan(self.meta, self.task_defs())
 
     def encode(self) -> dict[str, Any]:
         """The plan as a plain dict: format, meta, tasks (spec, inputs, output), toposort."""

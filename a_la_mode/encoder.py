@@ -10,52 +10,62 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from . import toposort
-from .canonical import encode, join_path, normalise
+from .bulk import paused_gc
+from .canonical import join_path, normalise
 from .errors import DependencyError, SpecError
-from .naming import check_name, did_you_mean
-from .plan import PLAN_FORMAT, Plan
-
-RESERVED_KEYS = ("inputs", "output")
+from .naming import NAME_PATTERN, check_name, did_you_mean
+from .plan import PLAN_FORMAT, Plan, task_parts
 
 
-@dataclass(frozen=True)
-class TaskDef:
+
+class TaskDef(NamedTuple):
     """One task as described by the user: its name, its spec, the names it depends on."""
 
     name: str
     spec: Mapping[str, Any]
-    deps: Sequence[str] = field(default_factory=tuple)
+    deps: Sequence[str] = ()
 
 
 def compile_plan(meta: Mapping[str, Any], tasks: Iterable[TaskDef]) -> Plan:
     """Validate ``tasks`` and return their Plan; raise a SpecError naming what is wrong."""
+    with paused_gc():
+        return _compile(meta, tasks)
+
+
+def _compile(meta: Mapping[str, Any], tasks: Iterable[TaskDef]) -> Plan:
     if not isinstance(meta, Mapping):
         raise SpecError(f"meta is a {type(meta).__name__}; it must be a dict such as {{}}")
     plain_meta = normalise(dict(meta), "meta")
     defs: dict[str, TaskDef] = {}
+    entries: dict[str, dict[str, Any]] = {}
     for task in tasks:
-        check_name(task.name)
-        if task.name in defs:
-            raise SpecError(
-                f"task {task.name!r} is defined twice; give one of them another name"
-            )
-        defs[task.name] = task
-    entries = {name: _checked_spec(task) for name, task in defs.items()}
+        name = task.name
+        if type(name) is not str or not NAME_PATTERN.match(name):
+            check_name(name)  # raises, saying what is wrong with it
+        if name in defs:
+            raise SpecError(f"task {name!r} is defined twice; give one of them another name")
+        defs[name] = task
+        entries[name] = _checked_spec(task)
     deps = {name: _checked_deps(task, defs) for name, task in defs.items()}
     order = toposort.levels(deps)
 
     outputs: dict[str, str] = {}
+    parts: dict[str, tuple[bytes, bytes]] = {}
     for level in order:
         for name in level:
             entry = entries[name]
             entry["inputs"] = {dep: outputs[dep] for dep in deps[name]}
-            output = hashlib.sha256(encode(entry)).hexdigest()
+            try:
+                head, tail = parts[name] = task_parts(entry)
+            except (TypeError, ValueError, AttributeError, RecursionError):
+                raise _explain(defs[name]) from None
+            output = hashlib.sha256(b"".join((b"d", head, tail, b"e"))).hexdigest()
             entry["output"] = outputs[name] = output
     return Plan.trusted(
+        parts=parts,
         format=PLAN_FORMAT,
         meta=plain_meta,
         tasks=entries,
@@ -64,39 +74,55 @@ def compile_plan(meta: Mapping[str, Any], tasks: Iterable[TaskDef]) -> Plan:
     )
 
 
-def _task_path(name: str) -> str:
-    return join_path("tasks", name)
+def _spec_path(name: str) -> str:
+    return join_path("tasks", name) + ".spec"
 
 
 def _checked_spec(task: TaskDef) -> dict[str, Any]:
-    """A private, plain copy of the task's spec; refuses non-dicts and reserved keys."""
+    """A private, plain copy of the task's spec; refuses non-dicts and reserved keys.
+
+    Top-level str and int values (the usual spec) are copied as they are; encoding refuses
+    what they cannot hold (lone surrogates, huge ints) and ``_explain`` says why.
+    """
     spec = task.spec
     if not isinstance(spec, Mapping):
         raise SpecError(
             f"task {task.name!r} has a spec of type {type(spec).__name__}; "
             "a spec is a dict such as {'command': 'make all'}"
         )
-    for key in RESERVED_KEYS:
-        if key in spec:
-            raise SpecError(
-                f"task {task.name!r} uses the reserved key {key!r} in its spec; "
-                "a_la_mode fills it in (dependencies go in add_dep, >> or 'deps'): rename the key"
+    if "inputs" in spec or "output" in spec:
+        key = "inputs" if "inputs" in spec else "output"
+        raise SpecError(
+            f"task {task.name!r} uses the reserved key {key!r} in its spec; "
+            "a_la_mode fills it in (dependencies go in add_dep, >> or 'deps'): rename the key"
+        )
+    for key, value in spec.items():
+        if type(key) is not str or (type(value) is not str and type(value) is not int):
+            copied = normalise(spec, lambda: _spec_path(task.name))
+            assert type(copied) is dict
+            return copied
+    return dict(spec)
+
+
+def _explain(task: TaskDef) -> SpecError:
+    """The error for a spec that encoding refused: find the offending value and its path."""
+    try:
+        normalise(task.spec, _spec_path(task.name))
+    except SpecError as err:
+        return err
+    return SpecError(f"task {task.name!r}: its spec cannot be bencoded")
+
+
+def _checked_deps(task: TaskDef, defs: Mapping[str, TaskDef]) -> Sequence[str]:
+    """The task's dependency names; all must be other known tasks."""
+    for dep in task.deps:
+        if dep not in defs:
+            raise DependencyError(
+                f"task {task.name!r} depends on unknown task {dep!r}"
+                + (did_you_mean(dep, defs) or "; define it or remove the dependency")
             )
-    copied = normalise(dict(spec), _task_path(task.name) + ".spec")
-    assert isinstance(copied, dict)
-    return copied
-
-
-def _checked_deps(task: TaskDef, defs: Mapping[str, TaskDef]) -> list[str]:
-    names = list(task.deps)
-    for dep in names:
         if dep == task.name:
             raise DependencyError(
                 f"task {task.name!r} depends on itself; remove that dependency"
             )
-        if dep not in defs:
-            raise DependencyError(
-                f"task {task.name!r} depends on unknown task {dep!r}"
-                f"{did_you_mean(dep, defs)}"
-            )
-    return names
+    return task.deps

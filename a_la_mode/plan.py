@@ -8,6 +8,7 @@ re-encoding each task once, which both checks the bytes and yields the entry to 
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import os
 import re
@@ -20,7 +21,8 @@ import bencodepy
 from pydantic import BaseModel, ConfigDict, PrivateAttr, model_validator
 
 from . import toposort
-from .canonical import encode, join_path
+from .bulk import paused_gc
+from .canonical import encode, encode_items, join_path
 from .errors import AlamodeError, PlanError
 from .naming import NAME_PATTERN
 
@@ -48,6 +50,8 @@ class Plan(BaseModel):
 
     _digest: str | None = PrivateAttr(default=None)
     _legacy: bool = PrivateAttr(default=False)
+    # Each task encoded around its output, kept by the compiler so saving re-encodes nothing.
+    _parts: dict[str, tuple[bytes, bytes]] | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _verify(self) -> Plan:
@@ -58,17 +62,29 @@ class Plan(BaseModel):
         return self
 
     @classmethod
-    def trusted(cls, **fields: Any) -> Plan:
-        """Build a plan from fields already verified (the compiler's path): no re-check."""
-        return cls.model_construct(**fields)
+    def trusted(cls, parts: dict[str, tuple[bytes, bytes]] | None = None, **fields: Any) -> Plan:
+        """Build a plan from fields already verified (the compiler's path): no re-check.
+
+        ``parts`` maps each task to ``task_parts(entry)``, when the caller has them.
+        """
+        plan = cls.model_construct(**fields)
+        plan._parts = parts
+        return plan
 
     @classmethod
     def from_bytes(cls, data: bytes, source: str = "plan") -> Plan:
         """Decode and verify a plan file's bytes; raise PlanError naming ``source`` and the fault."""
         try:
-            return _read(data)
+            with paused_gc():
+                return _read(data)
         except PlanError as err:
             raise PlanError(f"{source}: {err}") from None
+
+    def __eq__(self, other: object) -> bool:
+        """Plans are equal when their content is (caches and digests aside)."""
+        return isinstance(other, Plan) and self.to_dict() == other.to_dict()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable dict fields: not hashable
 
     # -- reading a task ------------------------------------------------------------------
 
@@ -109,10 +125,13 @@ class Plan(BaseModel):
             yield encode(key)
             if key == "tasks":
                 yield b"d"
-                for name in sorted(self.tasks):
-                    yield encode(name)
-                    head, tail = task_parts(self.tasks[name])
-                    yield b"".join((b"d", head, _OUTPUT_KEY, self.output(name).encode(), tail, b"e"))
+                parts = self._parts
+                tasks = self.tasks
+                for name in sorted(tasks):
+                    raw = name.encode()
+                    head, tail = parts[name] if parts else task_parts(tasks[name])
+                    output = tasks[name]["output"].encode()
+                    yield b"%d:%sd%s6:output64:%s%se" % (len(raw), raw, head, output, tail)
                 yield b"e"
             else:
                 yield encode(top[key])
@@ -134,7 +153,10 @@ class Plan(BaseModel):
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the plan file atomically: a reader sees the old file or the new, never half."""
-        target = Path(path)
+        with paused_gc():
+            self._save(Path(path))
+
+    def _save(self, target: Path) -> None:
         fd, tmp = tempfile.mkstemp(dir=target.parent or ".", prefix=f".{target.name}.")
         try:
             with os.fdopen(fd, "wb") as out:
@@ -167,15 +189,10 @@ def task_parts(entry: dict[str, Any]) -> tuple[bytes, bytes]:
     The hashed entry is ``d + head + tail + e``; the task in the file is
     ``d + head + 6:output64:<id> + tail + e``. One encoding serves both.
     """
-    head: list[bytes] = []
-    tail: list[bytes] = []
-    for key in sorted(entry):
-        if key == "output":
-            continue
-        side = head if key < "output" else tail
-        side.append(encode(key))
-        side.append(encode(entry[key]))
-    return b"".join(head), b"".join(tail)
+    keys = sorted(entry)
+    split = bisect.bisect_left(keys, "output")
+    after = split + 1 if split < len(keys) and keys[split] == "output" else split
+    return encode_items(entry, keys[:split]), encode_items(entry, keys[after:])
 
 
 def entry_bytes(entry: dict[str, Any]) -> bytes:
@@ -330,7 +347,8 @@ def _verify_semantics(
                     f"but task {dep!r} outputs {upstream['output'][:12]}…"
                 )
     try:
-        expected = toposort.levels({name: entry["inputs"] for name, entry in tasks.items()})
+        deps = {name: entry["inputs"] for name, entry in tasks.items()}
+        expected = toposort.levels(deps, flatten if _all_str(flatten) else None)
     except AlamodeError as err:
         raise PlanError(str(err)) from None
     if len(order) != len(expected) or not all(map(_same_level, order, expected)):
@@ -350,3 +368,7 @@ def _same_level(got: Any, want: list[str]) -> bool:
         return set(got) == set(want)
     except TypeError:  # an unhashable item: certainly not a task name
         return False
+
+
+def _all_str(items: list[Any]) -> bool:
+    return all(type(item) is str for item in items)

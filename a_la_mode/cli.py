@@ -1,0 +1,174 @@
+"""The ``alamode`` command line. It only parses options and calls into the flow; output goes
+through render.py. Every deliberate error is one line on stderr and exit status 2."""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from . import __version__, render
+from .errors import AlamodeError, PlanError, SpecFileError
+from .graph import FORMATS
+from .plan import Plan, load_plan
+from .specfile import PipelineFile, compile_spec_file, is_spec_path, split_source
+
+app = typer.Typer(
+    name="alamode",
+    help="Pure data pipelines that never repeat work and never lose old results.\n\n"
+    "Compile a pipeline (a Python Dag or a JSON/YAML/TOML spec file) into a canonical, "
+    "content-addressed plan, then inspect it.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+class _State:
+    debug = False
+
+
+SOURCE_HELP = (
+    "A spec file (file.py, file.py:dag_name, .json, .yaml, .toml) or a plan file."
+)
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        render.text(f"alamode {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show tracebacks for errors.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only print results.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
+    ] = False,
+) -> None:
+    _State.debug = debug
+    render.Settings.quiet = quiet
+
+
+def open_source(source: str) -> Plan:
+    """Compile a spec file, or load and verify a plan file."""
+    if is_spec_path(source):
+        return compile_spec_file(source)
+    path = split_source(source)[0]
+    if not path.exists():
+        raise PlanError(f"{source}: no such file; give a plan file or a spec file "
+                        "(.py, .json, .yaml, .yml, .toml)")
+    return load_plan(path)
+
+
+@app.command()
+def encode(
+    spec: Annotated[str, typer.Argument(help="The spec file: file.py[:dag], .json, .yaml, .toml.")],
+    output: Annotated[
+        str | None,
+        typer.Option("--output", "-o", help="Plan file to write ('-' for stdout). "
+                     "Default: <spec name>.plan.bencode in the current directory."),
+    ] = None,
+    json_: JsonOption = False,
+) -> None:
+    """Compile a spec file into a canonical bencoded plan file."""
+    if not is_spec_path(spec):
+        raise SpecFileError(
+            f"{spec}: not a spec file (.py, .json, .yaml, .yml, .toml); "
+            "'alamode validate' checks plan files"
+        )
+    plan = compile_spec_file(spec)
+    if output == "-":
+        sys.stdout.buffer.writelines(plan.iter_bytes())
+        return
+    target = Path(output or split_source(spec)[0].stem + ".plan.bencode")
+    try:
+        plan.save(target)
+    except OSError as err:
+        raise AlamodeError(f"cannot write {target}: {err.strerror}") from None
+    summary = {"path": str(target), **render.plan_summary(plan)}
+    if json_:
+        render.json_out(summary)
+    else:
+        render.note(
+            f"wrote {target}: {summary['tasks']} tasks, plan {plan.digest[: render.SHORT_ID]}"
+        )
+
+
+@app.command()
+def show(
+    source: Annotated[str, typer.Argument(help=SOURCE_HELP)],
+    json_: JsonOption = False,
+) -> None:
+    """Show a plan's tasks in run order with their inputs and short output IDs."""
+    plan = open_source(source)
+    if json_:
+        render.json_out(render.plan_json(plan))
+    else:
+        render.plan_table(plan, source)
+
+
+@app.command()
+def validate(
+    sources: Annotated[list[str], typer.Argument(help=SOURCE_HELP + " Several may be given.")],
+    json_: JsonOption = False,
+) -> None:
+    """Check spec or plan files without writing anything; exit 2 on the first bad one."""
+    results = []
+    for source in sources:
+        plan = open_source(source)
+        results.append({"source": source, "ok": True, **render.plan_summary(plan)})
+        if not json_:
+            render.note(f"ok: {source}: {len(plan.tasks)} tasks, plan "
+                        f"{plan.digest[: render.SHORT_ID]}")
+    if json_:
+        render.json_out(results)
+
+
+class GraphFormat(str, Enum):
+    dot = "dot"
+    mermaid = "mermaid"
+
+
+@app.command()
+def graph(
+    source: Annotated[str, typer.Argument(help=SOURCE_HELP)],
+    format_: Annotated[
+        GraphFormat, typer.Option("--format", "-f", help="dot (Graphviz) or mermaid.")
+    ] = GraphFormat.dot,
+) -> None:
+    """Print the dependency graph as Graphviz dot or Mermaid."""
+    render.text(FORMATS[format_.value](open_source(source)))
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of declarative spec files (JSON, YAML, TOML)."""
+    render.text(json.dumps(PipelineFile.model_json_schema(), indent=2))
+
+
+def main() -> None:
+    """Console-script entry point: run the app, turning our errors into one line and exit 2."""
+    try:
+        app(prog_name="alamode")
+    except AlamodeError as err:
+        if _State.debug:
+            render.raw_stderr(traceback.format_exc())
+        elif isinstance(err, SpecFileError) and err.user_traceback:
+            render.raw_stderr(err.user_traceback)
+        render.error(str(err))
+        sys.exit(err.exit_code)
+    except KeyboardInterrupt:
+        render.error("interrupted; nothing was written")
+        sys.exit(130)

@@ -1,0 +1,242 @@
+"""Spec files: a Python module holding one Dag, or a declarative JSON, YAML or TOML file.
+
+Declarative files follow ``PipelineFile`` (``alamode schema`` prints its JSON Schema):
+
+    meta: {schedule: "@daily"}
+    tasks:
+      download: {spec: {command: "fetch.sh"}}
+      blur:     {deps: [download], spec: {command: "blur.sh"}}
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import re
+import sys
+import tomllib
+import traceback
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .dsl import Dag
+from .encoder import TaskDef, compile_plan
+from .errors import AlamodeError, SpecFileError
+from .naming import did_you_mean
+from .plan import Plan
+
+PYTHON_SUFFIXES = (".py",)
+DECLARATIVE_SUFFIXES = (".json", ".yaml", ".yml", ".toml")
+SPEC_SUFFIXES = PYTHON_SUFFIXES + DECLARATIVE_SUFFIXES
+
+
+class TaskEntry(BaseModel):
+    """One task of a declarative spec file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    deps: list[str] = Field(default_factory=list, description="Names of the tasks it needs.")
+    spec: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Hashed into the output ID: command, image, env, timeout, retries, any "
+        "other key. Values: str, int, lists and dicts of them (no floats, booleans or nulls).",
+    )
+
+
+class PipelineFile(BaseModel):
+    """A declarative pipeline: the same thing a Python Dag describes."""
+
+    model_config = ConfigDict(extra="forbid", title="a_la_mode pipeline spec file")
+
+    format: Literal[1] = Field(default=1, description="Version of this spec-file schema.")
+    meta: dict[str, Any] = Field(default_factory=dict, description="Free-form pipeline metadata.")
+    tasks: dict[str, TaskEntry] = Field(description="Task name -> its deps and spec.")
+
+    def task_defs(self) -> list[TaskDef]:
+        """The tasks as the compiler sees them."""
+        return [TaskDef(name, entry.spec, entry.deps) for name, entry in self.tasks.items()]
+
+
+_PICKED_DAG = re.compile(r"^(?P<path>.+\.py):(?P<attr>[A-Za-z_][A-Za-z0-9_]*)$")
+
+
+def split_source(source: str) -> tuple[Path, str | None]:
+    """``"file.py:name"`` -> (file.py, "name"); any other source -> (path, None)."""
+    picked = _PICKED_DAG.match(source)
+    if picked:
+        return Path(picked["path"]), picked["attr"]
+    return Path(source), None
+
+
+def is_spec_path(source: str) -> bool:
+    """True when ``source`` (optionally ``file.py:name``) names a spec file by its suffix."""
+    return split_source(source)[0].suffix.lower() in SPEC_SUFFIXES
+
+
+def compile_spec_file(source: str) -> Plan:
+    """Compile the spec file ``source`` (``file.py``, ``file.py:name``, JSON, YAML or TOML)."""
+    path, attr = split_source(source)
+    suffix = path.suffix.lower()
+    if suffix not in SPEC_SUFFIXES:
+        raise SpecFileError(
+            f"{path}: unknown spec file type {suffix or '(no suffix)'!r}; "
+            f"use one of {', '.join(SPEC_SUFFIXES)}"
+        )
+    if not path.is_file():
+        raise SpecFileError(f"{path}: no such spec file")
+    if suffix in PYTHON_SUFFIXES:
+        dag = load_python_dag(path, attr or None)
+        try:
+            return dag.compile()
+        except AlamodeError as err:
+            raise type(err)(f"{path}: {err}") from None
+    pipeline = load_declarative(path)
+    try:
+        return compile_plan(pipeline.meta, pipeline.task_defs())
+    except AlamodeError as err:
+        raise type(err)(f"{path}: {err}") from None
+
+
+# -- Python spec files -------------------------------------------------------------------
+
+
+def load_python_dag(path: Path, attr: str | None = None) -> Dag:
+    """Run the module at ``path`` and return its one module-level Dag (or the one named)."""
+    module_name = "alamode_spec_" + hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise SpecFileError(f"{path}: cannot be loaded as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    folder = str(path.resolve().parent)
+    sys.path.insert(0, folder)  # so the spec can import its neighbours
+    try:
+        spec.loader.exec_module(module)
+    except AlamodeError as err:
+        line = _user_line(err, path)
+        raise type(err)(f"{path}{line}: {err}") from None
+    except BaseException as err:  # the user's code failed: show their traceback, not ours
+        if isinstance(err, KeyboardInterrupt):
+            raise
+        raise SpecFileError(
+            f"{path} raised {type(err).__name__}: {err}; fix the spec file (traceback above)",
+            user_traceback=_user_traceback(err, path),
+        ) from None
+    finally:
+        sys.path.remove(folder)
+    dags = {name: value for name, value in vars(module).items() if isinstance(value, Dag)}
+    if attr is not None:
+        if attr not in dags:
+            raise SpecFileError(
+                f"{path} has no module-level Dag named {attr!r}{did_you_mean(attr, dags)}"
+            )
+        return dags[attr]
+    unique = {id(dag): name for name, dag in dags.items()}
+    if not unique:
+        raise SpecFileError(
+            f"{path} defines no Dag at module level; add one, e.g. 'dag = Dag({{}})'"
+        )
+    if len(unique) > 1:
+        names = ", ".join(sorted(unique.values()))
+        first = sorted(unique.values())[0]
+        raise SpecFileError(
+            f"{path} defines several Dags ({names}); pick one as {path}:{first}"
+        )
+    return dags[next(iter(unique.values()))]
+
+
+def _user_frames(err: BaseException, path: Path) -> list[traceback.FrameSummary]:
+    """The traceback frames that belong to the user's spec file (and what it called)."""
+    frames = traceback.extract_tb(err.__traceback__)
+    package = str(Path(__file__).parent)
+    for index, frame in enumerate(frames):
+        if Path(frame.filename).resolve() == path.resolve():
+            return [f for f in frames[index:] if not f.filename.startswith(package)]
+    return []
+
+
+def _user_traceback(err: BaseException, path: Path) -> str:
+    lines = ["Traceback (most recent call last):\n"]
+    lines += traceback.format_list(_user_frames(err, path))
+    lines += traceback.format_exception_only(type(err), err)
+    return "".join(lines)
+
+
+def _user_line(err: BaseException, path: Path) -> str:
+    frames = [f for f in _user_frames(err, path) if Path(f.filename).resolve() == path.resolve()]
+    return f":{frames[-1].lineno}" if frames else ""
+
+
+# -- declarative spec files --------------------------------------------------------------
+
+
+def load_declarative(path: Path) -> PipelineFile:
+    """Parse and validate a JSON, YAML or TOML spec file."""
+    text = _read_text(path)
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".json":
+            raw = json.loads(text, object_pairs_hook=_no_duplicate_keys)
+        elif suffix == ".toml":
+            raw = tomllib.loads(text)
+        else:
+            raw = yaml.load(text, Loader=_StrictYamlLoader)  # noqa: S506 - a SafeLoader subclass
+    except _DuplicateKey as err:
+        raise SpecFileError(f"{path}: {err}; every name may appear once") from None
+    except (ValueError, yaml.YAMLError) as err:
+        where = " ".join(str(err).split())
+        raise SpecFileError(f"{path}: not valid {suffix[1:].upper()}: {where}") from None
+    if not isinstance(raw, dict):
+        raise SpecFileError(f"{path}: the top level must be a mapping with a 'tasks' key")
+    try:
+        return PipelineFile.model_validate(raw)
+    except ValidationError as err:
+        first = err.errors()[0]
+        loc = ".".join(str(part) for part in first["loc"]) or "(top level)"
+        more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
+        raise SpecFileError(
+            f"{path}: {loc}: {first['msg']}{more}; see 'alamode schema' for the format"
+        ) from None
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise SpecFileError(f"{path}: not UTF-8 text") from None
+    except OSError as err:
+        raise SpecFileError(f"{path}: cannot read: {err.strerror}") from None
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise _DuplicateKey(f"duplicate key {key!r}")
+        result[key] = value
+    return result
+
+
+class _StrictYamlLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys instead of silently keeping the last."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            try:
+                hash(key)
+            except TypeError:
+                continue  # SafeLoader reports unhashable keys itself
+            if key in seen:
+                line = key_node.start_mark.line + 1
+                raise _DuplicateKey(f"duplicate key {key!r} on line {line}")
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
