@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import sys
 import traceback
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -34,9 +34,7 @@ class _State:
     debug = False
 
 
-SOURCE_HELP = (
-    "A spec file (file.py, file.py:dag_name, .json, .yaml, .toml) or a plan file."
-)
+SOURCE_HELP = "A spec file (file.py, file.py:dag_name, .json, .yaml, .toml) or a plan file."
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 
@@ -48,9 +46,7 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _main(
-    debug: Annotated[
-        bool, typer.Option("--debug", help="Show tracebacks for errors.")
-    ] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only print results.")] = False,
     version: Annotated[
         bool,
@@ -67,8 +63,10 @@ def open_source(source: str) -> Plan:
         return compile_spec_file(source)
     path = split_source(source)[0]
     if not path.exists():
-        raise PlanError(f"{source}: no such file; give a plan file or a spec file "
-                        "(.py, .json, .yaml, .yml, .toml)")
+        raise PlanError(
+            f"{source}: no such file; give a plan file or a spec file "
+            "(.py, .json, .yaml, .yml, .toml)"
+        )
     return load_plan(path)
 
 
@@ -77,8 +75,12 @@ def encode(
     spec: Annotated[str, typer.Argument(help="The spec file: file.py[:dag], .json, .yaml, .toml.")],
     output: Annotated[
         str | None,
-        typer.Option("--output", "-o", help="Plan file to write ('-' for stdout). "
-                     "Default: <spec name>.plan.bencode in the current directory."),
+        typer.Option(
+            "--output",
+            "-o",
+            help="Plan file to write ('-' for stdout). "
+            "Default: <spec name>.plan.bencode in the current directory.",
+        ),
     ] = None,
     json_: JsonOption = False,
 ) -> None:
@@ -130,13 +132,14 @@ def validate(
         plan = open_source(source)
         results.append({"source": source, "ok": True, **render.plan_summary(plan)})
         if not json_:
-            render.note(f"ok: {source}: {len(plan.tasks)} tasks, plan "
-                        f"{plan.digest[: render.SHORT_ID]}")
+            render.note(
+                f"ok: {source}: {len(plan.tasks)} tasks, plan {plan.digest[: render.SHORT_ID]}"
+            )
     if json_:
         render.json_out(results)
 
 
-class GraphFormat(str, Enum):
+class GraphFormat(StrEnum):
     dot = "dot"
     mermaid = "mermaid"
 

@@ -23,9 +23,11 @@ from .errors import SpecError
 from .naming import check_name, did_you_mean
 from .plan import Plan, load_plan
 
+
 def pp(value: object) -> None:
     """Pretty-print with indent 2, as the original a-la-mode's ``pp`` (to the current stdout)."""
     pprint.PrettyPrinter(indent=2).pprint(value)
+
 
 Nodes: TypeAlias = "Task | TaskGroup | Sequence[Task | TaskGroup]"
 
@@ -103,8 +105,8 @@ class TaskGroup:
     Both use the group's tasks as they are at that moment.
     """
 
-    def __init__(self, dag: Dag | None, prefix: str) -> None:
-        self._dag = dag if dag is not None else self  # type: ignore[assignment]
+    def __init__(self, dag: Dag, prefix: str) -> None:
+        self._dag = dag
         self.prefix = prefix
         self.members: list[Task] = []
 
@@ -148,9 +150,9 @@ class TaskGroup:
     ) -> Callable[[Callable[[], Mapping[str, Any]]], Task]:
         """Decorator: the function returns the spec; its name (or ``name``) names the task.
 
-            @dag.define(deps=[download])
-            def blur():
-                return {"command": "blur.sh"}
+        @dag.define(deps=[download])
+        def blur():
+            return {"command": "blur.sh"}
         """
 
         def register(make_spec: Callable[[], Mapping[str, Any]]) -> Task:
@@ -186,8 +188,8 @@ class TaskGroup:
             task.add_dep(*_exit_tasks(other))
         return self
 
-    __lshift__ = __rrshift__  # type: ignore[assignment]
-    __rlshift__ = __rshift__  # type: ignore[assignment]
+    __lshift__ = __rrshift__
+    __rlshift__ = __rshift__
 
     def __repr__(self) -> str:
         return f"TaskGroup({self.prefix!r}, {len(self.members)} tasks)"
@@ -197,7 +199,7 @@ class Dag(TaskGroup):
     """A pipeline: ``meta`` (hashed into the plan, not into output IDs) and its tasks."""
 
     def __init__(self, meta: Mapping[str, Any] | None = None, tasks: Sequence[Task] = ()) -> None:
-        super().__init__(None, "")
+        super().__init__(self, "")
         self.meta: dict[str, Any] = dict(meta) if meta is not None else {}
         self._by_name: dict[str, Task] = {}
         for task in tasks:
@@ -221,9 +223,7 @@ class Dag(TaskGroup):
 
     def _register(self, task: Task) -> None:
         if task.name in self._by_name:
-            raise SpecError(
-                f"task {task.name!r} is defined twice; give one of them another name"
-            )
+            raise SpecError(f"task {task.name!r} is defined twice; give one of them another name")
         self._by_name[task.name] = task
 
     def __getitem__(self, name: str) -> Task:

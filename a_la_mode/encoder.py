@@ -20,7 +20,6 @@ from .naming import NAME_PATTERN, check_name, did_you_mean
 from .plan import PLAN_FORMAT, Plan, task_parts
 
 
-
 class TaskDef(NamedTuple):
     """One task as described by the user: its name, its spec, the names it depends on."""
 
@@ -122,7 +121,5 @@ def _checked_deps(task: TaskDef, defs: Mapping[str, TaskDef]) -> Sequence[str]:
                 + (did_you_mean(dep, defs) or "; define it or remove the dependency")
             )
         if dep == task.name:
-            raise DependencyError(
-                f"task {task.name!r} depends on itself; remove that dependency"
-            )
+            raise DependencyError(f"task {task.name!r} depends on itself; remove that dependency")
     return task.deps

@@ -26,7 +26,7 @@ from .canonical import encode, encode_items, join_path
 from .errors import AlamodeError, PlanError
 from .naming import NAME_PATTERN
 
-PLAN_FORMAT = 1
+PLAN_FORMAT: Literal[1] = 1
 TOP_LEVEL_KEYS = frozenset({"format", "meta", "tasks", "toposort", "toposort_flatten"})
 OUTPUT_ID = re.compile(r"^[0-9a-f]{64}$")
 _OUTPUT_KEY = b"6:output64:"
@@ -73,7 +73,7 @@ class Plan(BaseModel):
 
     @classmethod
     def from_bytes(cls, data: bytes, source: str = "plan") -> Plan:
-        """Decode and verify a plan file's bytes; raise PlanError naming ``source`` and the fault."""
+        """Decode and verify a plan file's bytes; a PlanError names ``source`` and the fault."""
         try:
             with paused_gc():
                 return _read(data)
@@ -248,10 +248,16 @@ def _check_top_level(top: Any) -> bool:
         raise PlanError(f"has unknown plan format {fmt!r}; this alamode reads format {PLAN_FORMAT}")
     unknown = sorted(set(top) - TOP_LEVEL_KEYS)
     if unknown:
-        raise PlanError(f"has unknown field {unknown[0]!r}; a format-1 plan has only "
-                        f"{', '.join(sorted(TOP_LEVEL_KEYS))}")
-    for key, kind in (("meta", dict), ("tasks", dict), ("toposort", list),
-                      ("toposort_flatten", list)):
+        raise PlanError(
+            f"has unknown field {unknown[0]!r}; a format-1 plan has only "
+            f"{', '.join(sorted(TOP_LEVEL_KEYS))}"
+        )
+    for key, kind in (
+        ("meta", dict),
+        ("tasks", dict),
+        ("toposort", list),
+        ("toposort_flatten", list),
+    ):
         if key not in top:
             raise PlanError(f"has no {key!r} field; it is not a complete plan")
         if not isinstance(top[key], kind):
@@ -332,9 +338,7 @@ def _verify_semantics(
         if check_hash:
             _check_entry_shape(name, entry)
             if hashlib.sha256(entry_bytes(entry)).hexdigest() != entry["output"]:
-                raise PlanError(
-                    f"task {name!r}: field 'output' does not match its spec and inputs"
-                )
+                raise PlanError(f"task {name!r}: field 'output' does not match its spec and inputs")
         for dep, output in entry["inputs"].items():
             upstream = tasks.get(dep)
             if upstream is None:

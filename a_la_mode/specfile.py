@@ -142,9 +142,7 @@ def load_python_dag(path: Path, attr: str | None = None) -> Dag:
     if len(unique) > 1:
         names = ", ".join(sorted(unique.values()))
         first = sorted(unique.values())[0]
-        raise SpecFileError(
-            f"{path} defines several Dags ({names}); pick one as {path}:{first}"
-        )
+        raise SpecFileError(f"{path} defines several Dags ({names}); pick one as {path}:{first}")
     return dags[next(iter(unique.values()))]
 
 
@@ -183,7 +181,7 @@ def load_declarative(path: Path) -> PipelineFile:
         elif suffix == ".toml":
             raw = tomllib.loads(text)
         else:
-            raw = yaml.load(text, Loader=_StrictYamlLoader)  # noqa: S506 - a SafeLoader subclass
+            raw = yaml.load(text, Loader=_StrictYamlLoader)
     except _DuplicateKey as err:
         raise SpecFileError(f"{path}: {err}; every name may appear once") from None
     except (ValueError, yaml.YAMLError) as err:
@@ -230,7 +228,7 @@ class _StrictYamlLoader(yaml.SafeLoader):
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
         for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            key = self.construct_object(key_node, deep=deep)
             try:
                 hash(key)
             except TypeError:

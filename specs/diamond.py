@@ -7,17 +7,21 @@ declaratively in diamond.yaml and diamond.toml; all three compile to the same pl
 from a_la_mode import Dag, Task
 
 with Dag({"owner": "data-team"}) as dag:
-    users = Task("fetch-users", {"command": "seq 1 100 > \"$ALAMODE_OUTPUT/users.txt\""})
+    users = Task("fetch-users", {"command": 'seq 1 100 > "$ALAMODE_OUTPUT/users.txt"'})
     profiles = Task(
         "user-profiles",
-        {"command": "sed 's/^/profile-/' \"$ALAMODE_INPUT_FETCH_USERS/users.txt\" "
-                    "> \"$ALAMODE_OUTPUT/profiles.txt\""},
+        {
+            "command": "sed 's/^/profile-/' \"$ALAMODE_INPUT_FETCH_USERS/users.txt\" "
+            '> "$ALAMODE_OUTPUT/profiles.txt"'
+        },
     )
     orders = Task(
         "user-orders",
-        {"command": "awk '{print $1, $1 * 3}' \"$ALAMODE_INPUT_FETCH_USERS/users.txt\" "
-                    "> \"$ALAMODE_OUTPUT/orders.txt\"",
-         "env": {"LC_ALL": "C"}},
+        {
+            "command": "awk '{print $1, $1 * 3}' \"$ALAMODE_INPUT_FETCH_USERS/users.txt\" "
+            '> "$ALAMODE_OUTPUT/orders.txt"',
+            "env": {"LC_ALL": "C"},
+        },
     )
     details = Task("user-details", {})
 

@@ -17,8 +17,9 @@ SPECS = ROOT / "specs"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 # The machine is shared and noisy: judge properties, never wall-clock speed.
-settings.register_profile("shared-machine", deadline=None,
-                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile(
+    "shared-machine", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 settings.load_profile("shared-machine")
 
 # Output IDs a-la-mode 0.1.2 computes for the README's collage example (checked against the
@@ -47,10 +48,16 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 def collage_dag() -> Dag:
     """The original a-la-mode example, written exactly in its style."""
     dag = Dag({"schedule": "@daily"})
-    dag.task("download_images", {"image": "collage", "sha": "1qe34", "command": "python dl_images.py"})
-    dag.task("blur", {"image": "collage", "sha": "6f09d", "command": "python transform_images.py blur"})
-    dag.task("edge_enhance", {"image": "collage", "sha": "1qe34",
-                              "command": "python transform_images.py edge_enhance"})
+    dag.task(
+        "download_images", {"image": "collage", "sha": "1qe34", "command": "python dl_images.py"}
+    )
+    dag.task(
+        "blur", {"image": "collage", "sha": "6f09d", "command": "python transform_images.py blur"}
+    )
+    dag.task(
+        "edge_enhance",
+        {"image": "collage", "sha": "1qe34", "command": "python transform_images.py edge_enhance"},
+    )
     dag.task("collage", {"image": "collage", "sha": "1qe34", "command": "python collage.py"})
     for task in [dag.blur, dag.edge_enhance]:
         task.add_dep(dag.download_images)
@@ -64,13 +71,19 @@ def collage() -> Dag:
     return collage_dag()
 
 
-def alamode(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
-            stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def alamode(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run the real ``alamode`` console entry point in a child process."""
     return subprocess.run(
         [sys.executable, "-c", "from a_la_mode.cli import main; main()", *args],
-        capture_output=True, text=True, cwd=cwd, env={**os.environ, **(env or {})},
-        input=stdin, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        input=stdin,
+        timeout=120,
+        check=False,
     )
 
 
@@ -83,6 +96,8 @@ def original_package() -> Path:
     if not (where / "a_la_mode" / "task.py").exists():
         if os.environ.get("CI"):
             pytest.fail(f"a-la-mode 0.1.2 is not installed at {where} (.ci/run installs it)")
-        pytest.skip(f"a-la-mode 0.1.2 not installed at {where}: "
-                    "pip install --target .ci/original a-la-mode==0.1.2")
+        pytest.skip(
+            f"a-la-mode 0.1.2 not installed at {where}: "
+            "pip install --target .ci/original a-la-mode==0.1.2"
+        )
     return where

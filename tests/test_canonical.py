@@ -57,8 +57,13 @@ def test_bytes_do_not_depend_on_hash_seed() -> None:
         "import sys; sys.stdout.write(encode({k: [k, {k: 1}] for k in 'zyxwvu'}).hex())"
     )
     outputs = {
-        subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
-                       env={**os.environ, "PYTHONHASHSEED": seed}, check=True).stdout
+        subprocess.run(
+            [sys.executable, "-c", program],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            check=True,
+        ).stdout
         for seed in ("0", "1", "12345")
     }
     assert len(outputs) == 1
@@ -91,11 +96,23 @@ class Colour(enum.IntEnum):
         ({"text": "bad \udc80"}, "spec.text", "not valid UTF-8"),
         ({"big": 10**5000}, "spec.big", "over 4,000 digits"),
     ],
-    ids=["float", "bool", "none", "bytes", "set", "nested-float", "object", "odd-key",
-         "int-enum", "surrogate", "huge-int"],
+    ids=[
+        "float",
+        "bool",
+        "none",
+        "bytes",
+        "set",
+        "nested-float",
+        "object",
+        "odd-key",
+        "int-enum",
+        "surrogate",
+        "huge-int",
+    ],
 )
-def test_unrepresentable_values_are_refused_with_their_path(value: Any, path: str,
-                                                            hint: str) -> None:
+def test_unrepresentable_values_are_refused_with_their_path(
+    value: Any, path: str, hint: str
+) -> None:
     with pytest.raises(UnrepresentableValue) as caught:
         normalise(value, "spec")
     assert str(caught.value).startswith(path + " ")

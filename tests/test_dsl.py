@@ -84,8 +84,11 @@ def test_groups_compile_to_qualified_names_and_link_as_a_whole() -> None:
         fetch >> dedupe
     report = dag.task("report")
     start >> ingest >> report
-    assert [t.name for t in ingest] == ["ingest.fetch", "ingest.clean.dedupe",
-                                        "ingest.clean.validate"]
+    assert [t.name for t in ingest] == [
+        "ingest.fetch",
+        "ingest.clean.dedupe",
+        "ingest.clean.validate",
+    ]
     assert ingest.fetch is fetch and ingest["clean.dedupe"] is dedupe
     assert deps_of(dag) == {
         "start": [],

@@ -156,7 +156,10 @@ print(json.dumps({n: t["output"] for n, t in dag.encode()["tasks"].items()}))
     done = subprocess.run(
         [sys.executable, "-c", program, str(original_dir)],
         input=json.dumps([[t.name, t.spec, list(t.deps)] for t in defs]),
-        capture_output=True, text=True, env=env, check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
     )
     ours = compile_plan({}, defs)
     assert json.loads(done.stdout) == {t.name: ours.output(t.name) for t in defs}
@@ -166,8 +169,12 @@ print(json.dumps({n: t["output"] for n, t in dag.encode()["tasks"].items()}))
 
 
 def test_a_cycle_is_refused_naming_its_tasks_in_order() -> None:
-    defs = [TaskDef("a", {}, ["c"]), TaskDef("b", {}, ["a"]), TaskDef("c", {}, ["b"]),
-            TaskDef("d", {}, [])]
+    defs = [
+        TaskDef("a", {}, ["c"]),
+        TaskDef("b", {}, ["a"]),
+        TaskDef("c", {}, ["b"]),
+        TaskDef("d", {}, []),
+    ]
     with pytest.raises(DependencyError, match=r"dependency cycle: a → b → c → a"):
         compile_plan({}, defs)
 
@@ -210,8 +217,13 @@ def test_group_names_are_bracketed_in_value_paths() -> None:
 
 @pytest.mark.parametrize(
     ("name", "why"),
-    [("", "empty name"), ("has space", "contains ' '"), (".hidden", "starts with '.'"),
-     ("-flag", "starts with '-'"), ("a/b", "contains '/'")],
+    [
+        ("", "empty name"),
+        ("has space", "contains ' '"),
+        (".hidden", "starts with '.'"),
+        ("-flag", "starts with '-'"),
+        ("a/b", "contains '/'"),
+    ],
 )
 def test_bad_task_names_are_refused(name: str, why: str) -> None:
     with pytest.raises(SpecError, match=why):
@@ -224,7 +236,8 @@ def test_a_spec_that_is_not_a_dict_is_refused() -> None:
 
 
 @pytest.mark.parametrize(
-    ("value", "hint"), [("bad \udc80", "not valid UTF-8"), (10**5000, "over 4,000 digits")],
+    ("value", "hint"),
+    [("bad \udc80", "not valid UTF-8"), (10**5000, "over 4,000 digits")],
     ids=["lone-surrogate", "huge-int"],
 )
 def test_top_level_values_encoding_refuses_are_explained(value: object, hint: str) -> None:

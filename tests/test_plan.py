@@ -53,8 +53,11 @@ def test_saving_over_an_existing_file_is_atomic_and_leaves_no_temp_files(tmp_pat
 
 def test_accessors_separate_spec_inputs_and_output() -> None:
     plan = collage_dag().compile()
-    assert plan.spec("blur") == {"image": "collage", "sha": "6f09d",
-                                 "command": "python transform_images.py blur"}
+    assert plan.spec("blur") == {
+        "image": "collage",
+        "sha": "6f09d",
+        "command": "python transform_images.py blur",
+    }
     assert plan.inputs("blur") == {"download_images": GOLDEN["download_images"]}
     assert plan.output("blur") == GOLDEN["blur"]
 
@@ -66,25 +69,54 @@ def test_accessors_separate_spec_inputs_and_output() -> None:
         (b"\x89PNG\r\n", "is not a plan"),
         (b"li1ee", "is not a plan"),
         (COLLAGE_BYTES[:-40], "corrupt or truncated"),
-        (replace_once(COLLAGE_BYTES, b"python collage.py", b"python collage.sh"),
-         "task 'collage': field 'output' does not match its spec and inputs"),
-        (replace_once(COLLAGE_BYTES, b"6:formati1e", b"6:formati2e"),
-         "plan format 2, newer than this alamode reads (1); upgrade a-la-mode"),
+        (
+            replace_once(COLLAGE_BYTES, b"python collage.py", b"python collage.sh"),
+            "task 'collage': field 'output' does not match its spec and inputs",
+        ),
+        (
+            replace_once(COLLAGE_BYTES, b"6:formati1e", b"6:formati2e"),
+            "plan format 2, newer than this alamode reads (1); upgrade a-la-mode",
+        ),
         (replace_once(COLLAGE_BYTES, b"6:formati1e", b"6:formati0e"), "unknown plan format 0"),
         (replace_once(COLLAGE_BYTES, b"6:formati1e", b"6:formati01e"), "corrupt or truncated"),
         (replace_once(COLLAGE_BYTES, b"6:formati1e", b"6:formati+1e"), "not in canonical"),
-        (replace_once(COLLAGE_BYTES, b"6:formati1e4:metad8:schedule6:@dailye",
-                      b"4:metad8:schedule6:@dailye6:formati1e"), "not in canonical"),
+        (
+            replace_once(
+                COLLAGE_BYTES,
+                b"6:formati1e4:metad8:schedule6:@dailye",
+                b"4:metad8:schedule6:@dailye6:formati1e",
+            ),
+            "not in canonical",
+        ),
         (COLLAGE_BYTES + b"extra", "corrupt or truncated"),
         (replace_once(COLLAGE_BYTES, b"4:metad", b"5:extrai1e4:metad"), "unknown field 'extra'"),
-        (encode({"format": 1, "meta": {}, "tasks": {}, "toposort": [["x"]],
-                 "toposort_flatten": []}), "field 'toposort' does not match"),
-        (encode({"format": 1, "meta": {}, "tasks": {}, "toposort": []}),
-         "has no 'toposort_flatten' field"),
+        (
+            encode(
+                {"format": 1, "meta": {}, "tasks": {}, "toposort": [["x"]], "toposort_flatten": []}
+            ),
+            "field 'toposort' does not match",
+        ),
+        (
+            encode({"format": 1, "meta": {}, "tasks": {}, "toposort": []}),
+            "has no 'toposort_flatten' field",
+        ),
     ],
-    ids=["empty", "png", "a-list", "truncated", "tampered-command", "future-format",
-         "format-0", "leading-zero", "plus-sign", "unsorted-keys", "trailing-bytes",
-         "unknown-field", "bad-toposort", "missing-field"],
+    ids=[
+        "empty",
+        "png",
+        "a-list",
+        "truncated",
+        "tampered-command",
+        "future-format",
+        "format-0",
+        "leading-zero",
+        "plus-sign",
+        "unsorted-keys",
+        "trailing-bytes",
+        "unknown-field",
+        "bad-toposort",
+        "missing-field",
+    ],
 )
 def test_bad_plans_are_refused_with_a_reason(data: bytes, message: str) -> None:
     with pytest.raises(PlanError) as caught:
@@ -112,28 +144,42 @@ def test_an_input_that_disagrees_with_its_upstream_output_is_refused() -> None:
 def test_an_input_naming_no_task_is_refused() -> None:
     entry = {"inputs": {"ghost": "0" * 64}}
     output = hashlib.sha256(encode(entry)).hexdigest()
-    data = encode({"format": 1, "meta": {}, "tasks": {"a": {**entry, "output": output}},
-                   "toposort": [["a"]], "toposort_flatten": ["a"]})
-    with pytest.raises(PlanError, match="field inputs.ghost names no task of the plan"):
+    data = encode(
+        {
+            "format": 1,
+            "meta": {},
+            "tasks": {"a": {**entry, "output": output}},
+            "toposort": [["a"]],
+            "toposort_flatten": ["a"],
+        }
+    )
+    with pytest.raises(PlanError, match=r"field inputs.ghost names no task of the plan"):
         Plan.from_bytes(data)
 
 
 def test_a_malformed_output_id_is_refused() -> None:
-    with pytest.raises(PlanError, match="task 'blur': field 'output' is missing or not a 64-hex"):
+    with pytest.raises(PlanError, match=r"task 'blur': field 'output' is missing or not a 64-hex"):
         Plan.from_bytes(tampered({"output": "../../etc/passwd"}, task="blur"))
 
 
 def test_a_name_that_could_not_be_compiled_is_refused() -> None:
     entry = {"inputs": {}}
     output = hashlib.sha256(encode(entry)).hexdigest()
-    data = encode({"format": 1, "meta": {}, "tasks": {"../x": {**entry, "output": output}},
-                   "toposort": [["../x"]], "toposort_flatten": ["../x"]})
-    with pytest.raises(PlanError, match="not a valid task name"):
+    data = encode(
+        {
+            "format": 1,
+            "meta": {},
+            "tasks": {"../x": {**entry, "output": output}},
+            "toposort": [["../x"]],
+            "toposort_flatten": ["../x"],
+        }
+    )
+    with pytest.raises(PlanError, match=r"not a valid task name"):
         Plan.from_bytes(data)
 
 
 def test_a_missing_file_is_a_plan_error(tmp_path: Path) -> None:
-    with pytest.raises(PlanError, match="cannot read plan .*No such file"):
+    with pytest.raises(PlanError, match=r"cannot read plan .*No such file"):
         load_plan(tmp_path / "absent.bencode")
 
 
@@ -141,7 +187,7 @@ def test_the_pydantic_model_verifies_when_validated() -> None:
     good = collage_dag().encode()
     assert Plan.model_validate(good).to_bytes() == COLLAGE_BYTES
     good["tasks"]["blur"]["sha"] = "changed"
-    with pytest.raises(ValidationError, match="'blur': field 'output' does not match"):
+    with pytest.raises(ValidationError, match=r"'blur': field 'output' does not match"):
         Plan.model_validate(good)
 
 
@@ -194,5 +240,5 @@ def test_deeply_nested_bytes_are_refused_not_crashing() -> None:
 def test_dag_load_refuses_tampered_plans(tmp_path: Path) -> None:
     path = tmp_path / "p.bencode"
     path.write_bytes(replace_once(COLLAGE_BYTES, b"6f09d", b"6f09e"))
-    with pytest.raises(PlanError, match="task 'blur'"):
+    with pytest.raises(PlanError, match=r"task 'blur'"):
         Dag.load(path)

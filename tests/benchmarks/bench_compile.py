@@ -32,7 +32,7 @@ import tempfile
 import time
 from typing import Any
 
-SPEC_TEMPLATE = {"image": "busybox", "command": "touch \"$ALAMODE_OUTPUT/done\""}
+SPEC_TEMPLATE = {"image": "busybox", "command": 'touch "$ALAMODE_OUTPUT/done"'}
 
 
 def lattice(tasks: int, width: int) -> list[tuple[str, dict[str, Any], list[str]]]:
@@ -110,16 +110,29 @@ def phase(args: argparse.Namespace) -> dict[str, float]:
 
 
 def run_phase(args: argparse.Namespace, name: str, timeout: float | None = None) -> dict[str, Any]:
-    command = [sys.executable, __file__, "--phase", name, "--tasks", str(args.tasks),
-               "--width", str(args.width), "--shape", args.shape, "--plan", args.plan]
+    command = [
+        sys.executable,
+        __file__,
+        "--phase",
+        name,
+        "--tasks",
+        str(args.tasks),
+        "--width",
+        str(args.width),
+        "--shape",
+        args.shape,
+        "--plan",
+        args.plan,
+    ]
     if args.original:
         command += ["--original", args.original]
     env = dict(os.environ)
     if name == "original-encode":
         env.pop("PYTHONPATH", None)
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env,
-                              check=False)
+        done = subprocess.run(
+            command, capture_output=True, text=True, timeout=timeout, env=env, check=False
+        )
     except subprocess.TimeoutExpired:
         return {"phase": name, "seconds": None, "note": f"did not finish in {timeout:.0f} s"}
     if done.returncode != 0:
@@ -143,16 +156,21 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory() as tmp:
         args.plan = os.path.join(tmp, "bench.plan.bencode")
-        results = {name: run_phase(args, name)
-                   for name in ("floor-encode", "alamode-encode", "floor-load", "alamode-load")}
+        results = {
+            name: run_phase(args, name)
+            for name in ("floor-encode", "alamode-encode", "floor-load", "alamode-load")
+        }
         size_mb = os.path.getsize(args.plan) / 1e6
         if args.original:
             results["original-encode"] = run_phase(args, "original-encode", args.original_timeout)
     print(f"{args.shape}, {args.tasks:,} tasks (width {args.width}), plan file {size_mb:.0f} MB")
     print("| phase | seconds | peak RSS (MB) | ratio |")
     print("| --- | ---: | ---: | ---: |")
-    pairs = {"alamode-encode": "floor-encode", "alamode-load": "floor-load",
-             "original-encode": "alamode-encode"}
+    pairs = {
+        "alamode-encode": "floor-encode",
+        "alamode-load": "floor-load",
+        "original-encode": "alamode-encode",
+    }
     for name, result in results.items():
         seconds = result.get("seconds")
         ratio = ""

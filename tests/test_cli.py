@@ -1,0 +1,124 @@
+"""The ``alamode`` command, run for real in a child process."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from a_la_mode import load_plan
+
+from .conftest import FIXTURES, GOLDEN, SPECS, alamode
+
+
+def assert_one_line_error(result: object, *fragments: str) -> None:
+    assert result.returncode == 2, result.stderr  # type: ignore[attr-defined]
+    lines = result.stderr.strip().splitlines()  # type: ignore[attr-defined]
+    assert lines[-1].startswith("error: ")
+    assert "Traceback" not in result.stderr  # type: ignore[attr-defined]
+    for fragment in fragments:
+        assert fragment in lines[-1]
+
+
+def test_encode_writes_a_verified_plan(tmp_path: Path) -> None:
+    result = alamode(
+        "encode", str(SPECS / "collage.py"), "-o", "collage.plan.bencode", cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    assert "wrote collage.plan.bencode: 4 tasks" in result.stderr
+    plan = load_plan(tmp_path / "collage.plan.bencode")
+    assert {name: plan.output(name) for name in plan.tasks} == GOLDEN
+
+
+def test_encode_defaults_to_the_spec_name_and_reports_json(tmp_path: Path) -> None:
+    result = alamode("encode", str(SPECS / "diamond.yaml"), "--json", cwd=tmp_path)
+    report = json.loads(result.stdout)
+    assert report["path"] == "diamond.plan.bencode" and report["tasks"] == 4
+    assert load_plan(tmp_path / "diamond.plan.bencode").digest == report["digest"]
+
+
+def test_encode_to_stdout(tmp_path: Path) -> None:
+    result = alamode("encode", str(SPECS / "collage.py"), "-o", "-", cwd=tmp_path)
+    assert result.stdout.startswith("d6:formati1e")
+
+
+def test_a_bad_spec_is_one_line_exit_2_and_writes_nothing(tmp_path: Path) -> None:
+    spec = tmp_path / "cycle.yaml"
+    spec.write_text("tasks:\n  a: {deps: [b]}\n  b: {deps: [a]}\n")
+    (tmp_path / "out.bencode").write_bytes(b"previous")
+    result = alamode("encode", str(spec), "-o", "out.bencode", cwd=tmp_path)
+    assert_one_line_error(result, "dependency cycle: a → b → a")
+    assert (tmp_path / "out.bencode").read_bytes() == b"previous"
+
+
+def test_debug_shows_the_traceback(tmp_path: Path) -> None:
+    spec = tmp_path / "f.yaml"
+    spec.write_text("tasks:\n  a: {spec: {x: 1.5}}\n")
+    result = alamode("--debug", "encode", str(spec), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "Traceback" in result.stderr and "tasks.a.spec.x is a float" in result.stderr
+
+
+def test_a_raising_python_spec_shows_only_the_users_frames(tmp_path: Path) -> None:
+    spec = tmp_path / "boom.py"
+    spec.write_text("import os\nos.environ['NOPE']\n")
+    result = alamode("encode", str(spec), cwd=tmp_path)
+    assert result.returncode == 2
+    assert 'boom.py", line 2, in <module>' in result.stderr
+    assert "a_la_mode" not in result.stderr.replace(str(spec), "")
+    assert result.stderr.strip().splitlines()[-1].startswith("error: ")
+
+
+def test_show_prints_a_table_and_json() -> None:
+    table = alamode("show", str(SPECS / "collage.py"))
+    assert table.returncode == 0, table.stderr
+    for name in GOLDEN:
+        assert name in table.stdout
+    assert GOLDEN["collage"][:12] in table.stdout
+    shown = json.loads(alamode("show", str(FIXTURES / "collage-0.1.2.bencode"), "--json").stdout)
+    assert {n: t["output"] for n, t in shown["tasks"].items()} == GOLDEN
+    assert shown["format"] == 1 and len(shown["digest"]) == 64
+
+
+def test_validate_checks_specs_and_plans(tmp_path: Path) -> None:
+    ok = alamode(
+        "validate", str(SPECS / "diamond.toml"), str(FIXTURES / "collage-0.1.2.bencode"), "--json"
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert [r["ok"] for r in json.loads(ok.stdout)] == [True, True]
+    tampered = tmp_path / "t.bencode"
+    tampered.write_bytes(
+        (FIXTURES / "collage-0.1.2.bencode")
+        .read_bytes()
+        .replace(b"python collage.py", b"python collage.sh")
+    )
+    assert_one_line_error(
+        alamode("validate", str(tampered)), "task 'collage': field 'output' does not match"
+    )
+
+
+def test_validate_names_a_missing_file(tmp_path: Path) -> None:
+    assert_one_line_error(alamode("validate", str(tmp_path / "nope.bencode")), "no such file")
+
+
+def test_graph_in_dot_and_mermaid() -> None:
+    dot = alamode("graph", str(SPECS / "diamond.py"))
+    assert dot.returncode == 0, dot.stderr
+    assert dot.stdout.startswith("digraph plan {")
+    assert '"fetch-users" -> "user-orders";' in dot.stdout
+    mermaid = alamode("graph", str(SPECS / "diamond.py"), "--format", "mermaid")
+    assert mermaid.stdout.startswith("flowchart LR")
+    assert mermaid.stdout.count("-->") == 4
+
+
+def test_schema_is_json_schema_for_spec_files() -> None:
+    schema = json.loads(alamode("schema").stdout)
+    assert schema["title"] == "a_la_mode pipeline spec file"
+    assert "tasks" in schema["required"]
+
+
+def test_help_lists_the_commands_and_usage_errors_exit_2() -> None:
+    helped = alamode("--help")
+    for command in ("encode", "show", "validate", "graph", "schema"):
+        assert command in helped.stdout
+    assert alamode("graph", str(SPECS / "diamond.py"), "--format", "png").returncode == 2
+    assert alamode("--version").stdout.startswith("alamode ")
