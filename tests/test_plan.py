@@ -242,3 +242,13 @@ def test_dag_load_refuses_tampered_plans(tmp_path: Path) -> None:
     path.write_bytes(replace_once(COLLAGE_BYTES, b"6f09d", b"6f09e"))
     with pytest.raises(PlanError, match=r"task 'blur'"):
         Dag.load(path)
+
+
+def test_the_worked_example_in_docs_plan_format_holds() -> None:
+    from a_la_mode.plan import entry_bytes
+
+    entry = entry_bytes(collage_dag().compile().tasks["download_images"])
+    assert entry == b"d7:command19:python dl_images.py5:image7:collage6:inputsde3:sha5:1qe34e"
+    assert hashlib.sha256(entry).hexdigest() == GOLDEN["download_images"]
+    docs = (Path(__file__).parent.parent / "docs" / "plan-format.md").read_text()
+    assert entry.decode() in docs and GOLDEN["download_images"] in docs
