@@ -1,6 +1,7 @@
 """a_la_mode: pure data pipelines that never repeat work and never lose old results."""
 
 from .canonical import encode
+from .diff import PlanDiff, diff_plans
 from .dsl import Dag, Task, TaskGroup, UnknownTaskError, pp
 from .encoder import TaskDef, compile_plan
 from .errors import (
@@ -20,6 +21,7 @@ __all__ = [
     "Dag",
     "DependencyError",
     "Plan",
+    "PlanDiff",
     "PlanError",
     "SpecError",
     "SpecFileError",
@@ -29,6 +31,7 @@ __all__ = [
     "UnknownTaskError",
     "UnrepresentableValue",
     "compile_plan",
+    "diff_plans",
     "encode",
     "load_plan",
     "pp",

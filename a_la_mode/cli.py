@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from . import __version__, render
+from .diff import diff_plans
 from .errors import AlamodeError, PlanError, SpecFileError
 from .graph import FORMATS
 from .plan import Plan, load_plan
@@ -137,6 +138,43 @@ def validate(
             )
     if json_:
         render.json_out(results)
+
+
+@app.command()
+def diff(
+    old: Annotated[str, typer.Argument(help="The old side: " + SOURCE_HELP)],
+    new: Annotated[str, typer.Argument(help="The new side: " + SOURCE_HELP)],
+    json_: JsonOption = False,
+    stat: Annotated[bool, typer.Option("--stat", help="One line per task.")] = False,
+    show_all: Annotated[bool, typer.Option("--all", help="Also list the unchanged tasks.")] = False,
+    exit_code: Annotated[
+        bool,
+        typer.Option(
+            "--exit-code",
+            help="Exit 1 when the plans produce different outputs, 0 when the same.",
+        ),
+    ] = False,
+) -> None:
+    """What changed between two plans (or spec files), and why.
+
+    Tasks whose output ID moved either changed themselves (spec or dependencies; the fields
+    are shown) or changed because of upstream (the root causes and paths are shown).
+    """
+    plans = []
+    for side, source in (("old", old), ("new", new)):
+        try:
+            plans.append(open_source(source))
+        except AlamodeError as err:
+            raise type(err)(f"{side} side: {err}") from None
+    result = diff_plans(*plans)
+    if json_:
+        render.json_out(result.to_json())
+    elif stat:
+        render.diff_stat(result, show_all)
+    else:
+        render.diff_report(result, show_all)
+    if exit_code and not result.same_outputs:
+        raise typer.Exit(1)
 
 
 class GraphFormat(StrEnum):

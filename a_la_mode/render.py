@@ -12,7 +12,9 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.tree import Tree
 
+from .diff import PlanDiff, TaskChange
 from .plan import Plan
 
 SHORT_ID = 12
@@ -94,3 +96,67 @@ def plan_table(plan: Plan, source: str) -> None:
                 escape(str(command)) if command else "[dim](join point)[/]",
             )
     _out.print(table)
+
+
+def diff_report(result: PlanDiff, show_all: bool) -> None:
+    """The default ``alamode diff`` report: a tree per root cause, then the rest."""
+    _out.print(f"[bold]{diff_headline(result)}[/]")
+    for meta_change in result.meta:
+        _out.print(f"meta {escape(meta_change.describe())}")
+    downstream: dict[str, list[TaskChange]] = {}
+    for change in result.changed_upstream():
+        for root_name in change.causes:
+            downstream.setdefault(root_name, []).append(change)
+    for root in result.changed_itself():
+        tree = Tree(
+            f"[bold yellow]{escape(root.name)}[/]  changed itself  "
+            f"[dim]{root.old_output[:SHORT_ID]} → {root.new_output[:SHORT_ID]}[/]"
+        )
+        for line in root.details():
+            tree.add(f"[cyan]{escape(line)}[/]")
+        for change in downstream.get(root.name, []):
+            path = " → ".join(change.causes[root.name])
+            tree.add(f"{escape(change.name)}  [dim]because of {escape(path)}[/]")
+        _out.print(tree)
+    for label, names in (("added", result.added), ("removed", result.removed)):
+        if names:
+            _out.print(f"[bold]{label}:[/] {escape(', '.join(names))}")
+    if result.renamed:
+        pairs = ", ".join(f"{old} → {new}" for old, new in result.renamed)
+        _out.print(f"[bold]renamed:[/] {escape(pairs)}")
+    if show_all and result.unchanged:
+        _out.print(f"[bold]unchanged:[/] {escape(', '.join(result.unchanged))}")
+
+
+def diff_stat(result: PlanDiff, show_all: bool) -> None:
+    """``alamode diff --stat``: one line per task, ``status name detail``."""
+    rows: list[tuple[str, str, str]] = []
+    for change in result.changed:
+        if change.reason == "self":
+            detail = ", ".join([c.path for c in change.fields] + [c.name for c in change.inputs])
+            rows.append(("self", change.name, detail))
+        else:
+            rows.append(("upstream", change.name, "← " + ", ".join(change.causes)))
+    rows += [("added", name, "") for name in result.added]
+    rows += [("removed", name, "") for name in result.removed]
+    rows += [("renamed", new, f"was {old}") for old, new in result.renamed]
+    if show_all:
+        rows += [("same", name, "") for name in result.unchanged]
+    width = max((len(name) for _, name, _ in rows), default=0)
+    for status, name, detail in rows:
+        text(f"{status:<9}{name:<{width}}  {detail}".rstrip())
+    note(diff_headline(result))
+
+
+def diff_headline(result: PlanDiff) -> str:
+    """``plan a → plan b: 1 changed itself, 1 changed because of upstream, 2 unchanged``."""
+    counts = [
+        (len(result.changed_itself()), "changed itself"),
+        (len(result.changed_upstream()), "changed because of upstream"),
+        (len(result.added), "added"),
+        (len(result.removed), "removed"),
+        (len(result.renamed), "renamed"),
+        (len(result.unchanged), "unchanged"),
+    ]
+    summary = ", ".join(f"{n} {label}" for n, label in counts if n) or "no tasks"
+    return f"plan {result.old_digest[:SHORT_ID]} → {result.new_digest[:SHORT_ID]}: {summary}"
