@@ -13,7 +13,7 @@ README = (ROOT / "README.md").read_text()
 
 
 def test_the_python_examples_run_and_give_the_pinned_ids(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.chdir(tmp_path)
     namespace: dict[str, object] = {}
@@ -26,6 +26,8 @@ def test_the_python_examples_run_and_give_the_pinned_ids(
     diamond = namespace["diamond"].compile()  # type: ignore[attr-defined]
     assert sorted(diamond.inputs("report")) == ["fetch-users", "ingest.clean"]
     assert sorted(diamond.inputs("user-details")) == ["user-orders", "user-profiles"]
+    printed = capsys.readouterr().out
+    assert "changed itself: command: 'fetch.sh' → 'fetch.sh --all'\n" in printed
 
 
 def test_ci_runs_exactly_the_readme_test_command() -> None:
