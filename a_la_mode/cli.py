@@ -199,6 +199,9 @@ def schema() -> None:
     render.text(json.dumps(PipelineFile.model_json_schema(), indent=2))
 
 
+from . import cli_run  # noqa: E402, F401 - registers run, status, explain, ... on the app
+
+
 def main() -> None:
     """Console-script entry point: run the app, turning our errors into one line and exit 2."""
     try:

@@ -160,3 +160,40 @@ def diff_headline(result: PlanDiff) -> str:
     ]
     summary = ", ".join(f"{n} {label}" for n, label in counts if n) or "no tasks"
     return f"plan {result.old_digest[:SHORT_ID]} → {result.new_digest[:SHORT_ID]}: {summary}"
+
+
+# The run and store views live in their own module; callers reach them through here.
+from .render_run import (  # noqa: E402 - after the names render_run uses
+    dry_run,
+    engines_table,
+    gc_report,
+    history_table,
+    provenance_tree,
+    run_summary,
+    run_view,
+    status_table,
+    verify_report,
+)
+
+__all__ = [
+    "diff_headline",
+    "diff_report",
+    "diff_stat",
+    "dry_run",
+    "engines_table",
+    "error",
+    "gc_report",
+    "history_table",
+    "json_out",
+    "note",
+    "plan_json",
+    "plan_summary",
+    "plan_table",
+    "provenance_tree",
+    "raw_stderr",
+    "run_summary",
+    "run_view",
+    "status_table",
+    "text",
+    "verify_report",
+]

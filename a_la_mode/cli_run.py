@@ -1,0 +1,206 @@
+"""``alamode run`` and the commands that read a store: status, explain, history, log, gc,
+provenance, verify, engines. Registered on the app of cli.py."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+from typing import Annotated
+
+import typer
+
+from . import render
+from .cli import JsonOption, app, open_source
+from .errors import AlamodeError
+from .localstore import LocalStore, StoreError
+from .plugins import describe_engines, load_engine
+from .queries import explain as explain_task
+from .queries import gc_candidates, provenance as provenance_of, resolve_output, task_states
+from .queries import verify as verify_store
+from .runner import RunOptions, run_plan
+from .scheduler import Scheduler
+
+DEFAULT_STORE = ".alamode"
+
+StoreOption = Annotated[
+    str | None,
+    typer.Option("--store", "-s", help="Store directory (default: $ALAMODE_STORE or .alamode)."),
+]
+PLAN_HELP = "A plan file or a spec file (compiled on the fly)."
+
+
+def open_store(path: str | None) -> LocalStore:
+    """The store named by ``--store``, ``$ALAMODE_STORE``, or ``.alamode``."""
+    where = path or os.environ.get("ALAMODE_STORE") or DEFAULT_STORE
+    if "://" in where:
+        scheme = where.split("://", 1)[0]
+        raise StoreError(
+            f"store {where}: {scheme}:// stores are not available yet (only directories); "
+            "use a directory path"
+        )
+    return LocalStore(Path(where))
+
+
+def _sigterm_as_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+@app.command()
+def run(
+    source: Annotated[str, typer.Argument(help=PLAN_HELP)],
+    store: StoreOption = None,
+    jobs: Annotated[
+        int, typer.Option("--jobs", "-j", min=1, help="Tasks at once (default: cores).")
+    ] = os.cpu_count() or 1,
+    target: Annotated[
+        list[str] | None,
+        typer.Option("--target", "-t", help="Run only this task and its upstream (repeatable)."),
+    ] = None,
+    keep_going: Annotated[
+        bool, typer.Option("--keep-going", "-k", help="After a failure, go on with other branches.")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", "-n", help="Say what would run, in order; run nothing.")
+    ] = False,
+    engine: Annotated[str, typer.Option("--engine", "-e", help="Engine plugin.")] = "local",
+    json_: Annotated[bool, typer.Option("--json", help="One JSON event per line.")] = False,
+) -> None:
+    """Run every task whose output has no recorded success, in dependency order.
+
+    Exit status: 0 when every wanted task is done, 1 when a task failed, 2 on bad input,
+    130 when interrupted.
+    """
+    plan = open_source(source)
+    the_store = open_store(store)
+    if dry_run:
+        scheduler = Scheduler(plan, set(), target)
+        done = the_store.successes(plan.output(n) for n in scheduler.order)
+        scheduler = Scheduler(plan, done, target, the_store.durations())
+        order = scheduler.simulate()
+        render.dry_run(order, scheduler, plan, json_)
+        return
+    the_engine = load_engine(engine)
+    signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    options = RunOptions(jobs=jobs, targets=target, keep_going=keep_going)
+    mode = (
+        "json"
+        if json_
+        else "live"
+        if sys.stdout.isatty() and not render.Settings.quiet
+        else "plain"
+    )
+    with render.run_view(mode, plan, target) as view:
+        report = run_plan(plan, the_store, the_engine, options, view)
+    render.run_summary(report, json_)
+    if not report.scheduler.succeeded:
+        raise typer.Exit(1)
+
+
+@app.command()
+def status(
+    source: Annotated[str, typer.Argument(help=PLAN_HELP)],
+    store: StoreOption = None,
+    target: Annotated[list[str] | None, typer.Option("--target", "-t")] = None,
+    json_: JsonOption = False,
+) -> None:
+    """Each task as done / would run / blocked / failed last time, with the reason."""
+    states = task_states(open_source(source), open_store(store), target)
+    render.status_table(states, json_)
+
+
+@app.command()
+def explain(
+    source: Annotated[str, typer.Argument(help=PLAN_HELP)],
+    task: Annotated[str, typer.Argument(help="The task to explain.")],
+    store: StoreOption = None,
+) -> None:
+    """Why TASK will or won't run; what changed since its last success."""
+    plan = open_source(source)
+    for line in explain_task(plan, open_store(store), task):
+        render.text(line)
+
+
+@app.command()
+def history(
+    task: Annotated[str | None, typer.Argument(help="Only this task's attempts.")] = None,
+    store: StoreOption = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1)] = 20,
+    json_: JsonOption = False,
+) -> None:
+    """Recent attempts: run, task, attempt, duration, exit status."""
+    render.history_table(open_store(store).history(task, limit), json_)
+
+
+@app.command()
+def log(
+    task_or_id: Annotated[str, typer.Argument(help="A task name, or an output ID (or prefix).")],
+    store: StoreOption = None,
+    attempt: Annotated[int | None, typer.Option("--attempt", "-a", help="Default: last.")] = None,
+) -> None:
+    """Print the captured output of a task's last (or given) attempt."""
+    the_store = open_store(store)
+    output = resolve_output(the_store, task_or_id)
+    logs = sorted((the_store.root / "logs" / output).glob("*.log"), key=lambda p: int(p.stem))
+    if not logs:
+        raise AlamodeError(f"no logs for {task_or_id} ({output[:12]}…) in {the_store.root}")
+    chosen = logs[-1] if attempt is None else the_store.root / "logs" / output / f"{attempt}.log"
+    if not chosen.exists():
+        raise AlamodeError(f"{task_or_id} has attempts 1..{len(logs)}, not {attempt}")
+    sys.stdout.write(chosen.read_text(errors="replace"))
+
+
+@app.command()
+def provenance(
+    output: Annotated[str, typer.Argument(help="An output ID (or unique prefix) or task name.")],
+    store: StoreOption = None,
+    json_: JsonOption = False,
+) -> None:
+    """Which task, spec, inputs and plan produced an output, recursively."""
+    the_store = open_store(store)
+    render.provenance_tree(provenance_of(the_store, resolve_output(the_store, output)), json_)
+
+
+@app.command()
+def gc(
+    store: StoreOption = None,
+    keep: Annotated[
+        int, typer.Option("--keep", min=1, help="Keep outputs of the last K plans run.")
+    ] = 5,
+    yes: Annotated[bool, typer.Option("--yes", help="Really remove (default: dry run).")] = False,
+    json_: JsonOption = False,
+) -> None:
+    """Remove outputs no longer reachable from the last K plans run (dry run unless --yes)."""
+    the_store = open_store(store)
+    active = the_store.active_runs()
+    if active:
+        raise AlamodeError(
+            f"run {active[0]} is using {the_store.root}; gc only when no run holds the store"
+        )
+    doomed, kept = gc_candidates(the_store, keep)
+    freed = sum(the_store.remove_output(o) for o in doomed) if yes else 0
+    render.gc_report(doomed, kept, yes, freed, json_)
+
+
+@app.command()
+def verify(
+    store: StoreOption = None,
+    keep: Annotated[
+        bool, typer.Option("--keep", help="Report only; keep the bad success records.")
+    ] = False,
+    json_: JsonOption = False,
+) -> None:
+    """Re-hash every recorded output against its manifest. Bad ones lose their success
+    record (so the next run redoes them) unless --keep. Exit 1 if any is bad."""
+    bad = verify_store(open_store(store), forget=not keep)
+    render.verify_report(bad, keep, json_)
+    if bad:
+        raise typer.Exit(1)
+
+
+@app.command()
+def engines(json_: JsonOption = False) -> None:
+    """List the installed engine plugins and whether each works here."""
+    render.engines_table(describe_engines(), json_)

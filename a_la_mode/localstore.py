@@ -1,0 +1,529 @@
+"""The default store: a directory with a SQLite database (WAL mode).
+
+    .alamode/
+      outputs/<output-id>/      immutable once published
+      manifests/<output-id>.json  relative path, size and sha256 of every file (written first)
+      staging/                  in-flight work: <output-id>.<pid>.<random>/
+      logs/<output-id>/<n>.log  one log per attempt
+      plans/<digest>.bencode    every plan ever run
+      state.sqlite              runs, attempts, successes, leases (schema version in `meta`)
+
+Publishing follows the success protocol: fsync the files, write the manifest, rename the
+staging directory to ``outputs/<id>`` (atomic), and only then record success in one
+transaction. A success whose output is missing counts as absent. Leases (one row per output
+ID, taken under ``BEGIN IMMEDIATE``) keep two runners from producing the same output.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import json
+import os
+import re
+import shutil
+import socket
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import AlamodeError
+from .plan import Plan
+
+SCHEMA_VERSION = 1
+OUTPUT_ID = re.compile(r"^[0-9a-f]{64}$")
+HOST = socket.gethostname()
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS plans (digest TEXT PRIMARY KEY, first_run REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY, plan TEXT NOT NULL, engine TEXT NOT NULL, host TEXT NOT NULL,
+    pid INTEGER NOT NULL, started REAL NOT NULL, finished REAL, status TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS attempts (
+    id INTEGER PRIMARY KEY, run INTEGER NOT NULL, task TEXT NOT NULL, output TEXT NOT NULL,
+    attempt INTEGER NOT NULL, started REAL NOT NULL, finished REAL, seconds REAL,
+    exit_code INTEGER, signal INTEGER, timed_out INTEGER NOT NULL DEFAULT 0,
+    status TEXT NOT NULL, log TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS attempts_by_task ON attempts (task, id);
+CREATE INDEX IF NOT EXISTS attempts_by_output ON attempts (output, id);
+CREATE TABLE IF NOT EXISTS successes (
+    output TEXT PRIMARY KEY, task TEXT NOT NULL, plan TEXT NOT NULL, run INTEGER NOT NULL,
+    recorded REAL NOT NULL, seconds REAL NOT NULL, engine TEXT NOT NULL, files INTEGER NOT NULL,
+    bytes INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS leases (
+    output TEXT PRIMARY KEY, run INTEGER NOT NULL, host TEXT NOT NULL, pid INTEGER NOT NULL,
+    taken REAL NOT NULL);
+"""
+
+
+class StoreError(AlamodeError):
+    """The store cannot be opened or used: the message says which path and why."""
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """Every file of an output: relative path -> (size, sha256)."""
+
+    files: dict[str, tuple[int, str]]
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(size for size, _ in self.files.values())
+
+    def to_json(self) -> str:
+        return json.dumps({p: [s, h] for p, (s, h) in sorted(self.files.items())}, indent=1)
+
+    @classmethod
+    def from_json(cls, text: str) -> Manifest:
+        return cls({p: (int(s), str(h)) for p, (s, h) in json.loads(text).items()})
+
+    @classmethod
+    def of_directory(cls, root: Path, fsync: bool = False) -> Manifest:
+        """Hash every regular file below ``root`` (fsyncing them first when asked)."""
+        files: dict[str, tuple[int, str]] = {}
+        for folder, _, names in os.walk(root):
+            for name in names:
+                path = Path(folder, name)
+                if path.is_symlink() or not path.is_file():
+                    continue
+                digest = hashlib.sha256()
+                with open(path, "rb") as handle:
+                    for block in iter(lambda: handle.read(1 << 20), b""):
+                        digest.update(block)
+                    if fsync:
+                        os.fsync(handle.fileno())
+                files[path.relative_to(root).as_posix()] = (path.stat().st_size, digest.hexdigest())
+        return cls(files)
+
+
+@dataclass(frozen=True)
+class Lease:
+    """The outcome of asking for an output: ours to produce, someone else's, or done."""
+
+    state: str  # "ours", "held" (another live runner), "done" (success already recorded)
+    holder: str = ""
+
+
+def checked_id(output_id: str) -> str:
+    """Refuse anything but a 64-hex-digit output ID before it becomes part of a path."""
+    if not OUTPUT_ID.match(output_id):
+        raise StoreError(f"{output_id!r} is not an output ID (64 lowercase hex digits)")
+    return output_id
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class LocalStore:
+    """Outputs, logs, plans and run history in one directory."""
+
+    scheme = "dir"
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+        try:
+            for sub in ("outputs", "manifests", "staging", "logs", "plans"):
+                (self.root / sub).mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise StoreError(f"cannot create store {self.root}: {err.strerror}") from None
+        self._db = self._open_db()
+
+    # -- database ------------------------------------------------------------------------
+
+    def _open_db(self) -> sqlite3.Connection:
+        path = self.root / "state.sqlite"
+        try:
+            db = sqlite3.connect(path, timeout=60, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA busy_timeout=60000")
+            with _transaction(db):
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                row = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+                if row is None:
+                    db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+                elif int(row[0]) != SCHEMA_VERSION:
+                    newer = int(row[0]) > SCHEMA_VERSION
+                    raise StoreError(
+                        f"store {self.root} has schema version {row[0]}, "
+                        + (
+                            "newer than this alamode reads; upgrade a-la-mode"
+                            if newer
+                            else f"older than {SCHEMA_VERSION}; migrate it or use a new store"
+                        )
+                    )
+        except sqlite3.DatabaseError as err:
+            raise StoreError(f"cannot open {path}: {err}") from None
+        return db
+
+    def close(self) -> None:
+        self._db.close()
+
+    # -- what is done ----------------------------------------------------------------------
+
+    def successes(self, output_ids: Iterable[str]) -> set[str]:
+        """The given outputs that have a success record and a published directory."""
+        wanted = set(output_ids)
+        recorded = {row[0] for row in self._db.execute("SELECT output FROM successes")}
+        outputs = self.root / "outputs"
+        return {oid for oid in wanted & recorded if (outputs / oid).is_dir()}
+
+    def success_row(self, output_id: str) -> dict[str, Any] | None:
+        row = self._db.execute(
+            "SELECT output, task, plan, run, recorded, seconds, engine, files, bytes "
+            "FROM successes WHERE output=?",
+            (output_id,),
+        ).fetchone()
+        keys = ("output", "task", "plan", "run", "recorded", "seconds", "engine", "files", "bytes")
+        return dict(zip(keys, row, strict=True)) if row else None
+
+    def recorded_outputs(self) -> dict[str, str]:
+        """Every recorded success: output ID -> task name."""
+        return dict(self._db.execute("SELECT output, task FROM successes").fetchall())
+
+    def output_path(self, output_id: str) -> Path:
+        return self.root / "outputs" / checked_id(output_id)
+
+    def manifest(self, output_id: str) -> Manifest | None:
+        path = self.root / "manifests" / f"{checked_id(output_id)}.json"
+        try:
+            return Manifest.from_json(path.read_text())
+        except (OSError, ValueError):
+            return None
+
+    def check_output(self, output_id: str, deep: bool) -> str | None:
+        """Why a recorded output cannot be trusted, or None. ``deep`` re-hashes every file."""
+        folder = self.output_path(output_id)
+        manifest = self.manifest(output_id)
+        if not folder.is_dir():
+            return "its output directory is missing"
+        if manifest is None:
+            return "its manifest is missing or unreadable"
+        if deep:
+            found = Manifest.of_directory(folder).files
+        else:
+            found = {}
+            for folder_name, _, names in os.walk(folder):
+                for name in names:
+                    path = Path(folder_name, name)
+                    found[path.relative_to(folder).as_posix()] = (path.stat().st_size, "")
+        for name, (size, digest) in manifest.files.items():
+            if name not in found:
+                return f"its file {name} is missing"
+            if found[name][0] != size or (deep and found[name][1] != digest):
+                return f"its file {name} was modified"
+        extra = sorted(set(found) - set(manifest.files))
+        if extra:
+            return f"it has an unexpected file {extra[0]}"
+        return None
+
+    def forget(self, output_id: str) -> None:
+        """Drop a success record (its output was found missing or modified)."""
+        with _transaction(self._db):
+            self._db.execute("DELETE FROM successes WHERE output=?", (output_id,))
+
+    # -- runs and attempts -------------------------------------------------------------------
+
+    def begin_run(self, plan: Plan, engine: str) -> int:
+        self.save_plan(plan)
+        with _transaction(self._db):
+            cursor = self._db.execute(
+                "INSERT INTO runs (plan, engine, host, pid, started, status) "
+                "VALUES (?, ?, ?, ?, ?, 'running')",
+                (plan.digest, engine, HOST, os.getpid(), time.time()),
+            )
+            self._db.execute(
+                "INSERT OR IGNORE INTO plans VALUES (?, ?)", (plan.digest, time.time())
+            )
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
+
+    def end_run(self, run: int, status: str) -> None:
+        with _transaction(self._db):
+            self._db.execute(
+                "UPDATE runs SET finished=?, status=? WHERE id=?", (time.time(), status, run)
+            )
+            self._db.execute(
+                "DELETE FROM leases WHERE run=? AND host=? AND pid=?", (run, HOST, os.getpid())
+            )
+
+    def save_plan(self, plan: Plan) -> None:
+        target = self.root / "plans" / f"{plan.digest}.bencode"
+        if not target.exists():
+            plan.save(target)
+
+    def plan_path(self, digest: str) -> Path:
+        return self.root / "plans" / f"{checked_id(digest)}.bencode"
+
+    def begin_attempt(self, run: int, task: str, output_id: str) -> tuple[int, Path]:
+        """Record an attempt's start; return its row ID and the log file to write."""
+        with _transaction(self._db):
+            (count,) = self._db.execute(
+                "SELECT COUNT(*) FROM attempts WHERE output=?", (output_id,)
+            ).fetchone()
+            log = self.root / "logs" / checked_id(output_id) / f"{count + 1}.log"
+            cursor = self._db.execute(
+                "INSERT INTO attempts (run, task, output, attempt, started, status, log) "
+                "VALUES (?, ?, ?, ?, ?, 'running', ?)",
+                (run, task, output_id, count + 1, time.time(), str(log.relative_to(self.root))),
+            )
+        log.parent.mkdir(parents=True, exist_ok=True)
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid, log
+
+    def end_attempt(
+        self,
+        attempt: int,
+        status: str,
+        seconds: float,
+        exit_code: int | None,
+        signal: int | None,
+        timed_out: bool,
+    ) -> None:
+        with _transaction(self._db):
+            self._db.execute(
+                "UPDATE attempts SET finished=?, seconds=?, exit_code=?, signal=?, timed_out=?, "
+                "status=? WHERE id=?",
+                (time.time(), seconds, exit_code, signal, int(timed_out), status, attempt),
+            )
+
+    def durations(self) -> dict[str, float]:
+        """The last successful duration of each task name, for the scheduler's priorities."""
+        rows = self._db.execute(
+            "SELECT task, seconds FROM attempts WHERE status='succeeded' ORDER BY id"
+        )
+        return {task: seconds for task, seconds in rows}
+
+    def history(self, task: str | None, limit: int) -> list[dict[str, Any]]:
+        where, args = ("WHERE a.task=?", (task,)) if task else ("", ())
+        rows = self._db.execute(
+            "SELECT a.run, a.task, a.output, a.attempt, a.started, a.seconds, a.exit_code, "
+            "a.signal, a.timed_out, a.status, a.log, r.plan FROM attempts a "
+            f"JOIN runs r ON r.id = a.run {where} ORDER BY a.id DESC LIMIT ?",
+            (*args, limit),
+        )
+        keys = (
+            "run",
+            "task",
+            "output",
+            "attempt",
+            "started",
+            "seconds",
+            "exit_code",
+            "signal",
+            "timed_out",
+            "status",
+            "log",
+            "plan",
+        )
+        return [dict(zip(keys, row, strict=True)) for row in rows]
+
+    def runs(self, limit: int) -> list[dict[str, Any]]:
+        rows = self._db.execute(
+            "SELECT id, plan, engine, host, pid, started, finished, status FROM runs "
+            "ORDER BY id DESC LIMIT ?",
+            (limit,),
+        )
+        keys = ("run", "plan", "engine", "host", "pid", "started", "finished", "status")
+        return [dict(zip(keys, row, strict=True)) for row in rows]
+
+    def last_failure(self, output_id: str) -> dict[str, Any] | None:
+        row = self._db.execute(
+            "SELECT status, exit_code, signal, timed_out, log FROM attempts WHERE output=? "
+            "ORDER BY id DESC LIMIT 1",
+            (output_id,),
+        ).fetchone()
+        if row is None or row[0] == "succeeded":
+            return None
+        return dict(zip(("status", "exit_code", "signal", "timed_out", "log"), row, strict=True))
+
+    # -- producing an output -----------------------------------------------------------------
+
+    def lease(self, output_id: str, run: int) -> Lease:
+        """Take the right to produce ``output_id``, unless it is done or a live runner has it."""
+        checked_id(output_id)
+        with _transaction(self._db):
+            if self._db.execute("SELECT 1 FROM successes WHERE output=?", (output_id,)).fetchone():
+                if self.output_path(output_id).is_dir():
+                    return Lease("done")
+            row = self._db.execute(
+                "SELECT run, host, pid FROM leases WHERE output=?", (output_id,)
+            ).fetchone()
+            if row is not None:
+                holder_run, host, pid = row
+                alive = host != HOST or pid_alive(pid)
+                mine = host == HOST and pid == os.getpid()
+                if alive and not mine:
+                    return Lease("held", f"run {holder_run} (pid {pid} on {host})")
+            self._db.execute(
+                "INSERT OR REPLACE INTO leases VALUES (?, ?, ?, ?, ?)",
+                (output_id, run, HOST, os.getpid(), time.time()),
+            )
+        return Lease("ours")
+
+    def release(self, output_id: str) -> None:
+        with _transaction(self._db):
+            self._db.execute(
+                "DELETE FROM leases WHERE output=? AND host=? AND pid=?",
+                (output_id, HOST, os.getpid()),
+            )
+
+    def new_staging(self, output_id: str) -> Path:
+        """A fresh, empty staging directory for one attempt at ``output_id``."""
+        name = f"{checked_id(output_id)}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+        path = self.root / "staging" / name
+        path.mkdir()
+        return path
+
+    def clean_staging(self) -> list[str]:
+        """Remove staging directories of runners that are no longer alive; return their names."""
+        removed = []
+        for entry in (self.root / "staging").iterdir():
+            parts = entry.name.split(".")
+            pid = int(parts[1]) if len(parts) == 3 and parts[1].isdigit() else None
+            if pid is None or not pid_alive(pid) or entry.name.startswith("trash-"):
+                shutil.rmtree(entry, ignore_errors=True)
+                removed.append(entry.name)
+        with _transaction(self._db):
+            for output, pid in self._db.execute(
+                "SELECT output, pid FROM leases WHERE host=?", (HOST,)
+            ).fetchall():
+                if not pid_alive(pid):
+                    self._db.execute("DELETE FROM leases WHERE output=?", (output,))
+        return removed
+
+    def publish(self, output_id: str, staging: Path) -> Manifest:
+        """Make ``staging`` the output ``output_id``: fsync, manifest, atomic rename.
+
+        Called from worker threads: touches only files, never the database.
+        """
+        target = self.output_path(output_id)
+        manifest = Manifest.of_directory(staging, fsync=True)
+        manifest_path = self.root / "manifests" / f"{output_id}.json"
+        _write_atomically(manifest_path, manifest.to_json().encode())
+        if target.exists():  # an orphan of a runner killed before recording success
+            trash = self.root / "staging" / f"trash-{uuid.uuid4().hex[:8]}"
+            os.rename(target, trash)
+            shutil.rmtree(trash, ignore_errors=True)
+        try:
+            os.rename(staging, target)
+        except OSError as err:
+            if err.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+            raise StoreError(f"output {output_id[:12]} appeared while publishing") from None
+        _fsync_directory(target.parent)
+        return manifest
+
+    def record_success(
+        self,
+        output_id: str,
+        task: str,
+        plan: Plan,
+        run: int,
+        seconds: float,
+        engine: str,
+        manifest: Manifest,
+    ) -> None:
+        """The last step of the success protocol: one transaction, after the rename."""
+        with _transaction(self._db):
+            self._db.execute(
+                "INSERT OR IGNORE INTO successes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    output_id,
+                    task,
+                    plan.digest,
+                    run,
+                    time.time(),
+                    seconds,
+                    engine,
+                    len(manifest.files),
+                    manifest.total_bytes,
+                ),
+            )
+            self._db.execute("DELETE FROM leases WHERE output=?", (output_id,))
+
+    def adopt_orphan(self, output_id: str) -> Manifest | None:
+        """An output renamed into place by a runner killed before it recorded success: its
+        manifest was written before the rename, so if the files still match it, keep it."""
+        if not self.output_path(output_id).is_dir():
+            return None
+        if self.check_output(output_id, deep=True) is not None:
+            return None
+        return self.manifest(output_id)
+
+    # -- garbage collection ----------------------------------------------------------------
+
+    def recent_plans(self, keep: int) -> list[str]:
+        rows = self._db.execute(
+            "SELECT plan FROM runs GROUP BY plan ORDER BY MAX(id) DESC LIMIT ?", (keep,)
+        )
+        return [row[0] for row in rows]
+
+    def active_runs(self) -> list[int]:
+        """Runs still marked running whose process is alive (on this host, or elsewhere)."""
+        rows = self._db.execute("SELECT id, host, pid FROM runs WHERE status='running'")
+        return [run for run, host, pid in rows if host != HOST or pid_alive(pid)]
+
+    def remove_output(self, output_id: str) -> int:
+        """Delete an output, its manifest, logs and success record; return bytes freed."""
+        folder = self.output_path(output_id)
+        freed = (
+            sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+            if folder.is_dir()
+            else 0
+        )
+        with _transaction(self._db):
+            self._db.execute("DELETE FROM successes WHERE output=?", (output_id,))
+        shutil.rmtree(folder, ignore_errors=True)
+        shutil.rmtree(self.root / "logs" / output_id, ignore_errors=True)
+        with contextlib.suppress(FileNotFoundError):
+            (self.root / "manifests" / f"{output_id}.json").unlink()
+        return freed
+
+    def stored_outputs(self) -> list[str]:
+        return sorted(p.name for p in (self.root / "outputs").iterdir() if OUTPUT_ID.match(p.name))
+
+
+@contextlib.contextmanager
+def _transaction(db: sqlite3.Connection) -> Iterator[None]:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT``: take the write lock up front, so two runners
+    serialise instead of failing with "database is locked" half-way."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
+    with open(tmp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def _fsync_directory(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

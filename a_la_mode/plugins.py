@@ -1,0 +1,67 @@
+"""Engines found through entry points, exactly as a third party's would be.
+
+    [project.entry-points."a_la_mode.engines"]
+    local = "engines.local:LocalEngine"
+
+Plugins are checked when they load, not when first used: a broken one is reported with its
+name and what is wrong with it.
+"""
+
+from __future__ import annotations
+
+from importlib import metadata
+
+from .engine import Engine, EngineError
+from .naming import did_you_mean
+
+ENGINE_GROUP = "a_la_mode.engines"
+REQUIRED = ("name", "check", "run", "stop_all")
+
+
+def engine_entry_points() -> dict[str, metadata.EntryPoint]:
+    """Installed engines by name (the first of a duplicated name wins, and is reported)."""
+    found: dict[str, metadata.EntryPoint] = {}
+    for entry in metadata.entry_points(group=ENGINE_GROUP):
+        found.setdefault(entry.name, entry)
+    return found
+
+
+def load_engine(name: str) -> Engine:
+    """Load, check and instantiate the engine called ``name``."""
+    entries = engine_entry_points()
+    entry = entries.get(name)
+    if entry is None:
+        known = ", ".join(sorted(entries)) or "none"
+        raise EngineError(
+            f"no engine {name!r}{did_you_mean(name, entries)} (installed: {known}); "
+            "'alamode engines' lists them"
+        )
+    try:
+        factory = entry.load()
+    except ImportError as err:
+        raise EngineError(
+            f"engine {name!r} ({entry.value}) cannot be imported: {err}; is its extra "
+            f"installed? pip install 'a-la-mode[{name}]'"
+        ) from None
+    except Exception as err:  # a plugin's own bug: name the plugin, not our traceback
+        raise EngineError(f"engine {name!r} ({entry.value}) failed to load: {err}") from None
+    missing = [attr for attr in REQUIRED if not hasattr(factory, attr)]
+    if missing:
+        raise EngineError(
+            f"engine {name!r} ({entry.value}) is not an engine: it lacks {', '.join(missing)}"
+        )
+    engine: Engine = factory()
+    return engine
+
+
+def describe_engines() -> list[dict[str, str]]:
+    """Every installed engine and whether it loads (for ``alamode engines``)."""
+    rows = []
+    for name, entry in sorted(engine_entry_points().items()):
+        try:
+            load_engine(name).check()
+            state = "ok"
+        except EngineError as err:
+            state = str(err)
+        rows.append({"name": name, "target": entry.value, "state": state})
+    return rows

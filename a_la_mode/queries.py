@@ -1,0 +1,168 @@
+"""Questions about a plan and a store: status, explain, provenance, what gc would remove,
+what verify finds. Plain functions returning data; the CLI renders them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .diff import diff_plans
+from .errors import AlamodeError
+from .localstore import OUTPUT_ID, LocalStore
+from .plan import Plan, load_plan
+from .scheduler import Scheduler, State, short
+
+
+@dataclass(frozen=True)
+class TaskState:
+    task: str
+    output: str
+    label: str  # done, would run, blocked, failed last time, output missing
+    reason: str
+
+
+def task_states(plan: Plan, store: LocalStore, targets: list[str] | None = None) -> list[TaskState]:
+    """Each wanted task as done / would run / blocked / failed last time, with its reason.
+
+    A recorded success whose output directory is gone, or whose files changed size, counts
+    as not done (``alamode verify`` re-hashes every file).
+    """
+    wanted = Scheduler(plan, set(), targets).order
+    recorded = store.successes(plan.output(name) for name in wanted)
+    broken: dict[str, str] = {}
+    for output in {plan.output(name) for name in wanted} & set(store.recorded_outputs()):
+        problem = store.check_output(output, deep=False)
+        if problem is not None:
+            broken[output] = problem
+            recorded.discard(output)
+    scheduler = Scheduler(plan, recorded, targets)
+    result = []
+    for name in scheduler.order:
+        output = plan.output(name)
+        status = scheduler.status[name]
+        if status.state is State.DONE:
+            row = store.success_row(output)
+            when = f" by run {row['run']}" if row else ""
+            result.append(TaskState(name, output, "done", status.reason + when))
+            continue
+        label = "would run" if status.state is State.READY else "blocked"
+        reason = status.reason
+        if output in broken:
+            label, reason = "output missing", f"success recorded, but {broken[output]}"
+        else:
+            failure = store.last_failure(output)
+            if failure is not None and label == "would run":
+                label = "failed last time"
+                reason = f"{describe_attempt(failure)}; log: {failure['log']}"
+        result.append(TaskState(name, output, label, reason))
+    return result
+
+
+def describe_attempt(row: dict[str, Any]) -> str:
+    if row.get("timed_out"):
+        return "timed out"
+    if row.get("signal"):
+        return f"killed by signal {row['signal']}"
+    if row.get("status") == "interrupted":
+        return "interrupted"
+    return f"exited with status {row.get('exit_code')}"
+
+
+def explain(plan: Plan, store: LocalStore, task: str) -> list[str]:
+    """Why ``task`` will or won't run; what differs from its last success, if any."""
+    states = {s.task: s for s in task_states(plan, store, [task])}
+    state = states[task]
+    lines = [f"{task}: {state.label}: {state.reason}"]
+    if state.label == "done":
+        return lines
+    for dep in plan.inputs(task):
+        lines.append(f"  input {dep}: {states[dep].label} ({states[dep].reason})")
+    earlier = [
+        (row["recorded"], output, row)
+        for output, name in store.recorded_outputs().items()
+        if name == task
+        for row in [store.success_row(output)]
+        if row and output != state.output
+    ]
+    if not earlier:
+        lines.append(f"  no earlier success of {task} under another output ID")
+        return lines
+    _, old_output, row = max(earlier)
+    lines.append(
+        f"  last success: {short(old_output)} in run {row['run']} (plan {row['plan'][:12]})"
+    )
+    try:
+        old_plan = load_plan(store.plan_path(row["plan"]))
+    except AlamodeError as err:
+        lines.append(f"  cannot compare: {err}")
+        return lines
+    change = next((c for c in diff_plans(old_plan, plan).changed if c.name == task), None)
+    if change is not None:
+        lines.append(f"  since then it {change.why()}")
+    return lines
+
+
+def resolve_output(store: LocalStore, text: str) -> str:
+    """A full output ID from an ID, a unique prefix of at least 6 digits, or a task name."""
+    if OUTPUT_ID.match(text):
+        return text
+    recorded = store.recorded_outputs()
+    by_prefix = [o for o in recorded if len(text) >= 6 and o.startswith(text)]
+    if len(by_prefix) == 1:
+        return by_prefix[0]
+    if len(by_prefix) > 1:
+        raise AlamodeError(
+            f"output prefix {text!r} is ambiguous ({len(by_prefix)} match); give more digits"
+        )
+    for entry in store.history(text, 1):
+        return str(entry["output"])
+    raise AlamodeError(
+        f"{text!r} is neither a task with history nor a known output ID in {store.root}"
+    )
+
+
+def provenance(store: LocalStore, output: str, depth: int = 0) -> dict[str, Any]:
+    """Which task, spec, inputs and plan produced ``output``, recursively."""
+    row = store.success_row(output)
+    if row is None:
+        return {"output": output, "recorded": False}
+    node: dict[str, Any] = {"output": output, "recorded": True, **row}
+    try:
+        plan = load_plan(store.plan_path(row["plan"]))
+    except AlamodeError:
+        node["spec"] = None
+        node["inputs"] = []
+        return node
+    node["spec"] = plan.spec(row["task"])
+    node["inputs"] = [
+        {"name": dep, **provenance(store, dep_output, depth + 1)}
+        for dep, dep_output in plan.inputs(row["task"]).items()
+    ]
+    return node
+
+
+def gc_candidates(store: LocalStore, keep_plans: int) -> tuple[list[str], list[str]]:
+    """(outputs to remove, plans kept): outputs no plan of the last ``keep_plans`` uses."""
+    kept = store.recent_plans(keep_plans)
+    reachable: set[str] = set()
+    for digest in kept:
+        try:
+            plan = load_plan(store.plan_path(digest))
+        except AlamodeError:
+            continue
+        reachable.update(plan.output(name) for name in plan.tasks)
+    candidates = set(store.stored_outputs()) | set(store.recorded_outputs())
+    return sorted(candidates - reachable), kept
+
+
+def verify(store: LocalStore, forget: bool) -> list[tuple[str, str, str]]:
+    """Re-hash every recorded output; (output, task, problem) for each bad one. With
+    ``forget``, drop their success records so the next run redoes them."""
+    bad = []
+    for output, task in sorted(store.recorded_outputs().items()):
+        problem = store.check_output(output, deep=True)
+        if problem is not None:
+            bad.append((output, task, problem))
+            if forget:
+                store.forget(output)
+    return bad

@@ -1,0 +1,282 @@
+"""Output of ``alamode run`` and the store commands (re-exported by render.py; import
+render, not this module).
+
+Three run views: ``live`` (a rich progress display, on a terminal), ``plain`` (a line per
+event, when stdout is not a terminal or with ``--quiet``) and ``json`` (one JSON object per
+line; see docs/running.md for the events).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import json
+import sys
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.tree import Tree
+
+from . import render
+from .plan import Plan
+from .queries import TaskState
+from .runner import Event, RunReport
+from .scheduler import Scheduler
+
+SHORT_ID = 12
+
+
+def _out(text: str) -> None:
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def _console() -> Console:
+    return render._out
+
+
+@contextlib.contextmanager
+def run_view(mode: str, plan: Plan, targets: list[str] | None) -> Iterator[Callable[[Event], None]]:
+    """A callable receiving run events, shown as ``mode`` says."""
+    total = len(Scheduler(plan, set(), targets).order)
+    if mode == "json":
+        yield lambda event: _out(json.dumps(event.to_json()))
+    elif mode == "live":
+        with _LiveView(total) as view:
+            yield view.handle
+    else:
+        yield _plain_line
+
+
+def _plain_line(event: Event) -> None:
+    if event.kind == "finish":
+        return
+    if render.Settings.quiet and event.kind not in ("fail",):
+        return
+    seconds = f" {event.seconds:.2f} s" if event.seconds is not None else ""
+    detail = f"  ({event.detail})" if event.detail else ""
+    log = f"  log: {event.log}" if event.kind in ("fail", "retry") else ""
+    label = {"succeed": "ok", "fail": "FAILED"}.get(event.kind, event.kind)
+    _out(f"{label:<8}{event.task}{seconds}{detail}{log}")
+
+
+class _LiveView:
+    """Progress bar, counts, and the tasks running now with their elapsed time."""
+
+    def __init__(self, total: int) -> None:
+        self.progress = Progress(
+            TextColumn("[bold]alamode run"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[counts]}"),
+            TimeElapsedColumn(),
+        )
+        self.bar = self.progress.add_task("run", total=total, counts="")
+        self.running: dict[str, float] = {}
+        self.counts = {"skipped": 0, "succeeded": 0, "failed": 0}
+        self.live = Live(self, console=_console(), refresh_per_second=4, transient=True)
+
+    def __enter__(self) -> _LiveView:
+        self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.live.__exit__(None, None, None)
+
+    def __rich__(self) -> Group:
+        table = Table.grid(padding=(0, 2))
+        now = time.monotonic()
+        for name, since in list(self.running.items())[:10]:
+            table.add_row(f"[cyan]{escape(name)}[/]", f"{now - since:.1f} s")
+        if len(self.running) > 10:
+            table.add_row(f"[dim]… and {len(self.running) - 10} more[/]", "")
+        return Group(self.progress, table)
+
+    def handle(self, event: Event) -> None:
+        console = self.live.console
+        if event.kind == "start":
+            self.running[event.task] = time.monotonic()
+            return
+        if event.kind in ("succeed", "fail", "adopt", "retry"):
+            self.running.pop(event.task, None)
+        if event.kind == "fail":
+            console.print(
+                f"[bold red]FAILED[/] {escape(event.task)}: {escape(event.detail)}  "
+                f"[dim]log: {escape(event.log)}[/]"
+            )
+        elif event.kind == "retry":
+            console.print(f"[yellow]retry[/] {escape(event.task)}: {escape(event.detail)}")
+        key = {
+            "skip": "skipped",
+            "succeed": "succeeded",
+            "adopt": "succeeded",
+            "fail": "failed",
+        }.get(event.kind)
+        if key:
+            self.counts[key] += 1
+            self.progress.advance(self.bar)
+            shown = ", ".join(f"{n} {k}" for k, n in self.counts.items() if n)
+            self.progress.update(self.bar, counts=shown)
+
+
+def run_summary(report: RunReport, as_json: bool) -> None:
+    counts = report.scheduler.counts()
+    if as_json:
+        return  # the "finish" event already said it
+    parts = [f"{counts['done']} already done", f"{counts['succeeded']} succeeded"]
+    for key in ("failed", "blocked", "stopped"):
+        if counts[key]:
+            parts.append(f"{counts[key]} {key}")
+    total = len(report.scheduler.order)
+    line = f"{total} tasks: {', '.join(parts)} in {report.seconds:.1f} s (run {report.run})"
+    failed = [
+        n for n in report.scheduler.order if report.scheduler.status[n].state.value == "failed"
+    ]
+    if failed:
+        line += f"; failed: {', '.join(failed)} ('alamode log TASK' shows why)"
+    render.note(line)
+
+
+def dry_run(order: list[str], scheduler: Scheduler, plan: Plan, as_json: bool) -> None:
+    done = [n for n in scheduler.order if scheduler.status[n].state.value == "done"]
+    if as_json:
+        _out(json.dumps({"would_run": order, "done": done}))
+        return
+    for name in order:
+        _out(f"would run  {name}  {plan.output(name)[:SHORT_ID]}")
+    render.note(f"{len(order)} would run, {len(done)} already done")
+
+
+def status_table(states: list[TaskState], as_json: bool) -> None:
+    if as_json:
+        _out(json.dumps([s.__dict__ for s in states], indent=2))
+        return
+    colours = {
+        "done": "green",
+        "would run": "yellow",
+        "blocked": "dim",
+        "failed last time": "red",
+        "output missing": "red",
+    }
+    table = Table(show_edge=False, pad_edge=False)
+    for column in ("state", "task", "output", "reason"):
+        table.add_column(column, overflow="fold")
+    for s in states:
+        colour = colours.get(s.label, "")
+        table.add_row(
+            f"[{colour}]{s.label}[/]", escape(s.task), s.output[:SHORT_ID], escape(s.reason)
+        )
+    _console().print(table)
+
+
+def _when(stamp: float | None) -> str:
+    if stamp is None:
+        return "-"
+    return datetime.datetime.fromtimestamp(stamp).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def history_table(rows: list[dict[str, Any]], as_json: bool) -> None:
+    if as_json:
+        _out(json.dumps(rows, indent=2))
+        return
+    table = Table(show_edge=False, pad_edge=False)
+    for column in ("run", "started", "task", "try", "seconds", "status", "exit", "output"):
+        table.add_column(column)
+    for row in rows:
+        exit_text = (
+            "timeout"
+            if row["timed_out"]
+            else f"signal {row['signal']}"
+            if row["signal"]
+            else str(row["exit_code"] or "-")
+            if row["exit_code"] is not None
+            else "-"
+        )
+        seconds = f"{row['seconds']:.2f}" if row["seconds"] is not None else "-"
+        table.add_row(
+            str(row["run"]),
+            _when(row["started"]),
+            escape(row["task"]),
+            str(row["attempt"]),
+            seconds,
+            row["status"],
+            exit_text,
+            row["output"][:SHORT_ID],
+        )
+    _console().print(table)
+
+
+def provenance_tree(node: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        _out(json.dumps(node, indent=2))
+        return
+    _console().print(_provenance_node(node, None))
+
+
+def _provenance_node(node: dict[str, Any], name: str | None) -> Tree:
+    label = f"[bold]{escape(node.get('task') or name or '?')}[/] {node['output'][:SHORT_ID]}"
+    if not node["recorded"]:
+        return Tree(label + "  [red]no success recorded[/]")
+    tree = Tree(
+        f"{label}  [dim]run {node['run']}, plan {node['plan'][:SHORT_ID]}, "
+        f"{_when(node['recorded'])}, {node['seconds']:.2f} s[/]"
+    )
+    if node.get("spec"):
+        tree.add(f"[cyan]spec[/] {escape(json.dumps(node['spec'], sort_keys=True))}")
+    for child in node.get("inputs", []):
+        tree.add(_provenance_node(child, child.get("name")))
+    return tree
+
+
+def gc_report(doomed: list[str], kept: list[str], removed: bool, freed: int, as_json: bool) -> None:
+    if as_json:
+        _out(
+            json.dumps(
+                {
+                    "removed" if removed else "would_remove": doomed,
+                    "kept_plans": kept,
+                    "bytes_freed": freed,
+                }
+            )
+        )
+        return
+    for output in doomed:
+        _out(f"{'removed' if removed else 'would remove'}  {output}")
+    from .render import note
+
+    verb = (
+        f"removed {len(doomed)} outputs ({freed:,} bytes)"
+        if removed
+        else f"{len(doomed)} outputs would be removed; run again with --yes to remove them"
+    )
+    note(f"{verb}; kept everything the last {len(kept)} plans use")
+
+
+def verify_report(bad: list[tuple[str, str, str]], kept: bool, as_json: bool) -> None:
+    if as_json:
+        _out(json.dumps([{"output": o, "task": t, "problem": p} for o, t, p in bad]))
+        return
+    for output, task, problem in bad:
+        _out(f"BAD  {task}  {output[:SHORT_ID]}: {problem}")
+    from .render import note
+
+    if not bad:
+        note("every recorded output matches its manifest")
+    elif not kept:
+        note(
+            f"{len(bad)} bad outputs: their success records were dropped; the next run redoes them"
+        )
+
+
+def engines_table(rows: list[dict[str, str]], as_json: bool) -> None:
+    if as_json:
+        _out(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        _out(f"{row['name']:<10}{row['target']:<32}{row['state']}")

@@ -1,0 +1,300 @@
+"""Run a plan: the I/O around the scheduler. Leases, staging, the engine, publishing, records.
+
+All database work happens on this (the main) thread; worker threads only run commands and
+publish files. The success protocol, in order: stage, run, fsync and manifest, rename into
+``outputs/``, then record success. A failure, a signal, a timeout or Ctrl-C leaves no success
+record and no published output.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .engine import Engine, Job, Result
+from .errors import AlamodeError
+from .localstore import LocalStore, Manifest
+from .plan import Plan
+from .scheduler import Scheduler, State
+
+LEASE_POLL_SECONDS = 0.2
+
+
+class RunInterrupted(AlamodeError):
+    """Ctrl-C: running tasks were stopped and nothing half-done was recorded."""
+
+    exit_code = 130
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something the user may want to see: ``kind`` is start, skip, wait, succeed, fail,
+    retry, adopt or finish. ``detail`` is the reason, in words."""
+
+    kind: str
+    task: str = ""
+    output: str = ""
+    detail: str = ""
+    seconds: float | None = None
+    attempt: int | None = None
+    log: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"event": self.kind, "time": round(time.time(), 3)}
+        for key in ("task", "output", "detail", "log"):
+            if getattr(self, key):
+                data[key] = getattr(self, key)
+        if self.seconds is not None:
+            data["seconds"] = round(self.seconds, 3)
+        if self.attempt is not None:
+            data["attempt"] = self.attempt
+        return data
+
+
+@dataclass
+class RunOptions:
+    jobs: int = 1
+    targets: list[str] | None = None
+    keep_going: bool = False
+
+
+@dataclass
+class _Attempt:
+    name: str
+    row: int
+    number: int
+    job: Job
+    staging: Path
+
+
+@dataclass
+class RunReport:
+    run: int
+    scheduler: Scheduler
+    seconds: float
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def check_engine_keys(plan: Plan, names: list[str]) -> None:
+    """Refuse, before anything starts, engine keys of the wrong type (DESIGN.md's table)."""
+    for name in names:
+        spec = plan.tasks[name]
+        command = spec.get("command")
+        where = f"task {name!r}: spec key"
+        if command is not None and not (
+            (isinstance(command, str) and command.strip())
+            or (isinstance(command, list) and command and all(isinstance(c, str) for c in command))
+        ):
+            raise AlamodeError(f"{where} 'command' must be a non-empty string or list of strings")
+        env = spec.get("env", {})
+        if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
+            raise AlamodeError(f"{where} 'env' must be a dict of strings, e.g. {{'LANG': 'C'}}")
+        for key, least in (("timeout", 1), ("retries", 0)):
+            value = spec.get(key, least)
+            if not isinstance(value, int) or value < least:
+                raise AlamodeError(f"{where} {key!r} must be an integer of at least {least}")
+
+
+def run_plan(
+    plan: Plan,
+    store: LocalStore,
+    engine: Engine,
+    options: RunOptions,
+    emit: Callable[[Event], None],
+) -> RunReport:
+    """Run every wanted task of ``plan`` that has no recorded success."""
+    started = time.monotonic()
+    probe = Scheduler(plan, set(), options.targets)  # validates the targets
+    check_engine_keys(plan, probe.order)
+    engine.check()
+    store.clean_staging()
+    done = store.successes(plan.output(name) for name in probe.order)
+    scheduler = Scheduler(plan, done, options.targets, store.durations(), options.keep_going)
+    run = store.begin_run(plan, engine.name)
+    for name in scheduler.order:
+        if scheduler.status[name].state is State.DONE:
+            emit(Event("skip", name, plan.output(name), scheduler.status[name].reason))
+    runner = _Runner(plan, store, engine, scheduler, run, emit, options.jobs)
+    status = "failed"
+    try:
+        runner.loop()
+        status = "succeeded" if scheduler.succeeded else "failed"
+    except KeyboardInterrupt:
+        status = "interrupted"
+        runner.interrupt()
+        raise RunInterrupted(
+            "interrupted: running tasks were stopped and nothing half-done was recorded"
+        ) from None
+    finally:
+        store.end_run(run, status)
+    seconds = time.monotonic() - started
+    emit(Event("finish", detail=status, seconds=seconds))
+    return RunReport(run, scheduler, seconds, scheduler.counts())
+
+
+class _Runner:
+    def __init__(
+        self,
+        plan: Plan,
+        store: LocalStore,
+        engine: Engine,
+        scheduler: Scheduler,
+        run: int,
+        emit: Callable[[Event], None],
+        jobs: int,
+    ) -> None:
+        self.plan, self.store, self.engine, self.scheduler = plan, store, engine, scheduler
+        self.run, self.emit, self.jobs = run, emit, max(1, jobs)
+        self.pool = ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="alamode-task")
+        self.running: dict[Future[tuple[Result, Manifest | None]], _Attempt] = {}
+        self.deferred: dict[str, str] = {}  # task -> the runner holding its output's lease
+        self.failures: dict[str, int] = {}
+
+    def loop(self) -> None:
+        while True:
+            self._start_what_fits()
+            if not self.running and not self.deferred:
+                break
+            finished, _ = wait(
+                list(self.running),
+                timeout=LEASE_POLL_SECONDS if self.deferred else None,
+                return_when=FIRST_COMPLETED,
+            )
+            for future in finished:
+                self._collect(future)
+            self._recheck_deferred()
+        self.pool.shutdown(wait=True)
+
+    def _start_what_fits(self) -> None:
+        while len(self.running) < self.jobs:
+            name = self.scheduler.next_ready()
+            if name is None:
+                return
+            self._start(name)
+
+    def _start(self, name: str) -> None:
+        output = self.plan.output(name)
+        lease = self.store.lease(output, self.run)
+        if lease.state == "done":
+            self.scheduler.finished(name, True, "produced meanwhile by another run")
+            self.emit(Event("adopt", name, output, "produced meanwhile by another run"))
+            return
+        if lease.state == "held":
+            self.deferred[name] = lease.holder
+            self.emit(Event("wait", name, output, f"being produced by {lease.holder}"))
+            return
+        orphan = self.store.adopt_orphan(output)
+        if orphan is not None:
+            self.store.record_success(
+                output, name, self.plan, self.run, 0.0, self.engine.name, orphan
+            )
+            self.scheduler.finished(name, True, "published by an interrupted run; kept")
+            self.emit(Event("adopt", name, output, "published by an interrupted run; kept"))
+            return
+        spec = self.plan.tasks[name]
+        row, log = self.store.begin_attempt(self.run, name, output)
+        staging = self.store.new_staging(output)
+        job = Job(
+            task=name,
+            output_id=output,
+            command=spec.get("command", ""),
+            env=dict(spec.get("env", {})),
+            output_dir=staging,
+            log_path=log,
+            inputs={
+                dep: self.store.output_path(oid) for dep, oid in self.plan.inputs(name).items()
+            },
+            timeout=spec.get("timeout"),
+            spec=self.plan.spec(name),
+        )
+        number = int(log.stem)
+        self.running[self.pool.submit(self._execute, job)] = _Attempt(
+            name, row, number, job, staging
+        )
+        self.emit(Event("start", name, output, attempt=number, log=str(log)))
+
+    def _execute(self, job: Job) -> tuple[Result, Manifest | None]:
+        """On a worker thread: run the command; on success, publish its files."""
+        if not job.command:  # a pure join point: its output is an empty directory
+            result = Result(0, 0.0, detail="join point")
+        else:
+            result = self.engine.run(job)
+        if not result.ok:
+            shutil.rmtree(job.output_dir, ignore_errors=True)
+            return result, None
+        return result, self.store.publish(job.output_id, job.output_dir)
+
+    def _collect(self, future: Future[tuple[Result, Manifest | None]]) -> None:
+        attempt = self.running.pop(future)
+        name, output = attempt.name, attempt.job.output_id
+        try:
+            result, manifest = future.result()
+        except Exception as err:  # publishing failed (disk full...): no success
+            shutil.rmtree(attempt.staging, ignore_errors=True)
+            result, manifest = Result(None, 0.0, detail=f"could not publish: {err}"), None
+        status = "succeeded" if manifest is not None else "failed"
+        self.store.end_attempt(
+            attempt.row, status, result.seconds, result.exit_code, result.signal, result.timed_out
+        )
+        if manifest is not None:
+            self.store.record_success(
+                output, name, self.plan, self.run, result.seconds, self.engine.name, manifest
+            )
+            self.scheduler.finished(name, True, f"succeeded in {result.seconds:.1f} s")
+            self.emit(
+                Event("succeed", name, output, seconds=result.seconds, attempt=attempt.number)
+            )
+            return
+        retries = self.plan.tasks[name].get("retries", 0)
+        self.failures[name] = self.failures.get(name, 0) + 1
+        why = result.describe()
+        if self.failures[name] <= retries:
+            self.scheduler.requeue(name, f"retrying after it {why}")
+            self.emit(
+                Event(
+                    "retry",
+                    name,
+                    output,
+                    why,
+                    result.seconds,
+                    attempt.number,
+                    str(attempt.job.log_path),
+                )
+            )
+            return
+        self.store.release(output)
+        self.scheduler.finished(name, False, why)
+        self.emit(
+            Event(
+                "fail", name, output, why, result.seconds, attempt.number, str(attempt.job.log_path)
+            )
+        )
+
+    def _recheck_deferred(self) -> None:
+        for name in list(self.deferred):
+            output = self.plan.output(name)
+            if self.store.successes([output]):
+                holder = self.deferred.pop(name)
+                self.scheduler.finished(name, True, f"produced by {holder}")
+                self.emit(Event("adopt", name, output, f"produced by {holder}"))
+            elif self.store.lease(output, self.run).state == "ours":
+                del self.deferred[name]  # the other runner gave up (failed or died): our turn
+                self.store.release(output)
+                self.scheduler.requeue(name, "the other run gave it up")
+
+    def interrupt(self) -> None:
+        """Ctrl-C: stop every command, record the attempts as interrupted, clean up."""
+        self.engine.stop_all()
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        for future, attempt in self.running.items():
+            seconds = 0.0
+            if future.done() and not future.cancelled() and future.exception() is None:
+                seconds = future.result()[0].seconds
+            self.store.end_attempt(attempt.row, "interrupted", seconds, None, None, False)
+            shutil.rmtree(attempt.staging, ignore_errors=True)
+            self.store.release(attempt.job.output_id)

@@ -1,0 +1,206 @@
+"""What is wanted, ready, running, done or failed, and why: pure state, no processes.
+
+The runner asks ``next_ready()`` for work and reports back with ``finished()``; tests drive
+it with no I/O at all (ninja's Plan/Builder split). Among ready tasks the one heading the
+longest remaining path, weighted by recorded durations, starts first (mara's cost-based
+queue); equal costs fall back to plan order. Every state carries a short reason.
+"""
+
+from __future__ import annotations
+
+import heapq
+import statistics
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from .errors import AlamodeError
+from .naming import did_you_mean
+from .plan import Plan
+
+DEFAULT_SECONDS = 1.0  # the cost of a task that has never run, when nothing else is known
+
+
+class State(StrEnum):
+    DONE = "done"  # success recorded before this run
+    WAITING = "waiting"  # some dependency is not done yet
+    READY = "ready"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"  # produced in this run (or by a concurrent one)
+    FAILED = "failed"
+    BLOCKED = "blocked"  # an upstream task failed
+    STOPPED = "stopped"  # never started: the run stopped after a failure
+
+
+@dataclass
+class TaskStatus:
+    state: State
+    reason: str
+
+
+def short(output_id: str) -> str:
+    return output_id[:12] + "…"
+
+
+def closure(plan: Plan, targets: Iterable[str]) -> list[str]:
+    """The targets and everything upstream of them, in plan order. Unknown names are refused."""
+    wanted: set[str] = set()
+    stack = []
+    for target in targets:
+        if target not in plan.tasks:
+            raise AlamodeError(
+                f"unknown target {target!r}{did_you_mean(target, plan.tasks)}; "
+                "'alamode show' lists the tasks"
+            )
+        stack.append(target)
+    while stack:
+        name = stack.pop()
+        if name not in wanted:
+            wanted.add(name)
+            stack.extend(plan.inputs(name))
+    return [name for name in plan.toposort_flatten if name in wanted]
+
+
+class Scheduler:
+    """The state of one run over ``plan``."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        done_outputs: set[str],
+        targets: Iterable[str] | None = None,
+        durations: dict[str, float] | None = None,
+        keep_going: bool = False,
+    ) -> None:
+        self.plan = plan
+        self.keep_going = keep_going
+        self.order = closure(plan, targets) if targets is not None else list(plan.toposort_flatten)
+        self.status: dict[str, TaskStatus] = {}
+        self._dependents: dict[str, list[str]] = {name: [] for name in self.order}
+        self._missing: dict[str, int] = {}
+        self._heap: list[tuple[float, int, str]] = []
+        self._position = {name: index for index, name in enumerate(self.order)}
+        self._producers: dict[str, str] = {}  # output ID -> the task producing it now
+        self._twins: dict[str, list[str]] = {}  # output ID -> tasks waiting on that producer
+        self.stopped = False
+        for name in self.order:
+            for dep in plan.inputs(name):
+                self._dependents[dep].append(name)
+        self.cost = self._costs(durations or {})
+        for name in self.order:
+            output = plan.output(name)
+            if output in done_outputs:
+                self.status[name] = TaskStatus(State.DONE, f"success recorded for {short(output)}")
+                continue
+            waiting = [dep for dep in plan.inputs(name) if plan.output(dep) not in done_outputs]
+            self._missing[name] = len(waiting)
+            if waiting:
+                self.status[name] = TaskStatus(State.WAITING, f"upstream {waiting[0]} will run")
+            else:
+                self._make_ready(name)
+
+    def _costs(self, durations: dict[str, float]) -> dict[str, float]:
+        """Longest remaining path from each task, weighted by recorded durations."""
+        known = [durations[n] for n in self.order if n in durations]
+        default = statistics.median(known) if known else DEFAULT_SECONDS
+        cost: dict[str, float] = {}
+        for name in reversed(self.order):
+            below = max((cost[child] for child in self._dependents[name]), default=0.0)
+            cost[name] = durations.get(name, default) + below
+        return cost
+
+    def _make_ready(self, name: str) -> None:
+        self.status[name] = TaskStatus(
+            State.READY, f"no success recorded for {short(self.plan.output(name))}"
+        )
+        heapq.heappush(self._heap, (-self.cost[name], self._position[name], name))
+
+    # -- the runner's side -------------------------------------------------------------
+
+    def next_ready(self) -> str | None:
+        """The ready task to start now, or None. Marks it running."""
+        while self._heap and not self.stopped:
+            _, _, name = heapq.heappop(self._heap)
+            if self.status[name].state is not State.READY:
+                continue
+            output = self.plan.output(name)
+            producer = self._producers.get(output)
+            if producer is not None:  # identical task already running: wait for its result
+                self._twins.setdefault(output, []).append(name)
+                self.status[name] = TaskStatus(State.RUNNING, f"same output as {producer}")
+                continue
+            self._producers[output] = name
+            self.status[name] = TaskStatus(State.RUNNING, "started")
+            return name
+        return None
+
+    def requeue(self, name: str, reason: str) -> None:
+        """Put a running task back (a retry, or its output is leased by another runner)."""
+        self._producers.pop(self.plan.output(name), None)
+        self._make_ready(name)
+        self.status[name].reason = reason
+
+    def finished(self, name: str, ok: bool, reason: str) -> None:
+        """Record the end of ``name`` (and of identical tasks waiting on it)."""
+        output = self.plan.output(name)
+        self._producers.pop(output, None)
+        twins = self._twins.pop(output, [])
+        if not ok:
+            self.status[name] = TaskStatus(State.FAILED, reason)
+            for twin in twins:
+                self.status[twin] = TaskStatus(State.FAILED, f"same output as {name}, which failed")
+            for failed in (name, *twins):
+                self._block_downstream(failed)
+            if not self.keep_going:
+                self.stopped = True
+                for other in self.order:
+                    if self.status[other].state in (State.READY, State.WAITING):
+                        self.status[other] = TaskStatus(
+                            State.STOPPED, f"not started: the run stopped after {name} failed"
+                        )
+            return
+        self.status[name] = TaskStatus(State.SUCCEEDED, reason)
+        for twin in twins:
+            self.status[twin] = TaskStatus(State.SUCCEEDED, f"same output as {name}")
+        for finished in (name, *twins):
+            for child in self._dependents[finished]:
+                self._missing[child] -= 1
+                if self._missing[child] == 0 and self.status[child].state is State.WAITING:
+                    self._make_ready(child)
+
+    def _block_downstream(self, failed: str) -> None:
+        stack = list(self._dependents[failed])
+        while stack:
+            child = stack.pop()
+            if self.status[child].state in (State.WAITING, State.READY):
+                self.status[child] = TaskStatus(State.BLOCKED, f"upstream {failed} failed")
+                stack.extend(self._dependents[child])
+
+    @property
+    def running(self) -> list[str]:
+        return [n for n in self.order if self.status[n].state is State.RUNNING]
+
+    def is_over(self) -> bool:
+        """Nothing is running and nothing more can start."""
+        if self.running:
+            return False
+        return self.stopped or not any(self.status[n].state is State.READY for n in self.order)
+
+    def counts(self) -> dict[str, int]:
+        result = {state.value: 0 for state in State}
+        for status in self.status.values():
+            result[status.state.value] += 1
+        return result
+
+    @property
+    def succeeded(self) -> bool:
+        """Every wanted task is done or succeeded."""
+        return all(s.state in (State.DONE, State.SUCCEEDED) for s in self.status.values())
+
+    def simulate(self) -> list[str]:
+        """The order tasks would start in if every one succeeded (``--dry-run``)."""
+        started = []
+        while (name := self.next_ready()) is not None:
+            started.append(name)
+            self.finished(name, True, "would run")
+        return started
