@@ -18,7 +18,8 @@ from .errors import AlamodeError
 from .localstore import LocalStore, StoreError
 from .plugins import describe_engines, load_engine
 from .queries import explain as explain_task
-from .queries import gc_candidates, provenance as provenance_of, resolve_output, task_states
+from .queries import gc_candidates, resolve_output, task_states
+from .queries import provenance as provenance_of
 from .queries import verify as verify_store
 from .runner import RunOptions, run_plan
 from .scheduler import Scheduler

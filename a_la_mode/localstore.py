@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import AlamodeError
+from .faults import pause_point
 from .plan import Plan
 
 SCHEMA_VERSION = 1
@@ -196,6 +197,17 @@ class LocalStore:
         """Every recorded success: output ID -> task name."""
         return dict(self._db.execute("SELECT output, task FROM successes").fetchall())
 
+    def outputs_with_prefix(self, prefix: str) -> list[str]:
+        """Output IDs with a success or an attempt that start with ``prefix`` (hex only)."""
+        if not re.fullmatch(r"[0-9a-f]+", prefix):
+            return []
+        rows = self._db.execute(
+            "SELECT output FROM successes WHERE output LIKE ? "
+            "UNION SELECT output FROM attempts WHERE output LIKE ?",
+            (prefix + "%", prefix + "%"),
+        )
+        return sorted(row[0] for row in rows)
+
     def output_path(self, output_id: str) -> Path:
         return self.root / "outputs" / checked_id(output_id)
 
@@ -358,9 +370,11 @@ class LocalStore:
         """Take the right to produce ``output_id``, unless it is done or a live runner has it."""
         checked_id(output_id)
         with _transaction(self._db):
-            if self._db.execute("SELECT 1 FROM successes WHERE output=?", (output_id,)).fetchone():
-                if self.output_path(output_id).is_dir():
-                    return Lease("done")
+            recorded = self._db.execute(
+                "SELECT 1 FROM successes WHERE output=?", (output_id,)
+            ).fetchone()
+            if recorded and self.output_path(output_id).is_dir():
+                return Lease("done")
             row = self._db.execute(
                 "SELECT run, host, pid FROM leases WHERE output=?", (output_id,)
             ).fetchone()
@@ -397,7 +411,7 @@ class LocalStore:
             parts = entry.name.split(".")
             pid = int(parts[1]) if len(parts) == 3 and parts[1].isdigit() else None
             if pid is None or not pid_alive(pid) or entry.name.startswith("trash-"):
-                shutil.rmtree(entry, ignore_errors=True)
+                _remove_tree(entry)
                 removed.append(entry.name)
         with _transaction(self._db):
             for output, pid in self._db.execute(
@@ -414,12 +428,14 @@ class LocalStore:
         """
         target = self.output_path(output_id)
         manifest = Manifest.of_directory(staging, fsync=True)
+        _set_writable(staging, False)  # published outputs are immutable, as in a Nix store
         manifest_path = self.root / "manifests" / f"{output_id}.json"
         _write_atomically(manifest_path, manifest.to_json().encode())
+        pause_point("before-rename")
         if target.exists():  # an orphan of a runner killed before recording success
             trash = self.root / "staging" / f"trash-{uuid.uuid4().hex[:8]}"
             os.rename(target, trash)
-            shutil.rmtree(trash, ignore_errors=True)
+            _remove_tree(trash)
         try:
             os.rename(staging, target)
         except OSError as err:
@@ -427,6 +443,7 @@ class LocalStore:
                 raise
             raise StoreError(f"output {output_id[:12]} appeared while publishing") from None
         _fsync_directory(target.parent)
+        pause_point("before-record")
         return manifest
 
     def record_success(
@@ -489,7 +506,7 @@ class LocalStore:
         )
         with _transaction(self._db):
             self._db.execute("DELETE FROM successes WHERE output=?", (output_id,))
-        shutil.rmtree(folder, ignore_errors=True)
+        _remove_tree(folder)
         shutil.rmtree(self.root / "logs" / output_id, ignore_errors=True)
         with contextlib.suppress(FileNotFoundError):
             (self.root / "manifests" / f"{output_id}.json").unlink()
@@ -527,3 +544,24 @@ def _fsync_directory(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _set_writable(root: Path, writable: bool) -> None:
+    """Add or remove write permission on ``root`` and everything below it."""
+    for folder, dirs, files in os.walk(root):
+        for name in [*dirs, *files]:
+            path = Path(folder, name)
+            if not path.is_symlink():
+                mode = path.stat().st_mode
+                path.chmod(mode | 0o200 if writable else mode & ~0o222)
+    mode = root.stat().st_mode
+    root.chmod(mode | 0o200 if writable else mode & ~0o222)
+
+
+def _remove_tree(root: Path) -> None:
+    """Remove a (possibly read-only) directory tree; missing is fine."""
+    if not root.exists():
+        return
+    with contextlib.suppress(OSError):
+        _set_writable(root, True)
+    shutil.rmtree(root, ignore_errors=True)

@@ -77,6 +77,12 @@ def explain(plan: Plan, store: LocalStore, task: str) -> list[str]:
         return lines
     for dep in plan.inputs(task):
         lines.append(f"  input {dep}: {states[dep].label} ({states[dep].reason})")
+    for attempt in store.history(task, 1):
+        if attempt["output"] != state.output and attempt["status"] != "succeeded":
+            lines.append(
+                f"  last attempt: {describe_attempt(attempt)} in run {attempt['run']}, "
+                f"for output {short(attempt['output'])}"
+            )
     earlier = [
         (row["recorded"], output, row)
         for output, name in store.recorded_outputs().items()
@@ -106,8 +112,7 @@ def resolve_output(store: LocalStore, text: str) -> str:
     """A full output ID from an ID, a unique prefix of at least 6 digits, or a task name."""
     if OUTPUT_ID.match(text):
         return text
-    recorded = store.recorded_outputs()
-    by_prefix = [o for o in recorded if len(text) >= 6 and o.startswith(text)]
+    by_prefix = store.outputs_with_prefix(text) if len(text) >= 6 else []
     if len(by_prefix) == 1:
         return by_prefix[0]
     if len(by_prefix) > 1:

@@ -220,10 +220,8 @@ class _Runner:
 
     def _execute(self, job: Job) -> tuple[Result, Manifest | None]:
         """On a worker thread: run the command; on success, publish its files."""
-        if not job.command:  # a pure join point: its output is an empty directory
-            result = Result(0, 0.0, detail="join point")
-        else:
-            result = self.engine.run(job)
+        # a pure join point (no command): its output is an empty directory
+        result = self.engine.run(job) if job.command else Result(0, 0.0, detail="join point")
         if not result.ok:
             shutil.rmtree(job.output_dir, ignore_errors=True)
             return result, None

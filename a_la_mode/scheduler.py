@@ -164,6 +164,8 @@ class Scheduler:
             self.status[twin] = TaskStatus(State.SUCCEEDED, f"same output as {name}")
         for finished in (name, *twins):
             for child in self._dependents[finished]:
+                if child not in self._missing:
+                    continue  # already done before this run (a re-made input, same ID)
                 self._missing[child] -= 1
                 if self._missing[child] == 0 and self.status[child].state is State.WAITING:
                     self._make_ready(child)

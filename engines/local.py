@@ -7,6 +7,7 @@ Output (stdout and stderr together) goes to the attempt's log file.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -102,7 +103,5 @@ def _end_group(process: subprocess.Popen[bytes]) -> None:
 
 def _kill_leftovers(process: subprocess.Popen[bytes]) -> None:
     """Background children a command left behind must not write into a published output."""
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass

@@ -1,0 +1,25 @@
+"""Pause points for crash tests: lets a test SIGKILL a real runner at an exact step.
+
+With ``ALAMODE_FAULT_PAUSE=<step>`` set, the runner creates the file named by
+``ALAMODE_FAULT_READY`` on reaching ``<step>`` and then sleeps, so the test knows when to
+``kill -9`` it. Steps: ``before-rename`` (files fsynced, manifest written, output not yet in
+place) and ``before-record`` (output renamed into place, success not yet recorded).
+Unset, this costs one dictionary lookup per task.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+
+def pause_point(step: str) -> None:
+    """Sleep forever here if a crash test asked to stop at ``step``."""
+    if os.environ.get("ALAMODE_FAULT_PAUSE") != step:
+        return
+    ready = os.environ.get("ALAMODE_FAULT_READY")
+    if ready:
+        Path(ready).write_text(str(os.getpid()))
+    while True:
+        time.sleep(60)

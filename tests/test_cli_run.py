@@ -1,0 +1,282 @@
+"""``alamode run`` and the store commands, as real processes; faults produced for real."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from a_la_mode import load_plan
+from a_la_mode.localstore import LocalStore
+
+from .conftest import alamode
+
+ALAMODE = [sys.executable, "-c", "from a_la_mode.cli import main; main()"]
+
+
+def spec(tmp_path: Path, text: str, name: str = "p.yaml") -> str:
+    (tmp_path / name).write_text(text)
+    return name
+
+
+def wait_for(path: Path, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.05)
+
+
+def start(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [*ALAMODE, *args],
+        cwd=tmp_path,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, **(env or {})},
+    )
+
+
+DIAMOND = """
+tasks:
+  a: {spec: {command: 'echo a > "$ALAMODE_OUTPUT/a"'}}
+  b: {deps: [a], spec: {command: 'cat "$ALAMODE_INPUT_A/a" > "$ALAMODE_OUTPUT/b"'}}
+  c: {deps: [a], spec: {command: 'echo broken >&2; exit 4'}}
+  d: {deps: [b, c]}
+"""
+
+
+def test_run_reports_each_event_and_exits_1_on_failure(tmp_path: Path) -> None:
+    result = alamode("run", spec(tmp_path, DIAMOND), "-j", "1", cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert "FAILED  c" in result.stdout and "exited with status 4" in result.stdout
+    assert "4 tasks: 0 already done, 2 succeeded, 1 failed, 1 blocked" in result.stderr
+    assert "failed: c ('alamode log TASK' shows why)" in result.stderr
+
+
+def test_json_events_one_per_line(tmp_path: Path) -> None:
+    result = alamode("run", spec(tmp_path, DIAMOND), "--json", "-k", cwd=tmp_path)
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    assert {e["event"] for e in events} >= {"start", "succeed", "fail", "finish"}
+    fail = next(e for e in events if e["event"] == "fail")
+    assert fail["task"] == "c" and fail["detail"] == "exited with status 4"
+    assert events[-1] == {**events[-1], "event": "finish", "detail": "failed"}
+
+
+def test_target_runs_only_the_upstream_closure(tmp_path: Path) -> None:
+    result = alamode("run", spec(tmp_path, DIAMOND), "--target", "b", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "2 tasks: 0 already done, 2 succeeded" in result.stderr
+    bad = alamode("run", "p.yaml", "--target", "bb", cwd=tmp_path)
+    assert bad.returncode == 2
+    assert "unknown target 'bb', did you mean 'b'?" in bad.stderr
+
+
+def test_dry_run_lists_what_would_run_and_runs_nothing(tmp_path: Path) -> None:
+    alamode("run", spec(tmp_path, DIAMOND), "--target", "b", cwd=tmp_path)
+    result = alamode("run", "p.yaml", "--dry-run", cwd=tmp_path)
+    assert [line.split()[2] for line in result.stdout.splitlines()] == ["c", "d"]
+    assert "2 would run, 2 already done" in result.stderr
+    assert len(LocalStore(tmp_path / ".alamode").runs(10)) == 1
+
+
+def test_status_explain_history_log_provenance(tmp_path: Path) -> None:
+    alamode("run", spec(tmp_path, DIAMOND), "-k", cwd=tmp_path)
+    status = json.loads(alamode("status", "p.yaml", "--json", cwd=tmp_path).stdout)
+    labels = {row["task"]: row["label"] for row in status}
+    assert labels == {"a": "done", "b": "done", "c": "failed last time", "d": "blocked"}
+    assert alamode("explain", "p.yaml", "d", cwd=tmp_path).stdout.startswith(
+        "d: blocked: upstream c will run"
+    )
+    history = json.loads(alamode("history", "c", "--json", cwd=tmp_path).stdout)
+    assert history[0]["exit_code"] == 4
+    (tmp_path / "p.yaml").write_text(
+        DIAMOND.replace("echo broken >&2; exit 4", "echo fixed; touch $ALAMODE_OUTPUT/c")
+    )
+    explained = alamode("explain", "p.yaml", "c", cwd=tmp_path).stdout
+    assert "last attempt: exited with status 4 in run 1, for output" in explained
+    assert alamode("run", "p.yaml", cwd=tmp_path).returncode == 0
+    assert alamode("log", "c", cwd=tmp_path).stdout == "fixed\n"
+    old_output = history[0]["output"]
+    assert alamode("log", old_output[:10], cwd=tmp_path).stdout == "broken\n"
+    assert alamode("log", "c", "--attempt", "1", cwd=tmp_path).stdout == "fixed\n"
+    missing = alamode("log", "c", "--attempt", "7", cwd=tmp_path)
+    assert missing.returncode == 2 and "has attempts 1..1, not 7" in missing.stderr
+    tree = json.loads(alamode("provenance", "d", "--json", cwd=tmp_path).stdout)
+    assert tree["task"] == "d"
+    assert sorted(child["name"] for child in tree["inputs"]) == ["b", "c"]
+    assert tree["inputs"][0]["inputs"][0]["spec"] == {"command": 'echo a > "$ALAMODE_OUTPUT/a"'}
+
+
+def test_explain_says_what_changed_since_the_last_success(tmp_path: Path) -> None:
+    alamode("run", spec(tmp_path, DIAMOND.replace("exit 4", "true")), cwd=tmp_path)
+    (tmp_path / "p.yaml").write_text(DIAMOND.replace("exit 4", "true").replace("echo a", "echo A"))
+    explained = alamode("explain", "p.yaml", "b", cwd=tmp_path).stdout
+    assert "since then it changed because of upstream a → b" in explained
+
+
+def test_gc_is_a_dry_run_until_yes(tmp_path: Path) -> None:
+    first = DIAMOND.replace("exit 4", "true")
+    alamode("run", spec(tmp_path, first), cwd=tmp_path)
+    old = json.loads(alamode("show", "p.yaml", "--json", cwd=tmp_path).stdout)["tasks"]
+    (tmp_path / "p.yaml").write_text(first.replace("cat ", "cat -- "))  # b changes, so does d
+    alamode("run", "p.yaml", cwd=tmp_path)
+    store = LocalStore(tmp_path / ".alamode")
+    before = set(store.stored_outputs())
+    dry = json.loads(alamode("gc", "--keep", "1", "--json", cwd=tmp_path).stdout)
+    assert sorted(dry["would_remove"]) == sorted([old["b"]["output"], old["d"]["output"]])
+    assert set(store.stored_outputs()) == before
+    done = json.loads(alamode("gc", "--keep", "1", "--yes", "--json", cwd=tmp_path).stdout)
+    assert set(store.stored_outputs()) == before - set(done["removed"])
+    assert alamode("status", "p.yaml", cwd=tmp_path).stdout.count("done") == 4
+
+
+def test_verify_exit_status(tmp_path: Path) -> None:
+    alamode("run", spec(tmp_path, DIAMOND.replace("exit 4", "true")), cwd=tmp_path)
+    assert alamode("verify", cwd=tmp_path).returncode == 0
+    plan = load_plan(
+        tmp_path
+        / ".alamode"
+        / "plans"
+        / next(p.name for p in (tmp_path / ".alamode" / "plans").iterdir())
+    )
+    target = tmp_path / ".alamode" / "outputs" / plan.output("a") / "a"
+    target.chmod(0o644)
+    target.write_text("b\n")  # same size, different content: only a re-hash sees it
+    result = alamode("verify", cwd=tmp_path)
+    assert result.returncode == 1 and "BAD  a" in result.stdout
+
+
+def test_engines_lists_local() -> None:
+    rows = json.loads(alamode("engines", "--json").stdout)
+    assert {"name": "local", "target": "engines.local:LocalEngine", "state": "ok"} in rows
+    result = alamode("run", "x.yaml", "--engine", "locl")
+    assert result.returncode == 2
+
+
+SLOW = """
+tasks:
+  slow:
+    spec:
+      command: 'touch "$ALAMODE_OUTPUT/part"; echo $$ > task.pid; touch started;
+        if [ -f slow ]; then sleep 60; fi; echo done > "$ALAMODE_OUTPUT/result"'
+  after: {deps: [slow], spec: {command: 'cat "$ALAMODE_INPUT_SLOW/result" > "$ALAMODE_OUTPUT/r"'}}
+"""
+
+
+def kill_task_group(tmp_path: Path) -> None:
+    pid_file = tmp_path / "task.pid"
+    if pid_file.exists():
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(int(pid_file.read_text()), signal.SIGKILL)
+
+
+def test_sigkill_of_the_runner_mid_task_leaves_nothing_trusted(tmp_path: Path) -> None:
+    (tmp_path / "slow").touch()
+    runner = start(tmp_path, "run", spec(tmp_path, SLOW))
+    wait_for(tmp_path / "started")
+    runner.send_signal(signal.SIGKILL)
+    runner.communicate(timeout=30)
+    kill_task_group(tmp_path)
+    store = LocalStore(tmp_path / ".alamode")
+    assert store.recorded_outputs() == {} and store.stored_outputs() == []
+    (tmp_path / "slow").unlink()
+    again = alamode("run", "p.yaml", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert list((tmp_path / ".alamode" / "staging").iterdir()) == []
+    plan = load_plan(
+        tmp_path
+        / ".alamode"
+        / "plans"
+        / next(p.name for p in (tmp_path / ".alamode" / "plans").iterdir())
+    )
+    assert (store.output_path(plan.output("after")) / "r").read_text() == "done\n"
+
+
+@pytest.mark.parametrize(("step", "rerun"), [("before-rename", True), ("before-record", False)])
+def test_sigkill_at_each_step_of_publishing(tmp_path: Path, step: str, rerun: bool) -> None:
+    ready = tmp_path / "paused"
+    runner = start(
+        tmp_path,
+        "run",
+        spec(tmp_path, SLOW),
+        "--target",
+        "slow",
+        env={"ALAMODE_FAULT_PAUSE": step, "ALAMODE_FAULT_READY": str(ready)},
+    )
+    wait_for(ready)
+    runner.send_signal(signal.SIGKILL)
+    runner.communicate(timeout=30)
+    store = LocalStore(tmp_path / ".alamode")
+    assert store.recorded_outputs() == {}  # never a success that was not recorded in full
+    result = alamode("run", "p.yaml", "--json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    slow = [e["event"] for e in events if e.get("task") == "slow"]
+    if rerun:  # files were staged but never published: run again
+        assert slow == ["start", "succeed"]
+    else:  # published whole (manifest checked) but not recorded: adopt, do not redo
+        assert slow == ["adopt"]
+    assert [p.name for p in (tmp_path / ".alamode" / "logs").iterdir()] != []
+    assert list((tmp_path / ".alamode" / "staging").iterdir()) == []
+    assert alamode("verify", cwd=tmp_path).returncode == 0
+
+
+def test_two_runners_on_one_store_run_each_task_once(tmp_path: Path) -> None:
+    shared = "\n".join(
+        f"  t{i}: {{deps: [{'t0' if i else ''}], spec: {{command: 'echo t{i} >> ran; "
+        f"sleep 0.3; touch $ALAMODE_OUTPUT/x'}}}}".replace("deps: [], ", "")
+        for i in range(6)
+    )
+    spec(
+        tmp_path,
+        "tasks:\n" + shared + "\n  only-one: {spec: {command: 'echo one >> "
+        "ran; touch $ALAMODE_OUTPUT/x'}}\n",
+        "one.yaml",
+    )
+    spec(
+        tmp_path,
+        "tasks:\n" + shared + "\n  only-two: {spec: {command: 'echo two >> "
+        "ran; touch $ALAMODE_OUTPUT/x'}}\n",
+        "two.yaml",
+    )
+    first = start(tmp_path, "run", "one.yaml", "-j", "2")
+    second = start(tmp_path, "run", "two.yaml", "-j", "2")
+    outs = [first.communicate(timeout=120), second.communicate(timeout=120)]
+    assert first.returncode == 0 and second.returncode == 0, outs
+    assert not any("locked" in err for _, err in outs)
+    ran = (tmp_path / "ran").read_text().split()
+    assert sorted(ran) == sorted([f"t{i}" for i in range(6)] + ["one", "two"])
+
+
+def test_ctrl_c_stops_tasks_and_records_nothing(tmp_path: Path) -> None:
+    (tmp_path / "slow").touch()
+    runner = start(tmp_path, "run", spec(tmp_path, SLOW))
+    wait_for(tmp_path / "started")
+    runner.send_signal(signal.SIGINT)
+    _, err = runner.communicate(timeout=30)
+    assert runner.returncode == 130
+    assert "interrupted: running tasks were stopped and nothing half-done was recorded" in err
+    assert "Traceback" not in err
+    store = LocalStore(tmp_path / ".alamode")
+    assert store.recorded_outputs() == {}
+    assert store.history("slow", 1)[0]["status"] == "interrupted"
+    task = int((tmp_path / "task.pid").read_text())
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        state = (
+            Path(f"/proc/{task}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            if Path(f"/proc/{task}").exists()
+            else "gone"
+        )
+        if state in ("gone", "Z", "X"):
+            break
+        time.sleep(0.05)
+    assert state in ("gone", "Z", "X")

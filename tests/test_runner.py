@@ -1,0 +1,220 @@
+"""Running plans for real: local processes, a real store directory and SQLite file."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from a_la_mode import AlamodeError, TaskDef, compile_plan
+from a_la_mode.localstore import LocalStore
+from a_la_mode.plan import Plan
+from a_la_mode.queries import task_states, verify
+from a_la_mode.runner import Event, RunOptions, run_plan
+from a_la_mode.scheduler import State
+from engines.local import LocalEngine
+
+
+def run(plan: Plan, store: LocalStore, **options: Any) -> tuple[Any, list[Event]]:
+    events: list[Event] = []
+    report = run_plan(plan, store, LocalEngine(), RunOptions(jobs=2, **options), events.append)
+    return report, events
+
+
+def kinds(events: list[Event]) -> dict[str, list[str]]:
+    result: dict[str, list[str]] = {}
+    for event in events:
+        result.setdefault(event.kind, []).append(event.task)
+    return result
+
+
+def pipeline(top_command: str = 'echo hello > "$ALAMODE_OUTPUT/greeting"') -> Plan:
+    return compile_plan(
+        {},
+        [
+            TaskDef("top", {"command": top_command}),
+            TaskDef(
+                "copy",
+                {"command": 'cp "$ALAMODE_INPUT_TOP/greeting" "$ALAMODE_OUTPUT/copy"'},
+                ["top"],
+            ),
+            TaskDef(
+                "env",
+                {
+                    "command": 'env | grep ^ALAMODE_ | sort > "$ALAMODE_OUTPUT/env"; '
+                    'echo "$GREETING" > "$ALAMODE_OUTPUT/extra"',
+                    "env": {"GREETING": "hi"},
+                },
+                ["top"],
+            ),
+            TaskDef(
+                "argv",
+                {
+                    "command": [
+                        "/bin/sh",
+                        "-c",
+                        'echo "$0" > "$ALAMODE_OUTPUT/argv"',
+                        "no shell; this is $0",
+                    ]
+                },
+            ),
+            TaskDef("join", {}, ["copy", "env"]),
+        ],
+    )
+
+
+def alive(pid: int) -> bool:
+    """Running, not gone and not a zombie (an orphan's zombie may wait for a lax init)."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            return False
+        if state in ("Z", "X"):
+            return False
+        time.sleep(0.05)
+    return True
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> LocalStore:
+    return LocalStore(tmp_path / ".alamode")
+
+
+def test_outputs_are_published_and_inputs_wired(store: LocalStore) -> None:
+    plan = pipeline()
+    report, events = run(plan, store)
+    assert report.scheduler.succeeded
+    out = {name: store.output_path(plan.output(name)) for name in plan.tasks}
+    assert (out["copy"] / "copy").read_text() == "hello\n"
+    assert (out["argv"] / "argv").read_text() == "no shell; this is $0\n"
+    assert (out["env"] / "extra").read_text() == "hi\n"
+    env = dict(line.split("=", 1) for line in (out["env"] / "env").read_text().splitlines())
+    assert env["ALAMODE_TASK"] == "env"
+    assert env["ALAMODE_OUTPUT_ID"] == plan.output("env")
+    assert env["ALAMODE_INPUT_TOP"] == str(out["top"])
+    assert json.loads(env["ALAMODE_INPUTS"]) == {"top": str(out["top"])}
+    assert list(out["join"].iterdir()) == []  # a join point's output is empty
+    assert sorted(kinds(events)["succeed"]) == sorted(plan.tasks)
+
+
+def test_published_outputs_are_read_only(store: LocalStore) -> None:
+    plan = pipeline()
+    run(plan, store)
+    greeting = store.output_path(plan.output("top")) / "greeting"
+    assert not greeting.stat().st_mode & 0o222
+    assert not greeting.parent.stat().st_mode & 0o222
+
+
+def test_a_second_run_skips_everything_and_a_change_reruns_its_cone(store: LocalStore) -> None:
+    run(pipeline(), store)
+    _, events = run(pipeline(), store)
+    assert set(kinds(events)) == {"skip", "finish"}
+    _, events = run(pipeline('echo bonjour > "$ALAMODE_OUTPUT/greeting"'), store)
+    assert sorted(kinds(events)["succeed"]) == ["copy", "env", "join", "top"]
+    assert kinds(events)["skip"] == ["argv"]
+
+
+def test_a_failing_command_records_nothing_and_blocks_downstream(store: LocalStore) -> None:
+    plan = pipeline("echo partial > $ALAMODE_OUTPUT/greeting; echo oops >&2; exit 3")
+    report, events = run(plan, store, keep_going=True)
+    assert not report.scheduler.succeeded
+    assert report.scheduler.status["top"].reason == "exited with status 3"
+    assert report.scheduler.status["copy"].state is State.BLOCKED
+    assert report.scheduler.status["argv"].state is State.SUCCEEDED  # independent branch
+    assert not store.output_path(plan.output("top")).exists()
+    assert store.successes([plan.output("top")]) == set()
+    (fail,) = [e for e in events if e.kind == "fail"]
+    assert Path(fail.log).read_text() == "oops\n"
+    assert list((store.root / "staging").iterdir()) == []
+
+
+def test_a_command_killed_by_a_signal_is_a_failure(store: LocalStore) -> None:
+    report, _ = run(pipeline("kill -9 $$"), store)
+    assert report.scheduler.status["top"].reason == "killed by signal 9"
+    assert store.history("top", 1)[0]["signal"] == 9
+
+
+def test_a_timeout_kills_the_whole_process_group(store: LocalStore, tmp_path: Path) -> None:
+    pid_file = tmp_path / "child.pid"
+    plan = compile_plan(
+        {}, [TaskDef("slow", {"command": f"sleep 60 & echo $! > {pid_file}; wait", "timeout": 1})]
+    )
+    started = time.monotonic()
+    report, _ = run(plan, store)
+    assert time.monotonic() - started < 30
+    assert report.scheduler.status["slow"].reason == "timed out"
+    assert store.history("slow", 1)[0]["timed_out"] == 1
+    assert not alive(int(pid_file.read_text()))
+
+
+def test_retries_try_again_and_keep_each_attempts_log(store: LocalStore, tmp_path: Path) -> None:
+    counter = tmp_path / "count"
+    plan = compile_plan(
+        {},
+        [
+            TaskDef(
+                "flaky",
+                {
+                    "command": f"echo try >> {counter}; [ $(wc -l < {counter}) -ge 2 ] && touch "
+                    '"$ALAMODE_OUTPUT/ok"',
+                    "retries": 2,
+                },
+            )
+        ],
+    )
+    report, events = run(plan, store)
+    assert report.scheduler.succeeded
+    assert kinds(events)["retry"] == ["flaky"]
+    assert [row["status"] for row in store.history("flaky", 5)] == ["succeeded", "failed"]
+    assert sorted(p.name for p in (store.root / "logs" / plan.output("flaky")).iterdir()) == [
+        "1.log",
+        "2.log",
+    ]
+
+
+def test_bad_engine_keys_are_refused_before_anything_runs(store: LocalStore) -> None:
+    plan = compile_plan(
+        {},
+        [TaskDef("a", {"command": "touch x"}), TaskDef("b", {"command": "true", "timeout": "10"})],
+    )
+    with pytest.raises(AlamodeError, match="task 'b': spec key 'timeout' must be an integer"):
+        run(plan, store)
+    assert store.runs(5) == []
+
+
+def test_a_deleted_output_counts_as_not_done(store: LocalStore) -> None:
+    plan = pipeline()
+    run(plan, store)
+    store.remove_output(plan.output("copy"))
+    states = {s.task: s.label for s in task_states(plan, store)}
+    assert states["copy"] == "would run" and states["top"] == "done"
+    _, events = run(plan, store)
+    assert kinds(events)["succeed"] == ["copy"]
+
+
+def test_a_modified_output_is_reported_verified_and_redone(store: LocalStore) -> None:
+    plan = pipeline()
+    run(plan, store)
+    greeting = store.output_path(plan.output("top")) / "greeting"
+    greeting.chmod(0o644)
+    greeting.write_text("tampered, and longer\n")
+    states = {s.task: s for s in task_states(plan, store)}
+    assert states["top"].label == "output missing"
+    assert "its file greeting was modified" in states["top"].reason
+    bad = verify(store, forget=True)
+    assert [(task, problem) for _, task, problem in bad] == [
+        ("top", "its file greeting was modified")
+    ]
+    _, events = run(plan, store)
+    assert kinds(events)["succeed"] == ["top"]  # same ID, so downstream stays valid
+    assert greeting.read_text() == "hello\n"
+
+
+def test_durations_are_recorded_for_priorities(store: LocalStore) -> None:
+    run(pipeline(), store)
+    assert set(store.durations()) == {"top", "copy", "env", "argv", "join"}
