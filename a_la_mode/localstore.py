@@ -109,6 +109,21 @@ class Lease:
 
     state: str  # "ours", "held" (another live runner), "done" (success already recorded)
     holder: str = ""
+    attempt: int | None = None  # from claim(): the attempt started, and its log file
+    log: Path | None = None
+
+
+@dataclass(frozen=True)
+class Success:
+    """What the store records when an output is published."""
+
+    output: str
+    task: str
+    plan: str  # the plan's digest
+    run: int
+    seconds: float
+    engine: str
+    manifest: Manifest
 
 
 def checked_id(output_id: str) -> str:
@@ -285,16 +300,20 @@ class LocalStore:
     def begin_attempt(self, run: int, task: str, output_id: str) -> tuple[int, Path]:
         """Record an attempt's start; return its row ID and the log file to write."""
         with _transaction(self._db):
-            (count,) = self._db.execute(
-                "SELECT COUNT(*) FROM attempts WHERE output=?", (output_id,)
-            ).fetchone()
-            log = self.root / "logs" / checked_id(output_id) / f"{count + 1}.log"
-            cursor = self._db.execute(
-                "INSERT INTO attempts (run, task, output, attempt, started, status, log) "
-                "VALUES (?, ?, ?, ?, ?, 'running', ?)",
-                (run, task, output_id, count + 1, time.time(), str(log.relative_to(self.root))),
-            )
+            row, log = self._insert_attempt(run, task, output_id)
         log.parent.mkdir(parents=True, exist_ok=True)
+        return row, log
+
+    def _insert_attempt(self, run: int, task: str, output_id: str) -> tuple[int, Path]:
+        (count,) = self._db.execute(
+            "SELECT COUNT(*) FROM attempts WHERE output=?", (output_id,)
+        ).fetchone()
+        log = self.root / "logs" / checked_id(output_id) / f"{count + 1}.log"
+        cursor = self._db.execute(
+            "INSERT INTO attempts (run, task, output, attempt, started, status, log) "
+            "VALUES (?, ?, ?, ?, ?, 'running', ?)",
+            (run, task, output_id, count + 1, time.time(), str(log.relative_to(self.root))),
+        )
         assert cursor.lastrowid is not None
         return cursor.lastrowid, log
 
@@ -306,13 +325,18 @@ class LocalStore:
         exit_code: int | None,
         signal: int | None,
         timed_out: bool,
+        success: Success | None = None,
     ) -> None:
+        """Record how an attempt ended and, for a published output, its success: one
+        transaction, the last step of the success protocol."""
         with _transaction(self._db):
             self._db.execute(
                 "UPDATE attempts SET finished=?, seconds=?, exit_code=?, signal=?, timed_out=?, "
                 "status=? WHERE id=?",
                 (time.time(), seconds, exit_code, signal, int(timed_out), status, attempt),
             )
+            if success is not None:
+                self._insert_success(success)
 
     def durations(self) -> dict[str, float]:
         """The last successful duration of each task name, for the scheduler's priorities."""
@@ -368,26 +392,40 @@ class LocalStore:
 
     def lease(self, output_id: str, run: int) -> Lease:
         """Take the right to produce ``output_id``, unless it is done or a live runner has it."""
-        checked_id(output_id)
         with _transaction(self._db):
-            recorded = self._db.execute(
-                "SELECT 1 FROM successes WHERE output=?", (output_id,)
-            ).fetchone()
-            if recorded and self.output_path(output_id).is_dir():
-                return Lease("done")
-            row = self._db.execute(
-                "SELECT run, host, pid FROM leases WHERE output=?", (output_id,)
-            ).fetchone()
-            if row is not None:
-                holder_run, host, pid = row
-                alive = host != HOST or pid_alive(pid)
-                mine = host == HOST and pid == os.getpid()
-                if alive and not mine:
-                    return Lease("held", f"run {holder_run} (pid {pid} on {host})")
-            self._db.execute(
-                "INSERT OR REPLACE INTO leases VALUES (?, ?, ?, ?, ?)",
-                (output_id, run, HOST, os.getpid(), time.time()),
-            )
+            return self._lease(output_id, run)
+
+    def claim(self, output_id: str, run: int, task: str) -> Lease:
+        """``lease``, and when it is ours, start an attempt in the same transaction -- unless
+        the output directory is already there (an orphan to inspect first)."""
+        with _transaction(self._db):
+            lease = self._lease(output_id, run)
+            if lease.state != "ours" or self.output_path(output_id).exists():
+                return lease
+            row, log = self._insert_attempt(run, task, output_id)
+        log.parent.mkdir(parents=True, exist_ok=True)
+        return Lease("ours", attempt=row, log=log)
+
+    def _lease(self, output_id: str, run: int) -> Lease:
+        checked_id(output_id)
+        recorded = self._db.execute(
+            "SELECT 1 FROM successes WHERE output=?", (output_id,)
+        ).fetchone()
+        if recorded and self.output_path(output_id).is_dir():
+            return Lease("done")
+        row = self._db.execute(
+            "SELECT run, host, pid FROM leases WHERE output=?", (output_id,)
+        ).fetchone()
+        if row is not None:
+            holder_run, host, pid = row
+            alive = host != HOST or pid_alive(pid)
+            mine = host == HOST and pid == os.getpid()
+            if alive and not mine:
+                return Lease("held", f"run {holder_run} (pid {pid} on {host})")
+        self._db.execute(
+            "INSERT OR REPLACE INTO leases VALUES (?, ?, ?, ?, ?)",
+            (output_id, run, HOST, os.getpid(), time.time()),
+        )
         return Lease("ours")
 
     def release(self, output_id: str) -> None:
@@ -429,6 +467,9 @@ class LocalStore:
         target = self.output_path(output_id)
         manifest = Manifest.of_directory(staging, fsync=True)
         _set_writable(staging, False)  # published outputs are immutable, as in a Nix store
+        # The manifest and the rename need no fsync of their own: if a power loss drops the
+        # manifest, the orphan is not adopted but re-run; if it drops the rename, the success
+        # record (if it survived) points at a missing output, which counts as absent.
         manifest_path = self.root / "manifests" / f"{output_id}.json"
         _write_atomically(manifest_path, manifest.to_json().encode())
         pause_point("before-rename")
@@ -442,37 +483,30 @@ class LocalStore:
             if err.errno not in (errno.ENOTEMPTY, errno.EEXIST):
                 raise
             raise StoreError(f"output {output_id[:12]} appeared while publishing") from None
-        _fsync_directory(target.parent)
         pause_point("before-record")
         return manifest
 
-    def record_success(
-        self,
-        output_id: str,
-        task: str,
-        plan: Plan,
-        run: int,
-        seconds: float,
-        engine: str,
-        manifest: Manifest,
-    ) -> None:
-        """The last step of the success protocol: one transaction, after the rename."""
+    def record_success(self, success: Success) -> None:
+        """Record a success on its own (an adopted orphan): one transaction."""
         with _transaction(self._db):
-            self._db.execute(
-                "INSERT OR IGNORE INTO successes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    output_id,
-                    task,
-                    plan.digest,
-                    run,
-                    time.time(),
-                    seconds,
-                    engine,
-                    len(manifest.files),
-                    manifest.total_bytes,
-                ),
-            )
-            self._db.execute("DELETE FROM leases WHERE output=?", (output_id,))
+            self._insert_success(success)
+
+    def _insert_success(self, success: Success) -> None:
+        self._db.execute(
+            "INSERT OR IGNORE INTO successes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                success.output,
+                success.task,
+                success.plan,
+                success.run,
+                time.time(),
+                success.seconds,
+                success.engine,
+                len(success.manifest.files),
+                success.manifest.total_bytes,
+            ),
+        )
+        self._db.execute("DELETE FROM leases WHERE output=?", (success.output,))
 
     def adopt_orphan(self, output_id: str) -> Manifest | None:
         """An output renamed into place by a runner killed before it recorded success: its
@@ -530,20 +564,10 @@ def _transaction(db: sqlite3.Connection) -> Iterator[None]:
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
+    """Readers see the old content or the new, never half (durability is not asked for)."""
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
+    tmp.write_bytes(data)
     os.replace(tmp, path)
-
-
-def _fsync_directory(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _set_writable(root: Path, writable: bool) -> None:

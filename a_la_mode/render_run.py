@@ -55,7 +55,8 @@ def run_view(mode: str, plan: Plan, targets: list[str] | None) -> Iterator[Calla
 
 
 def _plain_line(event: Event) -> None:
-    if event.kind == "finish":
+    """A line per event; tasks already done are only counted in the summary, as make does."""
+    if event.kind in ("finish", "skip"):
         return
     if render.Settings.quiet and event.kind not in ("fail",):
         return

@@ -18,7 +18,7 @@ from typing import Any
 
 from .engine import Engine, Job, Result
 from .errors import AlamodeError
-from .localstore import LocalStore, Manifest
+from .localstore import LocalStore, Manifest, Success
 from .plan import Plan
 from .scheduler import Scheduler, State
 
@@ -179,7 +179,7 @@ class _Runner:
 
     def _start(self, name: str) -> None:
         output = self.plan.output(name)
-        lease = self.store.lease(output, self.run)
+        lease = self.store.claim(output, self.run, name)
         if lease.state == "done":
             self.scheduler.finished(name, True, "produced meanwhile by another run")
             self.emit(Event("adopt", name, output, "produced meanwhile by another run"))
@@ -188,16 +188,17 @@ class _Runner:
             self.deferred[name] = lease.holder
             self.emit(Event("wait", name, output, f"being produced by {lease.holder}"))
             return
-        orphan = self.store.adopt_orphan(output)
-        if orphan is not None:
-            self.store.record_success(
-                output, name, self.plan, self.run, 0.0, self.engine.name, orphan
-            )
-            self.scheduler.finished(name, True, "published by an interrupted run; kept")
-            self.emit(Event("adopt", name, output, "published by an interrupted run; kept"))
-            return
+        if lease.attempt is None or lease.log is None:  # the output directory exists already
+            orphan = self.store.adopt_orphan(output)
+            if orphan is not None:
+                self.store.record_success(self._success(name, 0.0, orphan))
+                self.scheduler.finished(name, True, "published by an interrupted run; kept")
+                self.emit(Event("adopt", name, output, "published by an interrupted run; kept"))
+                return
+            row, log = self.store.begin_attempt(self.run, name, output)
+        else:
+            row, log = lease.attempt, lease.log
         spec = self.plan.tasks[name]
-        row, log = self.store.begin_attempt(self.run, name, output)
         staging = self.store.new_staging(output)
         job = Job(
             task=name,
@@ -235,14 +236,17 @@ class _Runner:
         except Exception as err:  # publishing failed (disk full...): no success
             shutil.rmtree(attempt.staging, ignore_errors=True)
             result, manifest = Result(None, 0.0, detail=f"could not publish: {err}"), None
-        status = "succeeded" if manifest is not None else "failed"
+        success = self._success(name, result.seconds, manifest) if manifest else None
         self.store.end_attempt(
-            attempt.row, status, result.seconds, result.exit_code, result.signal, result.timed_out
+            attempt.row,
+            "succeeded" if success else "failed",
+            result.seconds,
+            result.exit_code,
+            result.signal,
+            result.timed_out,
+            success,
         )
-        if manifest is not None:
-            self.store.record_success(
-                output, name, self.plan, self.run, result.seconds, self.engine.name, manifest
-            )
+        if success is not None:
             self.scheduler.finished(name, True, f"succeeded in {result.seconds:.1f} s")
             self.emit(
                 Event("succeed", name, output, seconds=result.seconds, attempt=attempt.number)
@@ -271,6 +275,17 @@ class _Runner:
             Event(
                 "fail", name, output, why, result.seconds, attempt.number, str(attempt.job.log_path)
             )
+        )
+
+    def _success(self, name: str, seconds: float, manifest: Manifest) -> Success:
+        return Success(
+            self.plan.output(name),
+            name,
+            self.plan.digest,
+            self.run,
+            seconds,
+            self.engine.name,
+            manifest,
         )
 
     def _recheck_deferred(self) -> None:

@@ -1,0 +1,165 @@
+"""Benchmark: running plans, against the process-spawn floor and GNU make.
+
+    python tests/benchmarks/bench_run.py cold --tasks 1000
+    python tests/benchmarks/bench_run.py noop --tasks 100000
+
+``cold``: N trivial tasks (``touch "$ALAMODE_OUTPUT/done"``) on an empty store, ``-j 2``, for
+three shapes (fan-out: independent tasks; chain; lattice of width 10), side by side with
+``xargs -P 2`` spawning the same N shell commands (the floor: no scheduling at all) and
+``make -j2`` on a Makefile with the same DAG.
+
+``noop``: N tasks already done (a store holding exactly the rows and directories a run leaves,
+written directly to save set-up time): ``alamode run`` deciding there is nothing to do, next to
+``alamode validate`` (load and verify the plan, nothing else) and ``make -q`` on the same DAG
+with every target up to date. Every figure is a whole process, start-up included.
+
+Ratios are within one run on this shared machine; nothing here asserts a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ALAMODE = [sys.executable, "-c", "from a_la_mode.cli import main; main()"]
+COMMAND = 'touch "$ALAMODE_OUTPUT/done"'
+
+
+def shape(kind: str, tasks: int) -> list[tuple[str, list[str]]]:
+    """(name, deps) in topological order."""
+    if kind == "fan-out":
+        return [(f"t{i}", []) for i in range(tasks)]
+    if kind == "chain":
+        return [(f"t{i}", [f"t{i - 1}"] if i else []) for i in range(tasks)]
+    width = 10
+    result = []
+    for i in range(tasks):
+        layer, column = divmod(i, width)
+        deps = [f"t{layer - 1}_{column}", f"t{layer - 1}_{(column + 1) % width}"] if layer else []
+        result.append((f"t{layer}_{column}", deps))
+    return result
+
+
+def write_plan(dag: list[tuple[str, list[str]]], folder: Path) -> Path:
+    from a_la_mode import TaskDef, compile_plan
+
+    plan = compile_plan(
+        {},
+        [TaskDef(name, {"command": COMMAND, "n": i}, deps) for i, (name, deps) in enumerate(dag)],
+    )
+    path = folder / "bench.plan.bencode"
+    plan.save(path)
+    return path
+
+
+def write_makefile(dag: list[tuple[str, list[str]]], folder: Path) -> Path:
+    lines = [".PHONY: all", "all: " + " ".join(f"out/{name}" for name, _ in dag), ""]
+    for name, deps in dag:
+        lines.append(f"out/{name}: " + " ".join(f"out/{d}" for d in deps))
+        lines.append("\t@touch $@")
+    (folder / "out").mkdir(exist_ok=True)
+    path = folder / "Makefile"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def timed(command: list[str], cwd: Path, stdin: str | None = None) -> float:
+    started = time.perf_counter()
+    done = subprocess.run(command, cwd=cwd, input=stdin, text=True, capture_output=True)
+    seconds = time.perf_counter() - started
+    if done.returncode not in (0,):
+        raise SystemExit(f"{command[:3]} failed ({done.returncode}): {done.stderr[-300:]}")
+    return seconds
+
+
+def cold(tasks: int) -> None:
+    print(f"cold runs, {tasks:,} trivial tasks, 2 at a time")
+    print(
+        "| shape | alamode run -j 2 | xargs -P 2 (floor) | make -j2 | alamode / floor | "
+        "alamode / make |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    for kind in ("fan-out", "chain", "lattice"):
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            dag = shape(kind, tasks)
+            plan = write_plan(dag, folder)
+            write_makefile(dag, folder)
+            (folder / "floor").mkdir()
+            ours = timed([*ALAMODE, "-q", "run", str(plan), "-j", "2", "--store", "store"], folder)
+            floor = timed(
+                ["xargs", "-P", "2", "-I{}", "sh", "-c", 'touch "floor/{}"'],
+                folder,
+                stdin="\n".join(name for name, _ in dag) + "\n",
+            )
+            make = timed(["make", "-j2", "-s"], folder)
+        print(
+            f"| {kind} | {ours:.2f} s | {floor:.2f} s | {make:.2f} s | {ours / floor:.2f}× | "
+            f"{ours / make:.2f}× |"
+        )
+
+
+def populate(plan_path: Path, store_root: Path) -> None:
+    """Leave the store as a run that produced every (empty) output would."""
+    from a_la_mode import load_plan
+    from a_la_mode.localstore import LocalStore
+
+    plan = load_plan(plan_path)
+    store = LocalStore(store_root)
+    run = store.begin_run(plan, "local")
+    now = time.time()
+    db = store._db
+    db.execute("BEGIN IMMEDIATE")
+    for name in plan.tasks:
+        output = plan.output(name)
+        (store_root / "outputs" / output).mkdir()
+        (store_root / "manifests" / f"{output}.json").write_text("{}")
+        db.execute(
+            "INSERT INTO successes VALUES (?, ?, ?, ?, ?, 0.01, 'local', 0, 0)",
+            (output, name, plan.digest, run, now),
+        )
+    db.execute("COMMIT")
+    store.end_run(run, "succeeded")
+
+
+def noop(tasks: int) -> None:
+    print(f"no-op runs, {tasks:,} tasks all done (lattice of width 10)")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        dag = shape("lattice", tasks)
+        plan = write_plan(dag, folder)
+        populate(plan, folder / "store")
+        write_makefile(dag, folder)
+        for name, _ in dag:  # in dependency order, so every target is up to date
+            (folder / "out" / name).touch()
+        validate = timed([*ALAMODE, "validate", str(plan)], folder)
+        ours = timed([*ALAMODE, "-q", "run", str(plan), "--store", "store"], folder)
+        make_q = timed(["make", "-q"], folder)
+        shutil.rmtree(folder / "out")
+    print("| step | seconds | ratio |")
+    print("| --- | ---: | ---: |")
+    print(f"| alamode validate (load + verify) | {validate:.2f} | |")
+    print(f"| alamode run, nothing to do | {ours:.2f} | {ours / validate:.2f}× validate |")
+    print(f"| make -q, all up to date | {make_q:.2f} | |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("mode", choices=["cold", "noop"])
+    parser.add_argument("--tasks", type=int, default=None)
+    args = parser.parse_args()
+    os.environ.pop("ALAMODE_STORE", None)
+    if args.mode == "cold":
+        cold(args.tasks or 1000)
+    else:
+        noop(args.tasks or 100_000)
+
+
+if __name__ == "__main__":
+    main()

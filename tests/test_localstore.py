@@ -1,0 +1,109 @@
+"""The directory store: layout, schema version, leases, staging clean-up, ID checks."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from a_la_mode import TaskDef, compile_plan
+from a_la_mode.localstore import LocalStore, Manifest, StoreError, Success
+
+OUTPUT = "ab" * 32
+
+
+def test_a_new_store_has_its_layout_and_schema(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "s")
+    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == [
+        "logs",
+        "manifests",
+        "outputs",
+        "plans",
+        "staging",
+        "state.sqlite",
+        "state.sqlite-shm",
+        "state.sqlite-wal",
+    ]
+    assert store._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_a_store_from_a_newer_alamode_is_refused(tmp_path: Path) -> None:
+    LocalStore(tmp_path / "s").close()
+    with sqlite3.connect(tmp_path / "s" / "state.sqlite") as db:
+        db.execute("UPDATE meta SET value='9' WHERE key='schema'")
+    with pytest.raises(StoreError, match="schema version 9, newer than this alamode reads"):
+        LocalStore(tmp_path / "s")
+
+
+def test_an_unusable_store_path_is_a_one_line_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    with pytest.raises(StoreError, match=r"cannot create store .*file"):
+        LocalStore(tmp_path / "file" / "store")
+
+
+def test_output_ids_are_checked_before_they_become_paths(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "s")
+    with pytest.raises(StoreError, match="is not an output ID"):
+        store.output_path("../../etc")
+
+
+def test_a_lease_is_exclusive_until_released_or_its_owner_dies(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "s")
+    assert store.lease(OUTPUT, run=1).state == "ours"
+    holder = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from a_la_mode.localstore import LocalStore;"
+            f"print(LocalStore(sys.argv[1]).lease('{OUTPUT}', 2).state)",
+            str(tmp_path / "s"),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    # the child saw our live lease; after it exits, its own lease attempt left nothing behind
+    assert holder.stdout.strip() == "held"
+    store.release(OUTPUT)
+    dead = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from a_la_mode.localstore import LocalStore;"
+            f"print(LocalStore(sys.argv[1]).lease('{OUTPUT}', 3).state)",
+            str(tmp_path / "s"),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert dead.stdout.strip() == "ours"  # taken by a process now dead:
+    assert store.lease(OUTPUT, run=4).state == "ours"  # so it is ours again
+
+
+def test_staging_of_dead_runners_is_cleaned_and_live_ones_kept(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "s")
+    mine = store.new_staging(OUTPUT)
+    dead = tmp_path / "s" / "staging" / f"{OUTPUT}.999999.deadbeef"
+    dead.mkdir()
+    assert store.clean_staging() == [dead.name]
+    assert mine.exists()
+
+
+def test_publish_then_record_makes_a_success(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "s")
+    plan = compile_plan({}, [TaskDef("t", {})])
+    staging = store.new_staging(OUTPUT)
+    (staging / "sub").mkdir()
+    (staging / "sub" / "f").write_text("data")
+    manifest = store.publish(OUTPUT, staging)
+    assert manifest.files == {
+        "sub/f": (4, Manifest.of_directory(store.output_path(OUTPUT)).files["sub/f"][1])
+    }
+    assert store.successes([OUTPUT]) == set()  # published, not yet recorded: not a success
+    store.record_success(Success(OUTPUT, "t", plan.digest, 1, 0.5, "local", manifest))
+    assert store.successes([OUTPUT]) == {OUTPUT}
+    assert store.check_output(OUTPUT, deep=True) is None

@@ -1,0 +1,80 @@
+"""Engine plugins are found through entry points and checked when they load."""
+
+from __future__ import annotations
+
+from importlib import metadata
+from typing import Any
+
+import pytest
+
+from a_la_mode import plugins
+from a_la_mode.engine import EngineError
+
+
+class GoodEngine:
+    name = "good"
+
+    def check(self) -> None: ...
+
+    def run(self, job: Any) -> Any: ...
+
+    def stop_all(self) -> None: ...
+
+
+class NotAnEngine:
+    name = "half"
+
+
+def fake_entry_points(monkeypatch: pytest.MonkeyPatch, **targets: str) -> None:
+    entries = [
+        metadata.EntryPoint(name, value, plugins.ENGINE_GROUP) for name, value in targets.items()
+    ]
+
+    def entry_points(group: str) -> list[metadata.EntryPoint]:
+        return [e for e in entries if e.group == group]
+
+    monkeypatch.setattr(plugins.metadata, "entry_points", entry_points)
+
+
+def test_an_installed_engine_loads(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_entry_points(monkeypatch, good=f"{__name__}:GoodEngine")
+    assert isinstance(plugins.load_engine("good"), GoodEngine)
+
+
+def test_an_unknown_engine_suggests_and_lists(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_entry_points(monkeypatch, good=f"{__name__}:GoodEngine", local="engines.local:LocalEngine")
+    with pytest.raises(
+        EngineError,
+        match=r"no engine 'goo', did you mean 'good'\? "
+        r"\(installed: good, local\)",
+    ):
+        plugins.load_engine("goo")
+
+
+def test_a_plugin_that_cannot_import_names_itself_and_the_extra(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fake_entry_points(monkeypatch, docker="no_such_module_anywhere:DockerEngine")
+    with pytest.raises(
+        EngineError,
+        match=r"engine 'docker' .* cannot be imported.*"
+        r"pip install 'a-la-mode\[docker\]'",
+    ):
+        plugins.load_engine("docker")
+
+
+def test_a_plugin_missing_methods_is_refused_at_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_entry_points(monkeypatch, half=f"{__name__}:NotAnEngine")
+    with pytest.raises(EngineError, match="is not an engine: it lacks check, run, stop_all"):
+        plugins.load_engine("half")
+
+
+def test_describe_reports_broken_plugins_without_failing(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_entry_points(monkeypatch, good=f"{__name__}:GoodEngine", half=f"{__name__}:NotAnEngine")
+    states = {row["name"]: row["state"] for row in plugins.describe_engines()}
+    assert states["good"] == "ok"
+    assert "is not an engine" in states["half"]
+
+
+def test_the_real_local_engine_is_registered() -> None:
+    assert "local" in plugins.engine_entry_points()
