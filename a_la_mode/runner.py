@@ -20,7 +20,7 @@ from .engine import Engine, Job, Result
 from .errors import AlamodeError
 from .localstore import LocalStore, Manifest, Success
 from .plan import Plan
-from .scheduler import Scheduler, State
+from .scheduler import Scheduler, State, closure
 
 LEASE_POLL_SECONDS = 0.2
 
@@ -109,11 +109,11 @@ def run_plan(
 ) -> RunReport:
     """Run every wanted task of ``plan`` that has no recorded success."""
     started = time.monotonic()
-    probe = Scheduler(plan, set(), options.targets)  # validates the targets
-    check_engine_keys(plan, probe.order)
-    engine.check()
+    wanted = plan.toposort_flatten if options.targets is None else closure(plan, options.targets)
     store.clean_staging()
-    done = store.successes(plan.output(name) for name in probe.order)
+    done = store.successes(plan.tasks[name]["output"] for name in wanted)
+    check_engine_keys(plan, [n for n in wanted if plan.tasks[n]["output"] not in done])
+    engine.check()
     scheduler = Scheduler(plan, done, options.targets, store.durations(), options.keep_going)
     run = store.begin_run(plan, engine.name)
     for name in scheduler.order:

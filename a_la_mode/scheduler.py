@@ -76,36 +76,41 @@ class Scheduler:
         self.keep_going = keep_going
         self.order = closure(plan, targets) if targets is not None else list(plan.toposort_flatten)
         self.status: dict[str, TaskStatus] = {}
-        self._dependents: dict[str, list[str]] = {name: [] for name in self.order}
+        self._dependents: dict[str, list[str]] = {}  # among tasks not done before the run
         self._missing: dict[str, int] = {}
         self._heap: list[tuple[float, int, str]] = []
         self._position = {name: index for index, name in enumerate(self.order)}
         self._producers: dict[str, str] = {}  # output ID -> the task producing it now
         self._twins: dict[str, list[str]] = {}  # output ID -> tasks waiting on that producer
         self.stopped = False
-        for name in self.order:
-            for dep in plan.inputs(name):
-                self._dependents[dep].append(name)
-        self.cost = self._costs(durations or {})
-        for name in self.order:
-            output = plan.output(name)
+        tasks = plan.tasks
+        pending = [name for name in self.order if tasks[name]["output"] not in done_outputs]
+        for name in self.order:  # tasks already done need no bookkeeping but their state
+            output = tasks[name]["output"]
             if output in done_outputs:
-                self.status[name] = TaskStatus(State.DONE, f"success recorded for {short(output)}")
-                continue
-            waiting = [dep for dep in plan.inputs(name) if plan.output(dep) not in done_outputs]
+                self.status[name] = TaskStatus(State.DONE, f"success recorded for {output[:12]}…")
+        for name in pending:
+            for dep in tasks[name]["inputs"]:
+                if tasks[dep]["output"] not in done_outputs:
+                    self._dependents.setdefault(dep, []).append(name)
+        self.cost = self._costs(pending, durations or {})
+        for name in pending:
+            waiting = [
+                dep for dep in tasks[name]["inputs"] if tasks[dep]["output"] not in done_outputs
+            ]
             self._missing[name] = len(waiting)
             if waiting:
                 self.status[name] = TaskStatus(State.WAITING, f"upstream {waiting[0]} will run")
             else:
                 self._make_ready(name)
 
-    def _costs(self, durations: dict[str, float]) -> dict[str, float]:
-        """Longest remaining path from each task, weighted by recorded durations."""
-        known = [durations[n] for n in self.order if n in durations]
+    def _costs(self, pending: list[str], durations: dict[str, float]) -> dict[str, float]:
+        """Longest remaining path from each task to run, weighted by recorded durations."""
+        known = [durations[n] for n in pending if n in durations]
         default = statistics.median(known) if known else DEFAULT_SECONDS
         cost: dict[str, float] = {}
-        for name in reversed(self.order):
-            below = max((cost[child] for child in self._dependents[name]), default=0.0)
+        for name in reversed(pending):
+            below = max((cost[child] for child in self._dependents.get(name, ())), default=0.0)
             cost[name] = durations.get(name, default) + below
         return cost
 
@@ -163,7 +168,7 @@ class Scheduler:
         for twin in twins:
             self.status[twin] = TaskStatus(State.SUCCEEDED, f"same output as {name}")
         for finished in (name, *twins):
-            for child in self._dependents[finished]:
+            for child in self._dependents.get(finished, ()):
                 if child not in self._missing:
                     continue  # already done before this run (a re-made input, same ID)
                 self._missing[child] -= 1
@@ -171,12 +176,12 @@ class Scheduler:
                     self._make_ready(child)
 
     def _block_downstream(self, failed: str) -> None:
-        stack = list(self._dependents[failed])
+        stack = list(self._dependents.get(failed, ()))
         while stack:
             child = stack.pop()
             if self.status[child].state in (State.WAITING, State.READY):
                 self.status[child] = TaskStatus(State.BLOCKED, f"upstream {failed} failed")
-                stack.extend(self._dependents[child])
+                stack.extend(self._dependents.get(child, ()))
 
     @property
     def running(self) -> list[str]:
