@@ -23,6 +23,8 @@ from .plan import Plan
 from .scheduler import Scheduler, State, closure
 
 LEASE_POLL_SECONDS = 0.2
+GROUP_COMMIT_SECONDS = 0.2  # how long a published output may wait to be recorded
+GROUP_COMMIT_SIZE = 256
 
 
 class RunInterrupted(AlamodeError):
@@ -154,21 +156,37 @@ class _Runner:
         self.running: dict[Future[tuple[Result, Manifest | None]], _Attempt] = {}
         self.deferred: dict[str, str] = {}  # task -> the runner holding its output's lease
         self.failures: dict[str, int] = {}
+        self.unrecorded: list[tuple[int, float, Success]] = []  # published, not yet recorded
+        self.oldest_unrecorded = 0.0
 
     def loop(self) -> None:
         while True:
             self._start_what_fits()
             if not self.running and not self.deferred:
                 break
+            polling = self.deferred or self.unrecorded
             finished, _ = wait(
                 list(self.running),
-                timeout=LEASE_POLL_SECONDS if self.deferred else None,
+                timeout=LEASE_POLL_SECONDS if polling else None,
                 return_when=FIRST_COMPLETED,
             )
             for future in finished:
                 self._collect(future)
             self._recheck_deferred()
+            self._flush(force=False)
+        self._flush(force=True)
         self.pool.shutdown(wait=True)
+
+    def _flush(self, force: bool) -> None:
+        """Group commit: make the published outputs durable, then record them all at once.
+        Due when the oldest has waited GROUP_COMMIT_SECONDS, or the batch is full."""
+        if not self.unrecorded:
+            return
+        due = time.monotonic() - self.oldest_unrecorded >= GROUP_COMMIT_SECONDS
+        if force or due or len(self.unrecorded) >= GROUP_COMMIT_SIZE:
+            self.store.make_durable(success for _, _, success in self.unrecorded)
+            self.store.record_successes(self.unrecorded)
+            self.unrecorded = []
 
     def _start_what_fits(self) -> None:
         while len(self.running) < self.jobs:
@@ -236,22 +254,22 @@ class _Runner:
         except Exception as err:  # publishing failed (disk full...): no success
             shutil.rmtree(attempt.staging, ignore_errors=True)
             result, manifest = Result(None, 0.0, detail=f"could not publish: {err}"), None
-        success = self._success(name, result.seconds, manifest) if manifest else None
-        self.store.end_attempt(
-            attempt.row,
-            "succeeded" if success else "failed",
-            result.seconds,
-            result.exit_code,
-            result.signal,
-            result.timed_out,
-            success,
-        )
-        if success is not None:
+        if manifest is not None:
+            # Published: downstream may start now. The success is recorded with the next
+            # group commit, after its files are made durable.
+            if not self.unrecorded:
+                self.oldest_unrecorded = time.monotonic()
+            self.unrecorded.append(
+                (attempt.row, result.seconds, self._success(name, result.seconds, manifest))
+            )
             self.scheduler.finished(name, True, f"succeeded in {result.seconds:.1f} s")
             self.emit(
                 Event("succeed", name, output, seconds=result.seconds, attempt=attempt.number)
             )
             return
+        self.store.end_attempt(
+            attempt.row, "failed", result.seconds, result.exit_code, result.signal, result.timed_out
+        )
         retries = self.plan.tasks[name].get("retries", 0)
         self.failures[name] = self.failures.get(name, 0) + 1
         why = result.describe()
@@ -301,9 +319,10 @@ class _Runner:
                 self.scheduler.requeue(name, "the other run gave it up")
 
     def interrupt(self) -> None:
-        """Ctrl-C: stop every command, record the attempts as interrupted, clean up."""
+        """Ctrl-C: stop every command, record finished work, mark the rest interrupted."""
         self.engine.stop_all()
         self.pool.shutdown(wait=True, cancel_futures=True)
+        self._flush(force=True)  # whole, published outputs: recording them loses nothing
         for future, attempt in self.running.items():
             seconds = 0.0
             if future.done() and not future.cancelled() and future.exception() is None:
