@@ -16,7 +16,9 @@ from . import __version__, render
 from .diff import diff_plans
 from .errors import AlamodeError, PlanError, SpecFileError
 from .graph import FORMATS
+from .localstore import open_store
 from .plan import Plan, load_plan
+from .queries import recompute_estimate
 from .specfile import PipelineFile, compile_spec_file, is_spec_path, split_source
 
 app = typer.Typer(
@@ -154,6 +156,15 @@ def diff(
             help="Exit 1 when the plans produce different outputs, 0 when the same.",
         ),
     ] = False,
+    store: Annotated[
+        str | None,
+        typer.Option(
+            "--store",
+            "-s",
+            help="Say which new outputs this store already has, "
+            "and the estimated time to compute the rest.",
+        ),
+    ] = None,
 ) -> None:
     """What changed between two plans (or spec files), and why.
 
@@ -167,12 +178,15 @@ def diff(
         except AlamodeError as err:
             raise type(err)(f"{side} side: {err}") from None
     result = diff_plans(*plans)
+    estimate = recompute_estimate(result, open_store(store)) if store else None
     if json_:
-        render.json_out(result.to_json())
+        render.json_out({**result.to_json(), **({"store": estimate} if estimate else {})})
     elif stat:
         render.diff_stat(result, show_all)
     else:
         render.diff_report(result, show_all)
+    if estimate and not json_:
+        render.recompute_note(estimate)
     if exit_code and not result.same_outputs:
         raise typer.Exit(1)
 

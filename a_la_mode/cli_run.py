@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from pathlib import Path
 from types import FrameType
 from typing import Annotated
 
@@ -15,7 +14,7 @@ import typer
 from . import render
 from .cli import JsonOption, app, open_source
 from .errors import AlamodeError
-from .localstore import LocalStore, StoreError
+from .localstore import open_store
 from .plugins import describe_engines, load_engine
 from .queries import explain as explain_task
 from .queries import gc_candidates, resolve_output, task_states
@@ -31,18 +30,6 @@ StoreOption = Annotated[
     typer.Option("--store", "-s", help="Store directory (default: $ALAMODE_STORE or .alamode)."),
 ]
 PLAN_HELP = "A plan file or a spec file (compiled on the fly)."
-
-
-def open_store(path: str | None) -> LocalStore:
-    """The store named by ``--store``, ``$ALAMODE_STORE``, or ``.alamode``."""
-    where = path or os.environ.get("ALAMODE_STORE") or DEFAULT_STORE
-    if "://" in where:
-        scheme = where.split("://", 1)[0]
-        raise StoreError(
-            f"store {where}: {scheme}:// stores are not available yet (only directories); "
-            "use a directory path"
-        )
-    return LocalStore(Path(where))
 
 
 def _sigterm_as_interrupt(signum: int, frame: FrameType | None) -> None:

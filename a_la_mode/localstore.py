@@ -66,6 +66,21 @@ CREATE TABLE IF NOT EXISTS leases (
 """
 
 
+DEFAULT_STORE = ".alamode"
+
+
+def open_store(path: str | None) -> LocalStore:
+    """The store named by ``--store``, ``$ALAMODE_STORE``, or ``.alamode``."""
+    where = path or os.environ.get("ALAMODE_STORE") or DEFAULT_STORE
+    if "://" in where:
+        scheme = where.split("://", 1)[0]
+        raise StoreError(
+            f"store {where}: {scheme}:// stores are not available yet (only directories); "
+            "use a directory path"
+        )
+    return LocalStore(Path(where))
+
+
 class StoreError(AlamodeError):
     """The store cannot be opened or used: the message says which path and why."""
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .diff import diff_plans
+from .diff import PlanDiff, diff_plans
 from .errors import AlamodeError
 from .localstore import OUTPUT_ID, LocalStore
 from .plan import Plan, load_plan
@@ -171,3 +171,20 @@ def verify(store: LocalStore, forget: bool) -> list[tuple[str, str, str]]:
             if forget:
                 store.forget(output)
     return bad
+
+
+def recompute_estimate(result: PlanDiff, store: LocalStore) -> dict[str, Any]:
+    """For ``alamode diff --store``: which changed or added tasks' new outputs the store
+    already has, and the estimated time to compute the rest from recorded durations."""
+    names = [c.name for c in result.changed] + list(result.added)
+    outputs = {c.name: c.new_output for c in result.changed} | result.added_outputs
+    existing = store.successes(outputs.values())
+    durations = store.durations()
+    missing = [n for n in names if outputs[n] not in existing]
+    return {
+        "path": str(store.root),
+        "existing": [n for n in names if outputs[n] in existing],
+        "to_compute": missing,
+        "estimated_seconds": round(sum(durations.get(n, 0.0) for n in missing), 3),
+        "without_recorded_time": [n for n in missing if n not in durations],
+    }

@@ -128,6 +128,20 @@ def diff_report(result: PlanDiff, show_all: bool) -> None:
         _out.print(f"[bold]unchanged:[/] {escape(', '.join(result.unchanged))}")
 
 
+def recompute_note(estimate: dict[str, Any]) -> None:
+    """``diff --store``: what the store already has, and what is left to compute."""
+    have, todo = estimate["existing"], estimate["to_compute"]
+    line = f"store {estimate['path']}: {len(have)} of {len(have) + len(todo)} new outputs exist"
+    if have:
+        line += f" ({', '.join(have)})"
+    if todo:
+        line += f"; to compute: {len(todo)} tasks, about {estimate['estimated_seconds']:.1f} s"
+        unknown = estimate["without_recorded_time"]
+        if unknown:
+            line += f" plus {len(unknown)} never run before"
+    _out.print(escape(line))
+
+
 def diff_stat(result: PlanDiff, show_all: bool) -> None:
     """``alamode diff --stat``: one line per task, ``status name detail``."""
     rows: list[tuple[str, str, str]] = []
@@ -191,6 +205,7 @@ __all__ = [
     "plan_table",
     "provenance_tree",
     "raw_stderr",
+    "recompute_note",
     "run_summary",
     "run_view",
     "status_table",

@@ -280,3 +280,22 @@ def test_ctrl_c_stops_tasks_and_records_nothing(tmp_path: Path) -> None:
             break
         time.sleep(0.05)
     assert state in ("gone", "Z", "X")
+
+
+def test_diff_with_a_store_says_what_exists_and_what_is_left(tmp_path: Path) -> None:
+    old = DIAMOND.replace("echo broken >&2; exit 4", "true")
+    spec(tmp_path, old, "old.yaml")
+    spec(tmp_path, old.replace("echo a", "echo A"), "new.yaml")
+    alamode("run", "old.yaml", cwd=tmp_path)
+    alamode("run", "new.yaml", "--target", "a", cwd=tmp_path)
+    report = json.loads(
+        alamode(
+            "diff", "old.yaml", "new.yaml", "--store", ".alamode", "--json", cwd=tmp_path
+        ).stdout
+    )["store"]
+    assert report["existing"] == ["a"]
+    assert sorted(report["to_compute"]) == ["b", "c", "d"]
+    assert report["without_recorded_time"] == []  # each ran under the old plan
+    assert report["estimated_seconds"] >= 0
+    text = alamode("diff", "old.yaml", "new.yaml", "--store", ".alamode", cwd=tmp_path).stdout
+    assert "store .alamode: 1 of 4 new outputs exist (a); to compute: 3 tasks, about" in text
