@@ -3,6 +3,7 @@ provenance, verify, engines. Registered on the app of cli.py."""
 
 from __future__ import annotations
 
+import datetime
 import os
 import signal
 import sys
@@ -157,19 +158,37 @@ def gc(
     keep: Annotated[
         int, typer.Option("--keep", min=1, help="Keep outputs of the last K plans run.")
     ] = 5,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since",
+            help="Instead of --keep: keep what plans run since this date "
+            "(YYYY-MM-DD or ISO time) use; older outputs go.",
+        ),
+    ] = None,
     yes: Annotated[bool, typer.Option("--yes", help="Really remove (default: dry run).")] = False,
     json_: JsonOption = False,
 ) -> None:
-    """Remove outputs no longer reachable from the last K plans run (dry run unless --yes)."""
+    """Remove outputs no longer reachable from the last K plans run, or from the plans run
+    since a date (a dry run unless --yes; refused while a run holds the store)."""
     the_store = open_store(store)
     active = the_store.active_runs()
     if active:
         raise AlamodeError(
             f"run {active[0]} is using {the_store.root}; gc only when no run holds the store"
         )
-    doomed, kept = gc_candidates(the_store, keep)
+    doomed, kept = gc_candidates(the_store, keep, _parse_date(since) if since else None)
     freed = sum(the_store.remove_output(o) for o in doomed) if yes else 0
     render.gc_report(doomed, kept, yes, freed, json_)
+
+
+def _parse_date(text: str) -> float:
+    try:
+        return datetime.datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        raise AlamodeError(
+            f"--since {text!r} is not a date; write it like 2026-11-01 or 2026-11-01T12:00"
+        ) from None
 
 
 @app.command()

@@ -218,13 +218,14 @@ class LocalStore:
         return wanted & recorded & present
 
     def success_row(self, output_id: str) -> dict[str, Any] | None:
-        row = self._db.execute(
-            "SELECT output, task, plan, run, recorded, seconds, engine, files, bytes "
-            "FROM successes WHERE output=?",
-            (output_id,),
-        ).fetchone()
-        keys = ("output", "task", "plan", "run", "recorded", "seconds", "engine", "files", "bytes")
-        return dict(zip(keys, row, strict=True)) if row else None
+        rows = _dicts(
+            self._db.execute(
+                "SELECT output, task, plan, run, recorded, seconds, engine, files, bytes "
+                "FROM successes WHERE output=?",
+                (output_id,),
+            )
+        )
+        return rows[0] if rows else None
 
     def recorded_outputs(self) -> dict[str, str]:
         """Every recorded success: output ID -> task name."""
@@ -365,46 +366,33 @@ class LocalStore:
 
     def history(self, task: str | None, limit: int) -> list[dict[str, Any]]:
         where, args = ("WHERE a.task=?", (task,)) if task else ("", ())
-        rows = self._db.execute(
-            "SELECT a.run, a.task, a.output, a.attempt, a.started, a.seconds, a.exit_code, "
-            "a.signal, a.timed_out, a.status, a.log, r.plan FROM attempts a "
-            f"JOIN runs r ON r.id = a.run {where} ORDER BY a.id DESC LIMIT ?",
-            (*args, limit),
+        return _dicts(
+            self._db.execute(
+                "SELECT a.run, a.task, a.output, a.attempt, a.started, a.seconds, a.exit_code, "
+                "a.signal, a.timed_out, a.status, a.log, r.plan FROM attempts a "
+                f"JOIN runs r ON r.id = a.run {where} ORDER BY a.id DESC LIMIT ?",
+                (*args, limit),
+            )
         )
-        keys = (
-            "run",
-            "task",
-            "output",
-            "attempt",
-            "started",
-            "seconds",
-            "exit_code",
-            "signal",
-            "timed_out",
-            "status",
-            "log",
-            "plan",
-        )
-        return [dict(zip(keys, row, strict=True)) for row in rows]
 
     def runs(self, limit: int) -> list[dict[str, Any]]:
-        rows = self._db.execute(
-            "SELECT id, plan, engine, host, pid, started, finished, status FROM runs "
-            "ORDER BY id DESC LIMIT ?",
-            (limit,),
+        return _dicts(
+            self._db.execute(
+                "SELECT id AS run, plan, engine, host, pid, started, finished, status FROM runs "
+                "ORDER BY id DESC LIMIT ?",
+                (limit,),
+            )
         )
-        keys = ("run", "plan", "engine", "host", "pid", "started", "finished", "status")
-        return [dict(zip(keys, row, strict=True)) for row in rows]
 
     def last_failure(self, output_id: str) -> dict[str, Any] | None:
-        row = self._db.execute(
-            "SELECT status, exit_code, signal, timed_out, log FROM attempts WHERE output=? "
-            "ORDER BY id DESC LIMIT 1",
-            (output_id,),
-        ).fetchone()
-        if row is None or row[0] == "succeeded":
-            return None
-        return dict(zip(("status", "exit_code", "signal", "timed_out", "log"), row, strict=True))
+        rows = _dicts(
+            self._db.execute(
+                "SELECT status, exit_code, signal, timed_out, log FROM attempts WHERE output=? "
+                "ORDER BY id DESC LIMIT 1",
+                (output_id,),
+            )
+        )
+        return rows[0] if rows and rows[0]["status"] != "succeeded" else None
 
     # -- producing an output -----------------------------------------------------------------
 
@@ -569,6 +557,14 @@ class LocalStore:
 
     # -- garbage collection ----------------------------------------------------------------
 
+    def plans_since(self, since: float) -> list[str]:
+        """Digests of the plans run at or after ``since`` (Unix time), newest first."""
+        rows = self._db.execute(
+            "SELECT plan FROM runs WHERE started >= ? GROUP BY plan ORDER BY MAX(id) DESC",
+            (since,),
+        )
+        return [row[0] for row in rows]
+
     def recent_plans(self, keep: int) -> list[str]:
         rows = self._db.execute(
             "SELECT plan FROM runs GROUP BY plan ORDER BY MAX(id) DESC LIMIT ?", (keep,)
@@ -659,3 +655,9 @@ def _libc() -> Any:
         return ctypes.CDLL(None, use_errno=True)
     except OSError:
         return None
+
+
+def _dicts(cursor: sqlite3.Cursor) -> list[dict[str, Any]]:
+    """Rows as dicts keyed by column name (or alias)."""
+    names = [column[0] for column in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor]

@@ -146,9 +146,12 @@ def provenance(store: LocalStore, output: str, depth: int = 0) -> dict[str, Any]
     return node
 
 
-def gc_candidates(store: LocalStore, keep_plans: int) -> tuple[list[str], list[str]]:
-    """(outputs to remove, plans kept): outputs no plan of the last ``keep_plans`` uses."""
-    kept = store.recent_plans(keep_plans)
+def gc_candidates(
+    store: LocalStore, keep_plans: int, since: float | None = None
+) -> tuple[list[str], list[str]]:
+    """(outputs to remove, plans kept): outputs that no plan among the last ``keep_plans``
+    run -- or, with ``since``, no plan run since that time -- uses."""
+    kept = store.plans_since(since) if since is not None else store.recent_plans(keep_plans)
     reachable: set[str] = set()
     for digest in kept:
         try:

@@ -249,14 +249,12 @@ def gc_report(doomed: list[str], kept: list[str], removed: bool, freed: int, as_
         return
     for output in doomed:
         _out(f"{'removed' if removed else 'would remove'}  {output}")
-    from .render import note
-
     verb = (
         f"removed {len(doomed)} outputs ({freed:,} bytes)"
         if removed
         else f"{len(doomed)} outputs would be removed; run again with --yes to remove them"
     )
-    note(f"{verb}; kept everything the last {len(kept)} plans use")
+    render.note(f"{verb}; kept everything the {len(kept)} plans kept use")
 
 
 def verify_report(bad: list[tuple[str, str, str]], kept: bool, as_json: bool) -> None:
@@ -265,12 +263,10 @@ def verify_report(bad: list[tuple[str, str, str]], kept: bool, as_json: bool) ->
         return
     for output, task, problem in bad:
         _out(f"BAD  {task}  {output[:SHORT_ID]}: {problem}")
-    from .render import note
-
     if not bad:
-        note("every recorded output matches its manifest")
+        render.note("every recorded output matches its manifest")
     elif not kept:
-        note(
+        render.note(
             f"{len(bad)} bad outputs: their success records were dropped; the next run redoes them"
         )
 

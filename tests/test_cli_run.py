@@ -133,6 +133,12 @@ def test_gc_is_a_dry_run_until_yes(tmp_path: Path) -> None:
     dry = json.loads(alamode("gc", "--keep", "1", "--json", cwd=tmp_path).stdout)
     assert sorted(dry["would_remove"]) == sorted([old["b"]["output"], old["d"]["output"]])
     assert set(store.stored_outputs()) == before
+    future = json.loads(alamode("gc", "--since", "2999-01-01", "--json", cwd=tmp_path).stdout)
+    assert len(future["would_remove"]) == 6 and future["kept_plans"] == []  # nothing is newer
+    past = json.loads(alamode("gc", "--since", "2000-01-01", "--json", cwd=tmp_path).stdout)
+    assert past["would_remove"] == []  # both plans ran since then
+    bad = alamode("gc", "--since", "last tuesday", cwd=tmp_path)
+    assert bad.returncode == 2 and "is not a date; write it like 2026-11-01" in bad.stderr
     done = json.loads(alamode("gc", "--keep", "1", "--yes", "--json", cwd=tmp_path).stdout)
     assert set(store.stored_outputs()) == before - set(done["removed"])
     assert alamode("status", "p.yaml", cwd=tmp_path).stdout.count("done") == 4
