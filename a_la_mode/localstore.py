@@ -39,6 +39,7 @@ from .faults import pause_point
 from .plan import Plan
 
 SCHEMA_VERSION = 1
+OPEN_TIMEOUT_SECONDS = 60
 SYNCFS_FROM_FILES = 4  # measured: one syncfs beats per-file fsyncs from a few files on
 OUTPUT_ID = re.compile(r"^[0-9a-f]{64}$")
 HOST = socket.gethostname()
@@ -178,12 +179,29 @@ class LocalStore:
     # -- database ------------------------------------------------------------------------
 
     def _open_db(self) -> sqlite3.Connection:
+        """Open (creating if need be) the database. Two runners may create a new store at
+        the same moment: switching to WAL takes an exclusive lock, and SQLite may answer
+        "locked" there without waiting, so setting up is retried with backoff."""
         path = self.root / "state.sqlite"
+        deadline = time.monotonic() + OPEN_TIMEOUT_SECONDS
+        delay = 0.01
+        while True:
+            try:
+                return self._set_up(path)
+            except sqlite3.OperationalError as err:
+                if "locked" not in str(err) or time.monotonic() > deadline:
+                    raise StoreError(f"cannot open {path}: {err}") from None
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
+            except sqlite3.DatabaseError as err:
+                raise StoreError(f"cannot open {path}: {err}") from None
+
+    def _set_up(self, path: Path) -> sqlite3.Connection:
+        db = sqlite3.connect(path, timeout=60, isolation_level=None)
         try:
-            db = sqlite3.connect(path, timeout=60, isolation_level=None)
+            db.execute("PRAGMA busy_timeout=60000")
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
-            db.execute("PRAGMA busy_timeout=60000")
             with _transaction(db):
                 for statement in _SCHEMA.split(";"):
                     if statement.strip():
@@ -201,8 +219,9 @@ class LocalStore:
                             else f"older than {SCHEMA_VERSION}; migrate it or use a new store"
                         )
                     )
-        except sqlite3.DatabaseError as err:
-            raise StoreError(f"cannot open {path}: {err}") from None
+        except BaseException:
+            db.close()
+            raise
         return db
 
     def close(self) -> None:

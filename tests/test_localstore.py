@@ -107,3 +107,25 @@ def test_publish_then_record_makes_a_success(tmp_path: Path) -> None:
     store.record_success(Success(OUTPUT, "t", plan.digest, 1, 0.5, "local", manifest))
     assert store.successes([OUTPUT]) == {OUTPUT}
     assert store.check_output(OUTPUT, deep=True) is None
+
+
+def test_many_processes_creating_one_new_store_at_once_all_succeed(tmp_path: Path) -> None:
+    # each opens the store and then writes at once, as a runner does: one process switching
+    # the journal mode while another writes is what used to fail with "database is locked"
+    program = (
+        "import sys; from a_la_mode.localstore import LocalStore; "
+        "store = LocalStore(sys.argv[1]); "
+        "[(store.lease(format(i, '064x'), 1), store.release(format(i, '064x'))) "
+        "for i in range(30)]; print('ok')"
+    )
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", program, str(tmp_path / "fresh")],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(6)
+    ]
+    results = [child.communicate(timeout=120) for child in children]
+    assert [out for out, _ in results] == ["ok\n"] * 6, [err for _, err in results]
