@@ -22,7 +22,7 @@ from .queries import gc_candidates, resolve_output, task_states
 from .queries import provenance as provenance_of
 from .queries import verify as verify_store
 from .runner import RunOptions, run_plan
-from .scheduler import Scheduler
+from .scheduler import Scheduler, wanted
 
 DEFAULT_STORE = ".alamode"
 
@@ -65,8 +65,7 @@ def run(
     plan = open_source(source)
     the_store = open_store(store)
     if dry_run:
-        scheduler = Scheduler(plan, set(), target)
-        done = the_store.successes(plan.output(n) for n in scheduler.order)
+        done = the_store.successes(plan.output(n) for n in wanted(plan, target))
         scheduler = Scheduler(plan, done, target, the_store.durations())
         order = scheduler.simulate()
         render.dry_run(order, scheduler, plan, json_)

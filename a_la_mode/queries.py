@@ -10,7 +10,7 @@ from .diff import PlanDiff, diff_plans
 from .errors import AlamodeError
 from .localstore import OUTPUT_ID, LocalStore
 from .plan import Plan, load_plan
-from .scheduler import Scheduler, State, short
+from .scheduler import Scheduler, State, short, wanted
 
 
 @dataclass(frozen=True)
@@ -27,10 +27,10 @@ def task_states(plan: Plan, store: LocalStore, targets: list[str] | None = None)
     A recorded success whose output directory is gone, or whose files changed size, counts
     as not done (``alamode verify`` re-hashes every file).
     """
-    wanted = Scheduler(plan, set(), targets).order
-    recorded = store.successes(plan.output(name) for name in wanted)
+    outputs = {plan.output(name) for name in wanted(plan, targets)}
+    recorded = store.successes(outputs)
     broken: dict[str, str] = {}
-    for output in {plan.output(name) for name in wanted} & set(store.recorded_outputs()):
+    for output in outputs & set(store.recorded_outputs()):
         problem = store.check_output(output, deep=False)
         if problem is not None:
             broken[output] = problem

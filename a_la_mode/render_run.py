@@ -27,7 +27,7 @@ from . import render
 from .plan import Plan
 from .queries import TaskState
 from .runner import Event, RunReport
-from .scheduler import Scheduler, closure
+from .scheduler import Scheduler, wanted
 
 SHORT_ID = 12
 
@@ -44,7 +44,7 @@ def _console() -> Console:
 @contextlib.contextmanager
 def run_view(mode: str, plan: Plan, targets: list[str] | None) -> Iterator[Callable[[Event], None]]:
     """A callable receiving run events, shown as ``mode`` says."""
-    total = len(closure(plan, targets) if targets else plan.tasks)
+    total = len(wanted(plan, targets))
     if mode == "json":
         yield lambda event: _out(json.dumps(event.to_json()))
     elif mode == "live":

@@ -20,7 +20,7 @@ from .engine import Engine, Job, Result
 from .errors import AlamodeError
 from .localstore import LocalStore, Manifest, Success
 from .plan import Plan
-from .scheduler import Scheduler, State, closure
+from .scheduler import Scheduler, State, wanted
 
 LEASE_POLL_SECONDS = 0.2
 GROUP_COMMIT_SECONDS = 0.2  # how long a published output may wait to be recorded
@@ -111,10 +111,10 @@ def run_plan(
 ) -> RunReport:
     """Run every wanted task of ``plan`` that has no recorded success."""
     started = time.monotonic()
-    wanted = plan.toposort_flatten if options.targets is None else closure(plan, options.targets)
+    names = wanted(plan, options.targets)
     store.clean_staging()
-    done = store.successes(plan.tasks[name]["output"] for name in wanted)
-    check_engine_keys(plan, [n for n in wanted if plan.tasks[n]["output"] not in done])
+    done = store.successes(plan.tasks[name]["output"] for name in names)
+    check_engine_keys(plan, [n for n in names if plan.tasks[n]["output"] not in done])
     engine.check()
     scheduler = Scheduler(plan, done, options.targets, store.durations(), options.keep_going)
     run = store.begin_run(plan, engine.name)

@@ -61,6 +61,11 @@ def closure(plan: Plan, targets: Iterable[str]) -> list[str]:
     return [name for name in plan.toposort_flatten if name in wanted]
 
 
+def wanted(plan: Plan, targets: Iterable[str] | None) -> list[str]:
+    """The tasks a run wants, in plan order: all of them, or the targets' upstream closure."""
+    return list(plan.toposort_flatten) if targets is None else closure(plan, targets)
+
+
 class Scheduler:
     """The state of one run over ``plan``."""
 
@@ -74,7 +79,7 @@ class Scheduler:
     ) -> None:
         self.plan = plan
         self.keep_going = keep_going
-        self.order = closure(plan, targets) if targets is not None else list(plan.toposort_flatten)
+        self.order = wanted(plan, targets)
         self.status: dict[str, TaskStatus] = {}
         self._dependents: dict[str, list[str]] = {}  # among tasks not done before the run
         self._missing: dict[str, int] = {}
