@@ -8,7 +8,6 @@ into every dependency again and again).
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -17,7 +16,7 @@ from .bulk import paused_gc
 from .canonical import join_path, normalise
 from .errors import DependencyError, SpecError
 from .naming import NAME_PATTERN, check_name, did_you_mean
-from .plan import PLAN_FORMAT, Plan, task_parts
+from .plan import PLAN_FORMAT, Plan, output_id, task_parts
 
 
 class TaskDef(NamedTuple):
@@ -61,7 +60,7 @@ def _compile(meta: Mapping[str, Any], tasks: Iterable[TaskDef]) -> Plan:
                 head, tail = parts[name] = task_parts(entry)
             except (TypeError, ValueError, AttributeError, RecursionError):
                 raise _explain(defs[name]) from None
-            output = hashlib.sha256(b"".join((b"d", head, tail, b"e"))).hexdigest()
+            output = output_id(head, tail)
             entry["output"] = outputs[name] = output
     return Plan.trusted(
         parts=parts,

@@ -195,6 +195,11 @@ def task_parts(entry: dict[str, Any]) -> tuple[bytes, bytes]:
     return encode_items(entry, keys[:split]), encode_items(entry, keys[after:])
 
 
+def output_id(head: bytes, tail: bytes) -> str:
+    """The output ID of an entry encoded as ``task_parts``: sha256 of ``d + head + tail + e``."""
+    return hashlib.sha256(b"".join((b"d", head, tail, b"e"))).hexdigest()
+
+
 def entry_bytes(entry: dict[str, Any]) -> bytes:
     """The bencoded entry (spec and inputs, no output) whose sha256 is the output ID."""
     head, tail = task_parts(entry)
@@ -296,7 +301,7 @@ def _check_bytes_and_hashes(data: bytes, top: dict[str, Any]) -> None:
             recorded = entry["output"]
             expect(b"d" + head + _OUTPUT_KEY, where)
             expect(recorded.encode() + tail + b"e", where)
-            computed = hashlib.sha256(b"".join((b"d", head, tail, b"e"))).hexdigest()
+            computed = output_id(head, tail)
             if computed != recorded:
                 raise PlanError(
                     f"{where}: field 'output' does not match its spec and inputs "
@@ -337,7 +342,7 @@ def _verify_semantics(
     for name, entry in tasks.items():
         if check_hash:
             _check_entry_shape(name, entry)
-            if hashlib.sha256(entry_bytes(entry)).hexdigest() != entry["output"]:
+            if output_id(*task_parts(entry)) != entry["output"]:
                 raise PlanError(f"task {name!r}: field 'output' does not match its spec and inputs")
         for dep, output in entry["inputs"].items():
             upstream = tasks.get(dep)
