@@ -12,8 +12,7 @@ import shutil
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 from .engine import Engine, Job, Result
@@ -70,8 +69,7 @@ class _Attempt:
     name: str
     row: int
     number: int
-    job: Job
-    staging: Path
+    job: Job  # its output_dir is the attempt's staging directory
 
 
 @dataclass
@@ -79,7 +77,6 @@ class RunReport:
     run: int
     scheduler: Scheduler
     seconds: float
-    counts: dict[str, int] = field(default_factory=dict)
 
 
 def check_engine_keys(plan: Plan, names: list[str]) -> None:
@@ -136,7 +133,7 @@ def run_plan(
         store.end_run(run, status)
     seconds = time.monotonic() - started
     emit(Event("finish", detail=status, seconds=seconds))
-    return RunReport(run, scheduler, seconds, scheduler.counts())
+    return RunReport(run, scheduler, seconds)
 
 
 class _Runner:
@@ -232,9 +229,7 @@ class _Runner:
             spec=self.plan.spec(name),
         )
         number = int(log.stem)
-        self.running[self.pool.submit(self._execute, job)] = _Attempt(
-            name, row, number, job, staging
-        )
+        self.running[self.pool.submit(self._execute, job)] = _Attempt(name, row, number, job)
         self.emit(Event("start", name, output, attempt=number, log=str(log)))
 
     def _execute(self, job: Job) -> tuple[Result, Manifest | None]:
@@ -252,7 +247,7 @@ class _Runner:
         try:
             result, manifest = future.result()
         except Exception as err:  # publishing failed (disk full...): no success
-            shutil.rmtree(attempt.staging, ignore_errors=True)
+            shutil.rmtree(attempt.job.output_dir, ignore_errors=True)
             result, manifest = Result(None, 0.0, detail=f"could not publish: {err}"), None
         if manifest is not None:
             # Published: downstream may start now. The success is recorded with the next
@@ -328,5 +323,5 @@ class _Runner:
             if future.done() and not future.cancelled() and future.exception() is None:
                 seconds = future.result()[0].seconds
             self.store.end_attempt(attempt.row, "interrupted", seconds, None, None, False)
-            shutil.rmtree(attempt.staging, ignore_errors=True)
+            shutil.rmtree(attempt.job.output_dir, ignore_errors=True)
             self.store.release(attempt.job.output_id)
