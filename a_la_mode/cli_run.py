@@ -54,7 +54,16 @@ def run(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", "-n", help="Say what would run, in order; run nothing.")
     ] = False,
-    engine: Annotated[str, typer.Option("--engine", "-e", help="Engine plugin.")] = "local",
+    engine: Annotated[
+        str, typer.Option("--engine", "-e", help="Engine plugin ('alamode engines' lists them).")
+    ] = "local",
+    default_image: Annotated[
+        str | None,
+        typer.Option(help="docker engine: the image for tasks without an 'image' key."),
+    ] = None,
+    pull: Annotated[
+        bool, typer.Option("--pull", help="docker engine: pull missing images first.")
+    ] = False,
     json_: Annotated[bool, typer.Option("--json", help="One JSON event per line.")] = False,
 ) -> None:
     """Run every task whose output has no recorded success, in dependency order.
@@ -70,7 +79,8 @@ def run(
         order = scheduler.simulate()
         render.dry_run(order, scheduler, plan, json_)
         return
-    the_engine = load_engine(engine)
+    flags = {"default_image": default_image, "pull": pull or None}
+    the_engine = load_engine(engine, {k: v for k, v in flags.items() if v is not None})
     signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     options = RunOptions(jobs=jobs, targets=target, keep_going=keep_going)
     mode = (

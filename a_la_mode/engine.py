@@ -3,14 +3,16 @@
 An engine is a class registered under the entry point group ``a_la_mode.engines``. It runs
 one ``Job`` at a time per call (the runner calls it from several threads at once), blocking
 until the command ends, and reports a ``Result``. It never touches the store: the runner
-stages, publishes and records. ``stop_all`` must end every command still running (the
-whole process group or container) -- the runner calls it on Ctrl-C.
+stages, publishes and records. ``prepare`` sees every task before the run starts, so that
+a task the engine cannot run is refused before any work is done. ``stop_all`` must end every
+command still running (the whole process group or container) -- the runner calls it on Ctrl-C.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -37,16 +39,13 @@ class Job:
     spec: dict[str, Any] = field(default_factory=dict)
 
     def environment(self) -> dict[str, str]:
-        """The ``ALAMODE_*`` variables the command sees (DESIGN.md, "Running a task")."""
-        env = {
-            "ALAMODE_OUTPUT": str(self.output_dir),
-            "ALAMODE_TASK": self.task,
-            "ALAMODE_OUTPUT_ID": self.output_id,
-            "ALAMODE_INPUTS": json.dumps({k: str(v) for k, v in sorted(self.inputs.items())}),
-        }
-        for name, path in self.inputs.items():
-            env[input_variable(name)] = str(path)
-        return env
+        """The ``ALAMODE_*`` variables the command sees, with this machine's paths."""
+        return task_environment(
+            self.task,
+            self.output_id,
+            str(self.output_dir),
+            {name: str(path) for name, path in self.inputs.items()},
+        )
 
 
 @dataclass(frozen=True)
@@ -58,14 +57,19 @@ class Result:
     signal: int | None = None
     timed_out: bool = False
     detail: str = ""
+    oom_killed: bool = False  # a container's process was killed at its memory limit
 
     @property
     def ok(self) -> bool:
-        return self.exit_code == 0 and not self.timed_out
+        """Exit 0, in time, and nothing killed for memory (a killed stage of a pipeline
+        can leave a truncated output behind a final exit status of 0)."""
+        return self.exit_code == 0 and not self.timed_out and not self.oom_killed
 
     def describe(self) -> str:
         if self.timed_out:
             return "timed out"
+        if self.oom_killed:
+            return "killed for running out of memory (its 'memory' limit)"
         if self.signal is not None:
             return f"killed by signal {self.signal}"
         if self.exit_code is None:
@@ -82,11 +86,32 @@ class Engine(Protocol):
     def check(self) -> None:
         """Fail early (EngineError, one line) when the engine cannot work here."""
 
+    def prepare(self, tasks: Mapping[str, Mapping[str, Any]]) -> None:
+        """Once per run, before any task starts, with the specs of the tasks that will run:
+        refuse (EngineError naming the task) what this engine cannot run, and tidy up after
+        an earlier runner that was killed."""
+
     def run(self, job: Job) -> Result:
         """Run ``job``'s command to completion; never raise for a failing command."""
 
     def stop_all(self) -> None:
         """End every command this engine is running now."""
+
+
+def task_environment(
+    task: str, output_id: str, output: str, inputs: Mapping[str, str]
+) -> dict[str, str]:
+    """The ``ALAMODE_*`` variables (DESIGN.md, "Running a task") for the paths the command
+    sees: this machine's for the local engine, the container's for the docker engine."""
+    env = {
+        "ALAMODE_OUTPUT": output,
+        "ALAMODE_TASK": task,
+        "ALAMODE_OUTPUT_ID": output_id,
+        "ALAMODE_INPUTS": json.dumps(dict(sorted(inputs.items()))),
+    }
+    for name, path in inputs.items():
+        env[input_variable(name)] = path
+    return env
 
 
 def input_variable(name: str) -> str:

@@ -38,7 +38,7 @@ from .errors import AlamodeError
 from .faults import pause_point
 from .plan import Plan
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 OPEN_TIMEOUT_SECONDS = 60
 SYNCFS_FROM_FILES = 4  # measured: one syncfs beats per-file fsyncs from a few files on
 OUTPUT_ID = re.compile(r"^[0-9a-f]{64}$")
@@ -54,7 +54,7 @@ CREATE TABLE IF NOT EXISTS attempts (
     id INTEGER PRIMARY KEY, run INTEGER NOT NULL, task TEXT NOT NULL, output TEXT NOT NULL,
     attempt INTEGER NOT NULL, started REAL NOT NULL, finished REAL, seconds REAL,
     exit_code INTEGER, signal INTEGER, timed_out INTEGER NOT NULL DEFAULT 0,
-    status TEXT NOT NULL, log TEXT NOT NULL);
+    status TEXT NOT NULL, log TEXT NOT NULL, oom_killed INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS attempts_by_task ON attempts (task, id);
 CREATE INDEX IF NOT EXISTS attempts_by_output ON attempts (output, id);
 CREATE TABLE IF NOT EXISTS successes (
@@ -65,6 +65,9 @@ CREATE TABLE IF NOT EXISTS leases (
     output TEXT PRIMARY KEY, run INTEGER NOT NULL, host TEXT NOT NULL, pid INTEGER NOT NULL,
     taken REAL NOT NULL);
 """
+MIGRATIONS = {  # from schema version N to N + 1, run in the set-up transaction
+    1: ["ALTER TABLE attempts ADD COLUMN oom_killed INTEGER NOT NULL DEFAULT 0"],
+}
 
 
 DEFAULT_STORE = ".alamode"
@@ -209,6 +212,8 @@ class LocalStore:
                 row = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
                 if row is None:
                     db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+                elif int(row[0]) in MIGRATIONS:
+                    _migrate(db, int(row[0]))
                 elif int(row[0]) != SCHEMA_VERSION:
                     newer = int(row[0]) > SCHEMA_VERSION
                     raise StoreError(
@@ -364,14 +369,24 @@ class LocalStore:
         signal: int | None,
         timed_out: bool,
         success: Success | None = None,
+        oom_killed: bool = False,
     ) -> None:
         """Record how an attempt ended and, for a published output, its success: one
         transaction, the last step of the success protocol."""
         with _transaction(self._db):
             self._db.execute(
                 "UPDATE attempts SET finished=?, seconds=?, exit_code=?, signal=?, timed_out=?, "
-                "status=? WHERE id=?",
-                (time.time(), seconds, exit_code, signal, int(timed_out), status, attempt),
+                "oom_killed=?, status=? WHERE id=?",
+                (
+                    time.time(),
+                    seconds,
+                    exit_code,
+                    signal,
+                    int(timed_out),
+                    int(oom_killed),
+                    status,
+                    attempt,
+                ),
             )
             if success is not None:
                 self._insert_success(success)
@@ -388,7 +403,7 @@ class LocalStore:
         return _dicts(
             self._db.execute(
                 "SELECT a.run, a.task, a.output, a.attempt, a.started, a.seconds, a.exit_code, "
-                "a.signal, a.timed_out, a.status, a.log, r.plan FROM attempts a "
+                "a.signal, a.timed_out, a.oom_killed, a.status, a.log, r.plan FROM attempts a "
                 f"JOIN runs r ON r.id = a.run {where} ORDER BY a.id DESC LIMIT ?",
                 (*args, limit),
             )
@@ -406,8 +421,8 @@ class LocalStore:
     def last_failure(self, output_id: str) -> dict[str, Any] | None:
         rows = _dicts(
             self._db.execute(
-                "SELECT status, exit_code, signal, timed_out, log FROM attempts WHERE output=? "
-                "ORDER BY id DESC LIMIT 1",
+                "SELECT status, exit_code, signal, timed_out, oom_killed, log FROM attempts "
+                "WHERE output=? ORDER BY id DESC LIMIT 1",
                 (output_id,),
             )
         )
@@ -613,6 +628,15 @@ class LocalStore:
 
     def stored_outputs(self) -> list[str]:
         return sorted(p.name for p in (self.root / "outputs").iterdir() if OUTPUT_ID.match(p.name))
+
+
+def _migrate(db: sqlite3.Connection, version: int) -> None:
+    """Bring an older store up to SCHEMA_VERSION, one version at a time."""
+    while version < SCHEMA_VERSION:
+        for statement in MIGRATIONS[version]:
+            db.execute(statement)
+        version += 1
+    db.execute("UPDATE meta SET value=? WHERE key='schema'", (str(SCHEMA_VERSION),))
 
 
 @contextlib.contextmanager

@@ -9,13 +9,16 @@ name and what is wrong with it.
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Mapping
 from importlib import metadata
+from typing import Any
 
 from .engine import Engine, EngineError
 from .naming import did_you_mean
 
 ENGINE_GROUP = "a_la_mode.engines"
-REQUIRED = ("name", "check", "run", "stop_all")
+REQUIRED = ("name", "check", "prepare", "run", "stop_all")
 
 
 def engine_entry_points() -> dict[str, metadata.EntryPoint]:
@@ -26,8 +29,9 @@ def engine_entry_points() -> dict[str, metadata.EntryPoint]:
     return found
 
 
-def load_engine(name: str) -> Engine:
-    """Load, check and instantiate the engine called ``name``."""
+def load_engine(name: str, options: Mapping[str, Any] | None = None) -> Engine:
+    """Load, check and instantiate the engine called ``name``, passing ``options`` (the
+    run's engine flags, such as ``default_image``) as keyword arguments."""
     entries = engine_entry_points()
     entry = entries.get(name)
     if entry is None:
@@ -50,7 +54,13 @@ def load_engine(name: str) -> Engine:
         raise EngineError(
             f"engine {name!r} ({entry.value}) is not an engine: it lacks {', '.join(missing)}"
         )
-    engine: Engine = factory()
+    options = dict(options or {})
+    try:
+        signature = inspect.signature(factory).bind(**options)
+    except TypeError:
+        given = ", ".join("--" + key.replace("_", "-") for key in sorted(options))
+        raise EngineError(f"engine {name!r} does not take {given}; leave it out") from None
+    engine: Engine = factory(*signature.args, **signature.kwargs)
     return engine
 
 

@@ -61,6 +61,8 @@ def task_states(plan: Plan, store: LocalStore, targets: list[str] | None = None)
 def describe_attempt(row: dict[str, Any]) -> str:
     if row.get("timed_out"):
         return "timed out"
+    if row.get("oom_killed"):
+        return "killed for running out of memory"
     if row.get("signal"):
         return f"killed by signal {row['signal']}"
     if row.get("status") == "interrupted":

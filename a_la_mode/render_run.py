@@ -193,6 +193,8 @@ def history_table(rows: list[dict[str, Any]], as_json: bool) -> None:
         exit_text = (
             "timeout"
             if row["timed_out"]
+            else "out of memory"
+            if row.get("oom_killed")
             else f"signal {row['signal']}"
             if row["signal"]
             else str(row["exit_code"] or "-")

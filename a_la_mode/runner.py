@@ -111,8 +111,10 @@ def run_plan(
     names = wanted(plan, options.targets)
     store.clean_staging()
     done = store.successes(plan.tasks[name]["output"] for name in names)
-    check_engine_keys(plan, [n for n in names if plan.tasks[n]["output"] not in done])
+    to_run = [n for n in names if plan.tasks[n]["output"] not in done]
+    check_engine_keys(plan, to_run)
     engine.check()
+    engine.prepare({n: plan.spec(n) for n in to_run if plan.tasks[n].get("command")})
     scheduler = Scheduler(plan, done, options.targets, store.durations(), options.keep_going)
     run = store.begin_run(plan, engine.name)
     for name in scheduler.order:
@@ -263,7 +265,13 @@ class _Runner:
             )
             return
         self.store.end_attempt(
-            attempt.row, "failed", result.seconds, result.exit_code, result.signal, result.timed_out
+            attempt.row,
+            "failed",
+            result.seconds,
+            result.exit_code,
+            result.signal,
+            result.timed_out,
+            oom_killed=result.oom_killed,
         )
         retries = self.plan.tasks[name].get("retries", 0)
         self.failures[name] = self.failures.get(name, 0) + 1

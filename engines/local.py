@@ -13,6 +13,8 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Mapping
+from typing import Any
 
 from a_la_mode.engine import Job, Result
 
@@ -31,6 +33,9 @@ class LocalEngine:
 
     def check(self) -> None:
         """Nothing to check: a POSIX shell is always at /bin/sh."""
+
+    def prepare(self, tasks: Mapping[str, Mapping[str, Any]]) -> None:
+        """Nothing to refuse: any command can be run by a shell here."""
 
     def run(self, job: Job) -> Result:
         argv = ["/bin/sh", "-c", job.command] if isinstance(job.command, str) else job.command

@@ -87,6 +87,14 @@ def alamode(
     )
 
 
+def missing_service(what: str, how: str) -> None:
+    """A test's real service is absent: skip with the reason, except under CI (which .ci/run
+    sets up with every service), where absence fails the run."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{what} under CI: {how}")
+    pytest.skip(f"{what}: {how}")
+
+
 def original_package() -> Path:
     """The directory holding a-la-mode 0.1.2 (installed with pip --target), for comparisons.
 

@@ -38,6 +38,22 @@ def test_a_store_from_a_newer_alamode_is_refused(tmp_path: Path) -> None:
         LocalStore(tmp_path / "s")
 
 
+def test_a_store_of_schema_1_is_upgraded_in_place_and_keeps_its_history(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "s")
+    plan = compile_plan({}, [TaskDef("a", {"command": "true"})])
+    run = store.begin_run(plan, "local")
+    attempt, _ = store.begin_attempt(run, "a", plan.output("a"))
+    store.end_attempt(attempt, "failed", 1.0, 3, None, False)
+    store.close()
+    with sqlite3.connect(tmp_path / "s" / "state.sqlite") as db:  # back to version 1's tables
+        db.execute("ALTER TABLE attempts DROP COLUMN oom_killed")
+        db.execute("UPDATE meta SET value='1' WHERE key='schema'")
+    store = LocalStore(tmp_path / "s")
+    assert store._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone() == ("2",)
+    [row] = store.history("a", 9)
+    assert (row["exit_code"], row["oom_killed"]) == (3, 0)
+
+
 def test_an_unusable_store_path_is_a_one_line_error(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("")
     with pytest.raises(StoreError, match=r"cannot create store .*file"):

@@ -16,6 +16,8 @@ class GoodEngine:
 
     def check(self) -> None: ...
 
+    def prepare(self, tasks: Any) -> None: ...
+
     def run(self, job: Any) -> Any: ...
 
     def stop_all(self) -> None: ...
@@ -65,7 +67,9 @@ def test_a_plugin_that_cannot_import_names_itself_and_the_extra(
 
 def test_a_plugin_missing_methods_is_refused_at_load(monkeypatch: pytest.MonkeyPatch) -> None:
     fake_entry_points(monkeypatch, half=f"{__name__}:NotAnEngine")
-    with pytest.raises(EngineError, match="is not an engine: it lacks check, run, stop_all"):
+    with pytest.raises(
+        EngineError, match="is not an engine: it lacks check, prepare, run, stop_all"
+    ):
         plugins.load_engine("half")
 
 
@@ -76,5 +80,25 @@ def test_describe_reports_broken_plugins_without_failing(monkeypatch: pytest.Mon
     assert "is not an engine" in states["half"]
 
 
-def test_the_real_local_engine_is_registered() -> None:
-    assert "local" in plugins.engine_entry_points()
+def test_the_real_local_and_docker_engines_are_registered() -> None:
+    assert {"local", "docker"} <= set(plugins.engine_entry_points())
+
+
+class ImageEngine(GoodEngine):
+    def __init__(self, default_image: str | None = None) -> None:
+        self.default_image = default_image
+
+
+def test_a_run_flag_reaches_the_engine_that_takes_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_entry_points(monkeypatch, img=f"{__name__}:ImageEngine")
+    engine = plugins.load_engine("img", {"default_image": "debian:12"})
+    assert isinstance(engine, ImageEngine)
+    assert engine.default_image == "debian:12"
+
+
+def test_a_flag_the_engine_does_not_take_is_refused_by_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fake_entry_points(monkeypatch, good=f"{__name__}:GoodEngine")
+    with pytest.raises(EngineError, match="engine 'good' does not take --default-image"):
+        plugins.load_engine("good", {"default_image": "debian:12"})

@@ -1,0 +1,282 @@
+"""The docker engine: each task's command in its own container, through the Docker SDK.
+
+Safe by default: no network unless the spec's ``network`` key asks, never privileged, all
+capabilities dropped, no new privileges, and the only mounts are the task's inputs
+(read-only) and its staging output directory. The command runs as the invoking user's
+uid:gid, so outputs are not owned by root. Containers carry labels naming the runner that
+started them; ``prepare`` removes those whose runner is gone (killed with SIGKILL, say).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import re
+import socket
+import threading
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+import requests.exceptions
+from docker.models.containers import Container
+
+from a_la_mode.engine import EngineError, Job, Result, task_environment
+
+LABEL = "a_la_mode.runner"  # "<host> <pid> <process start time>" of the runner
+OUTPUT_MOUNT = "/alamode/output"
+INPUTS_MOUNT = "/alamode/inputs"
+STOP_GRACE_SECONDS = 3  # between SIGTERM and SIGKILL on Ctrl-C
+MEMORY = re.compile(r"^[1-9][0-9]*[bkmg]?$")
+START_HINT = "start it (e.g. 'sudo systemctl start docker', or 'dockerd &' as root)"
+
+
+class DockerEngine:
+    """Run commands in containers of the image named by each task's ``image`` key."""
+
+    name = "docker"
+
+    def __init__(
+        self, default_image: str | None = None, pull: bool = False, user: str | None = None
+    ) -> None:
+        self.default_image = default_image
+        self.pull = pull
+        self.user = user or f"{os.getuid()}:{os.getgid()}"
+        self.runner = runner_label()
+        self._client: docker.DockerClient | None = None
+        self._running: dict[str, Container] = {}
+        self._lock = threading.Lock()
+        self._stopping = False
+
+    # -- before the run ------------------------------------------------------------------
+
+    @property
+    def client(self) -> docker.DockerClient:
+        if self._client is None:
+            self.check()
+        assert self._client is not None
+        return self._client
+
+    def check(self) -> None:
+        """The daemon answers; else one line saying how to start it."""
+        try:
+            client = docker.from_env()
+            client.ping()
+        except docker.errors.DockerException as err:
+            where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+            raise EngineError(
+                f"cannot reach the Docker daemon at {where} ({_first_line(err)}); {START_HINT}"
+            ) from None
+        self._client = client
+
+    def prepare(self, tasks: Mapping[str, Mapping[str, Any]]) -> None:
+        """Refuse tasks this engine cannot run, make sure every image is here, and remove
+        containers left behind by runners that are gone."""
+        images: dict[str, str] = {}  # image -> the first task that wants it
+        for task, spec in tasks.items():
+            container_options(task, spec)  # raises on a bad key
+            images.setdefault(self.image_of(task, spec), task)
+        for image, task in sorted(images.items()):
+            self._ensure_image(image, task)
+        self.remove_stale()
+
+    def image_of(self, task: str, spec: Mapping[str, Any]) -> str:
+        image = spec.get("image", self.default_image)
+        if image is None:
+            raise EngineError(
+                f"task {task!r} has no 'image' key; give it one, or run with --default-image IMAGE"
+            )
+        if not isinstance(image, str) or not image.strip():
+            raise EngineError(
+                f"task {task!r}: spec key 'image' must be an image name, e.g. 'debian:12'"
+            )
+        return image
+
+    def _ensure_image(self, image: str, task: str) -> None:
+        try:
+            self.client.images.get(image)
+            return
+        except docker.errors.ImageNotFound:
+            if not self.pull:
+                raise EngineError(
+                    f"image {image!r} (task {task!r}) is not present locally; build or load it, "
+                    "or run with --pull to pull it first"
+                ) from None
+        except docker.errors.APIError as err:
+            raise EngineError(f"cannot look up image {image!r}: {_first_line(err)}") from None
+        try:
+            self.client.images.pull(image)
+        except docker.errors.DockerException as err:
+            raise EngineError(
+                f"cannot pull image {image!r} (task {task!r}): {_first_line(err)}"
+            ) from None
+
+    def remove_stale(self) -> list[str]:
+        """Remove this host's labelled containers whose runner is no longer alive."""
+        removed = []
+        for container in self.client.containers.list(all=True, filters={"label": LABEL}):
+            if runner_alive(container.labels.get(LABEL, "")):
+                continue
+            try:
+                container.remove(force=True)
+                removed.append(str(container.id))
+            except docker.errors.NotFound:
+                pass  # another runner removed it first
+        return removed
+
+    # -- one task ------------------------------------------------------------------------
+
+    def run(self, job: Job) -> Result:
+        started = time.monotonic()
+        container = None
+        try:
+            container = self._create(job)
+            return self._run_container(container, job, started)
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as err:
+            return _broken(job, started, err)
+        finally:
+            if container is not None:
+                with self._lock:
+                    self._running.pop(str(container.id), None)
+                _quietly(lambda: container.remove(force=True))
+
+    def _create(self, job: Job) -> Container:
+        spec = job.spec
+        inputs = {name: f"{INPUTS_MOUNT}/{name}" for name in job.inputs}
+        volumes = {str(job.output_dir.resolve()): {"bind": OUTPUT_MOUNT, "mode": "rw"}}
+        for name, path in job.inputs.items():
+            volumes[str(Path(path).resolve())] = {"bind": inputs[name], "mode": "ro"}
+        command = job.command
+        argv = ["/bin/sh", "-c", command] if isinstance(command, str) else list(command)
+        environment = {
+            **job.env,
+            **task_environment(job.task, job.output_id, OUTPUT_MOUNT, inputs),
+        }
+        container: Container = self.client.containers.create(
+            self.image_of(job.task, spec),
+            entrypoint=argv[:1],
+            command=argv[1:],
+            environment=environment,
+            volumes=volumes,
+            user=self.user,
+            labels={
+                LABEL: self.runner,
+                "a_la_mode.task": job.task,
+                "a_la_mode.output": job.output_id,
+            },
+            privileged=False,
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges"],
+            stdin_open=False,
+            tty=False,
+            **container_options(job.task, spec),
+        )
+        return container
+
+    def _run_container(self, container: Container, job: Job, started: float) -> Result:
+        with self._lock:  # held while starting, so that stop_all() cannot miss it
+            if self._stopping:
+                return Result(None, time.monotonic() - started, detail="stopped before it started")
+            self._running[str(container.id)] = container
+            container.start()
+        timed_out = False
+        try:
+            status = container.wait(timeout=job.timeout)
+        except requests.exceptions.ConnectionError:
+            # the SDK reports its read timeout as a connection error: tell them apart
+            if job.timeout is None or time.monotonic() - started < job.timeout:
+                raise
+            timed_out = True
+            _quietly(container.kill)
+            status = container.wait()
+        seconds = time.monotonic() - started
+        with open(job.log_path, "ab") as log:
+            for chunk in container.logs(stdout=True, stderr=True, stream=True):
+                log.write(chunk)
+            if timed_out:
+                log.write(f"\nalamode: timed out after {job.timeout} s; killed it\n".encode())
+        container.reload()
+        oom_killed = bool(container.attrs["State"].get("OOMKilled"))
+        return Result(status.get("StatusCode"), seconds, timed_out=timed_out, oom_killed=oom_killed)
+
+    def stop_all(self) -> None:
+        """Ctrl-C: stop every container this engine started (SIGTERM, then SIGKILL)."""
+        with self._lock:
+            self._stopping = True
+            running = list(self._running.values())
+        for container in running:
+            _quietly(functools.partial(container.stop, timeout=STOP_GRACE_SECONDS))
+
+
+def container_options(task: str, spec: Mapping[str, Any]) -> dict[str, Any]:
+    """Docker options from the spec's ``network``, ``cpus`` and ``memory`` keys."""
+    where = f"task {task!r}: spec key"
+    network = spec.get("network", "none")
+    if not isinstance(network, str) or not network:
+        raise EngineError(f"{where} 'network' must be a network name, e.g. 'bridge'")
+    options: dict[str, Any] = {"network_mode": network}
+    if "cpus" in spec:
+        try:
+            cpus = float(spec["cpus"])
+        except (TypeError, ValueError):
+            cpus = 0.0
+        if not cpus > 0:
+            raise EngineError(f"{where} 'cpus' must be a positive number, e.g. 2 or '0.5'")
+        options["nano_cpus"] = int(cpus * 1e9)
+    if "memory" in spec:
+        memory = str(spec["memory"]).lower()
+        if isinstance(spec["memory"], list | dict) or not MEMORY.match(memory):
+            raise EngineError(f"{where} 'memory' must be bytes or a size like '512m' or '2g'")
+        options["mem_limit"] = memory
+        options["memswap_limit"] = memory  # no swap: past the limit the task is killed
+    return options
+
+
+def runner_label() -> str:
+    """This process, as a container label: host, pid, and start time (pids are reused)."""
+    return f"{socket.gethostname()} {os.getpid()} {_start_time(os.getpid())}"
+
+
+def runner_alive(label: str) -> bool:
+    """Whether the runner named by a container's label still runs. Another host's runner
+    is taken to be alive: only it can tell."""
+    try:
+        host, pid, start = label.split(" ")
+        pid_number = int(pid)
+    except ValueError:
+        return False  # not a label we wrote
+    if host != socket.gethostname():
+        return True
+    return _start_time(pid_number) == start
+
+
+def _start_time(pid: int) -> str:
+    """The process's start time in clock ticks since boot, or "" if there is no such process."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def _broken(job: Job, started: float, err: Exception) -> Result:
+    """The daemon refused or went away: the task did not run to an end we can trust."""
+    why = f"docker: {_first_line(err)}"
+    with open(job.log_path, "ab") as log:
+        log.write(f"alamode: {why}\n".encode())
+    return Result(None, time.monotonic() - started, detail=why)
+
+
+def _quietly(action: Callable[[], object]) -> None:
+    """Do ``action``; a container that has ended or gone already is not an error here."""
+    with contextlib.suppress(docker.errors.DockerException):
+        action()
+
+
+def _first_line(err: Exception) -> str:
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__
