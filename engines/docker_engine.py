@@ -178,11 +178,13 @@ class DockerEngine:
         return container
 
     def _run_container(self, container: Container, job: Job, started: float) -> Result:
-        with self._lock:  # held while starting, so that stop_all() cannot miss it
+        with self._lock:
             if self._stopping:
                 return Result(None, time.monotonic() - started, detail="stopped before it started")
             self._running[str(container.id)] = container
-            container.start()
+        container.start()  # slow (about 0.2 s): not under the lock, so tasks start in parallel
+        if self._stopping:  # stop_all() may have come between: it cannot stop what had not begun
+            _quietly(container.kill)
         timed_out = False
         try:
             status = container.wait(timeout=job.timeout)

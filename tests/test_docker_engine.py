@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -363,3 +364,23 @@ def test_a_runner_label_is_alive_only_while_its_process_is() -> None:
     assert not docker_engine.runner_alive(" ".join(label))
     assert docker_engine.runner_alive("some-other-host 1 1")  # only that host can tell
     assert not docker_engine.runner_alive("not a label we wrote")
+
+
+def test_the_end_to_end_example_in_the_docs_runs_as_written(client: docker.DockerClient) -> None:
+    text = (ROOT / "docs" / "docker.md").read_text()
+    block = text.split("```bash\n", 1)[1].split("```", 1)[0]
+    result = subprocess.run(
+        ["bash", "-e", "-c", block],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"},
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    promised = [line[2:].split("  ")[0] for line in block.splitlines() if line.startswith("# ")]
+    summaries = [line.split(" in ")[0] for line in result.stderr.splitlines() if "tasks:" in line]
+    assert summaries == promised
+    started = [line.split()[1] for line in result.stdout.splitlines() if line.startswith("start")]
+    assert len(started) == 6 and started[4:] == ["user-orders", "user-details"]
