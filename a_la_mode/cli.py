@@ -8,7 +8,7 @@ import sys
 import traceback
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -16,9 +16,10 @@ from . import __version__, render
 from .diff import diff_plans
 from .errors import AlamodeError, PlanError, SpecFileError
 from .graph import FORMATS
-from .localstore import open_store
+from .localstore import LocalStore, open_store
 from .plan import Plan, load_plan
 from .queries import recompute_estimate
+from .remote import load_plan_url
 from .specfile import PipelineFile, compile_spec_file, is_spec_path, split_source
 
 app = typer.Typer(
@@ -35,6 +36,7 @@ app = typer.Typer(
 
 class _State:
     debug = False
+    store_options: dict[str, Any] = {}  # noqa: RUF012 - set once per process, by _main
 
 
 SOURCE_HELP = "A spec file (file.py, file.py:dag_name, .json, .yaml, .toml) or a plan file."
@@ -51,6 +53,15 @@ def _version(value: bool) -> None:
 def _main(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only print results.")] = False,
+    store_option: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--store-option",
+            "-O",
+            help="KEY=VALUE for a URL store's filesystem, e.g. endpoint_url=http://127.0.0.1:9000 "
+            "(repeatable; credentials belong in the environment or AWS config).",
+        ),
+    ] = None,
     version: Annotated[
         bool,
         typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
@@ -58,10 +69,32 @@ def _main(
 ) -> None:
     _State.debug = debug
     render.Settings.quiet = quiet
+    _State.store_options = parse_store_options(store_option or [])
+
+
+def parse_store_options(pairs: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs; a VALUE that reads as JSON (true, 3, {...}) is taken as such."""
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise AlamodeError(f"--store-option {pair!r}: write it as KEY=VALUE")
+        try:
+            options[key] = json.loads(value)
+        except ValueError:
+            options[key] = value
+    return options
+
+
+def store_at(path: str | None) -> LocalStore:
+    """The store for ``--store`` (or its default), with the ``--store-option`` settings."""
+    return open_store(path, _State.store_options)
 
 
 def open_source(source: str) -> Plan:
-    """Compile a spec file, or load and verify a plan file."""
+    """Compile a spec file, or load and verify a plan file (or a plan's URL in a store)."""
+    if "://" in source:
+        return load_plan_url(source, _State.store_options)
     if is_spec_path(source):
         return compile_spec_file(source)
     path = split_source(source)[0]
@@ -178,7 +211,7 @@ def diff(
         except AlamodeError as err:
             raise type(err)(f"{side} side: {err}") from None
     result = diff_plans(*plans)
-    estimate = recompute_estimate(result, open_store(store)) if store else None
+    estimate = recompute_estimate(result, store_at(store)) if store else None
     if json_:
         render.json_out({**result.to_json(), **({"store": estimate} if estimate else {})})
     elif stat:

@@ -8,19 +8,19 @@ import os
 import signal
 import sys
 from types import FrameType
-from typing import Annotated
+from typing import Annotated, Protocol, runtime_checkable
 
 import typer
 
 from . import render
-from .cli import JsonOption, app, open_source
+from .cli import JsonOption, app, open_source, store_at
 from .errors import AlamodeError
-from .localstore import open_store
 from .plugins import describe_engines, load_engine
 from .queries import explain as explain_task
 from .queries import gc_candidates, resolve_output, task_states
 from .queries import provenance as provenance_of
 from .queries import verify as verify_store
+from .remote import store_of
 from .runner import RunOptions, run_plan
 from .scheduler import Scheduler, wanted
 
@@ -31,6 +31,15 @@ StoreOption = Annotated[
     typer.Option("--store", "-s", help="Store directory (default: $ALAMODE_STORE or .alamode)."),
 ]
 PLAN_HELP = "A plan file or a spec file (compiled on the fly)."
+
+
+@runtime_checkable
+class RemoteLogs(Protocol):
+    """A store that also keeps the logs of attempts made on other machines."""
+
+    def remote_logs(self, output_id: str) -> list[str]: ...
+
+    def read_log(self, output_id: str, name: str) -> bytes: ...
 
 
 def _sigterm_as_interrupt(signum: int, frame: FrameType | None) -> None:
@@ -72,7 +81,7 @@ def run(
     130 when interrupted.
     """
     plan = open_source(source)
-    the_store = open_store(store)
+    the_store = store_at(store or store_of(source))  # a pushed plan runs on its own store
     if dry_run:
         done = the_store.successes(plan.output(n) for n in wanted(plan, target))
         scheduler = Scheduler(plan, done, target, the_store.durations())
@@ -105,7 +114,7 @@ def status(
     json_: JsonOption = False,
 ) -> None:
     """Each task as done / would run / blocked / failed last time, with the reason."""
-    states = task_states(open_source(source), open_store(store), target)
+    states = task_states(open_source(source), store_at(store or store_of(source)), target)
     render.status_table(states, json_)
 
 
@@ -117,7 +126,7 @@ def explain(
 ) -> None:
     """Why TASK will or won't run; what changed since its last success."""
     plan = open_source(source)
-    for line in explain_task(plan, open_store(store), task):
+    for line in explain_task(plan, store_at(store or store_of(source)), task):
         render.text(line)
 
 
@@ -129,7 +138,7 @@ def history(
     json_: JsonOption = False,
 ) -> None:
     """Recent attempts: run, task, attempt, duration, exit status."""
-    render.history_table(open_store(store).history(task, limit), json_)
+    render.history_table(store_at(store).history(task, limit), json_)
 
 
 @app.command()
@@ -139,9 +148,14 @@ def log(
     attempt: Annotated[int | None, typer.Option("--attempt", "-a", help="Default: last.")] = None,
 ) -> None:
     """Print the captured output of a task's last (or given) attempt."""
-    the_store = open_store(store)
+    the_store = store_at(store)
     output = resolve_output(the_store, task_or_id)
     logs = sorted((the_store.root / "logs" / output).glob("*.log"), key=lambda p: int(p.stem))
+    if not logs and attempt is None and isinstance(the_store, RemoteLogs):
+        remote = the_store.remote_logs(output)  # run on another machine: its log is in the store
+        if remote:
+            sys.stdout.write(the_store.read_log(output, remote[-1]).decode(errors="replace"))
+            return
     if not logs:
         raise AlamodeError(f"no logs for {task_or_id} ({output[:12]}…) in {the_store.root}")
     chosen = logs[-1] if attempt is None else the_store.root / "logs" / output / f"{attempt}.log"
@@ -151,13 +165,30 @@ def log(
 
 
 @app.command()
+def push(
+    source: Annotated[str, typer.Argument(help=PLAN_HELP)],
+    store: Annotated[str, typer.Option("--store", "-s", help="The store's URL (or directory).")],
+    json_: JsonOption = False,
+) -> None:
+    """Upload a plan to a store, so that anyone can run it by its URL:
+    alamode run STORE/plans/DIGEST."""
+    plan = open_source(source)
+    the_store = store_at(store)
+    the_store.save_plan(plan)
+    where = f"{store.rstrip('/')}/plans/{plan.digest}"
+    if "://" not in store:
+        where = str(the_store.plan_path(plan.digest))
+    render.pushed(where, plan, json_)
+
+
+@app.command()
 def provenance(
     output: Annotated[str, typer.Argument(help="An output ID (or unique prefix) or task name.")],
     store: StoreOption = None,
     json_: JsonOption = False,
 ) -> None:
     """Which task, spec, inputs and plan produced an output, recursively."""
-    the_store = open_store(store)
+    the_store = store_at(store)
     render.provenance_tree(provenance_of(the_store, resolve_output(the_store, output)), json_)
 
 
@@ -180,7 +211,7 @@ def gc(
 ) -> None:
     """Remove outputs no longer reachable from the last K plans run, or from the plans run
     since a date (a dry run unless --yes; refused while a run holds the store)."""
-    the_store = open_store(store)
+    the_store = store_at(store)
     active = the_store.active_runs()
     if active:
         raise AlamodeError(
@@ -210,7 +241,7 @@ def verify(
 ) -> None:
     """Re-hash every recorded output against its manifest. Bad ones lose their success
     record (so the next run redoes them) unless --keep. Exit 1 if any is bad."""
-    bad = verify_store(open_store(store), forget=not keep)
+    bad = verify_store(store_at(store), forget=not keep)
     render.verify_report(bad, keep, json_)
     if bad:
         raise typer.Exit(1)

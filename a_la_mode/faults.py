@@ -3,7 +3,9 @@
 With ``ALAMODE_FAULT_PAUSE=<step>`` set, the runner creates the file named by
 ``ALAMODE_FAULT_READY`` on reaching ``<step>`` and then sleeps, so the test knows when to
 ``kill -9`` it. Steps: ``before-rename`` (files fsynced, manifest written, output not yet in
-place) and ``before-record`` (output renamed into place, success not yet recorded).
+place) and ``before-record`` (output renamed into place, success not yet recorded); in a
+blob store, ``mid-upload`` (an output's first file uploaded, not the rest) and
+``before-marker`` (every file uploaded, no marker yet).
 Unset, this costs one dictionary lookup per task.
 """
 

@@ -73,15 +73,16 @@ MIGRATIONS = {  # from schema version N to N + 1, run in the set-up transaction
 DEFAULT_STORE = ".alamode"
 
 
-def open_store(path: str | None) -> LocalStore:
-    """The store named by ``--store``, ``$ALAMODE_STORE``, or ``.alamode``."""
+def open_store(path: str | None, options: dict[str, Any] | None = None) -> LocalStore:
+    """The store named by ``--store``, ``$ALAMODE_STORE``, or ``.alamode``: a directory, or
+    a URL (``s3://bucket/prefix``...) opened by the store plugin registered for its scheme."""
     where = path or os.environ.get("ALAMODE_STORE") or DEFAULT_STORE
     if "://" in where:
-        scheme = where.split("://", 1)[0]
-        raise StoreError(
-            f"store {where}: {scheme}:// stores are not available yet (only directories); "
-            "use a directory path"
-        )
+        from .plugins import load_store  # only URLs need the plugins
+
+        return load_store(where, options or {})
+    if options:
+        raise StoreError(f"store {where} is a directory: it takes no --store-option")
     return LocalStore(Path(where))
 
 
@@ -255,6 +256,13 @@ class LocalStore:
         """Every recorded success: output ID -> task name."""
         return dict(self._db.execute("SELECT output, task FROM successes").fetchall())
 
+    def latest_output(self, task: str) -> str | None:
+        """The output ID of the task's most recent attempt, if it has any."""
+        row = self._db.execute(
+            "SELECT output FROM attempts WHERE task=? ORDER BY id DESC LIMIT 1", (task,)
+        ).fetchone()
+        return str(row[0]) if row else None
+
     def outputs_with_prefix(self, prefix: str) -> list[str]:
         """Output IDs with a success or an attempt that start with ``prefix`` (hex only)."""
         if not re.fullmatch(r"[0-9a-f]+", prefix):
@@ -268,6 +276,10 @@ class LocalStore:
 
     def output_path(self, output_id: str) -> Path:
         return self.root / "outputs" / checked_id(output_id)
+
+    def fetch(self, output_id: str) -> Path:
+        """The output's directory, ready to read as an input (here: it already is)."""
+        return self.output_path(output_id)
 
     def manifest(self, output_id: str) -> Manifest | None:
         path = self.root / "manifests" / f"{checked_id(output_id)}.json"

@@ -15,9 +15,11 @@ from importlib import metadata
 from typing import Any
 
 from .engine import Engine, EngineError
+from .localstore import LocalStore, StoreError
 from .naming import did_you_mean
 
 ENGINE_GROUP = "a_la_mode.engines"
+STORE_GROUP = "a_la_mode.stores"  # entry point name: the URL scheme it opens
 REQUIRED = ("name", "check", "prepare", "run", "stop_all")
 
 
@@ -75,3 +77,22 @@ def describe_engines() -> list[dict[str, str]]:
             state = str(err)
         rows.append({"name": name, "target": entry.value, "state": state})
     return rows
+
+
+def load_store(url: str, options: Mapping[str, Any]) -> LocalStore:
+    """Open the store at ``url`` with the plugin registered for its scheme."""
+    scheme = url.split("://", 1)[0]
+    entries = {e.name: e for e in metadata.entry_points(group=STORE_GROUP)}
+    entry = entries.get(scheme)
+    if entry is None:
+        known = ", ".join(f"{name}://" for name in sorted(entries)) or "none"
+        raise StoreError(f"store {url}: no store plugin for {scheme}:// (installed: {known})")
+    try:
+        factory = entry.load()
+    except ImportError as err:
+        raise StoreError(
+            f"store {url}: its plugin cannot be imported ({err}); "
+            "pip install 'a-la-mode[s3]' for s3://"
+        ) from None
+    store: LocalStore = factory(url, options)
+    return store

@@ -121,8 +121,9 @@ def resolve_output(store: LocalStore, text: str) -> str:
         raise AlamodeError(
             f"output prefix {text!r} is ambiguous ({len(by_prefix)} match); give more digits"
         )
-    for entry in store.history(text, 1):
-        return str(entry["output"])
+    latest = store.latest_output(text)
+    if latest is not None:
+        return latest
     raise AlamodeError(
         f"{text!r} is neither a task with history nor a known output ID in {store.root}"
     )

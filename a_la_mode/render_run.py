@@ -279,3 +279,11 @@ def engines_table(rows: list[dict[str, str]], as_json: bool) -> None:
         return
     for row in rows:
         _out(f"{row['name']:<10}{row['target']:<32}{row['state']}")
+
+
+def pushed(url: str, plan: Plan, as_json: bool) -> None:
+    if as_json:
+        _out(json.dumps({"url": url, "digest": plan.digest, "tasks": len(plan.tasks)}))
+        return
+    _out(url)
+    render.note(f"pushed a plan of {len(plan.tasks)} tasks; run it with: alamode run {url}")

@@ -235,7 +235,9 @@ class _Runner:
         self.emit(Event("start", name, output, attempt=number, log=str(log)))
 
     def _execute(self, job: Job) -> tuple[Result, Manifest | None]:
-        """On a worker thread: run the command; on success, publish its files."""
+        """On a worker thread: fetch inputs, run the command; on success, publish."""
+        for output_id in self.plan.inputs(job.task).values():
+            self.store.fetch(output_id)  # a blob store downloads them into its cache
         # a pure join point (no command): its output is an empty directory
         result = self.engine.run(job) if job.command else Result(0, 0.0, detail="join point")
         if not result.ok:
