@@ -272,6 +272,17 @@ def test_gc_removes_unreachable_outputs_and_their_markers(where: Where) -> None:
     assert run(new, where.machine("b"))[1].get("start") is None
 
 
+def test_gc_is_refused_while_a_live_lease_is_in_the_store(where: Where) -> None:
+    store = where.machine("a")
+    assert store.active_runs() == []
+    lease = {"host": "elsewhere", "pid": 1, "run": 7, "cache": "/x", "expires": time.time() + 60}
+    store._create_only(store._key("leases", "ab" * 32), json.dumps(lease).encode())
+    assert store.active_runs() == [7]
+    lease["expires"] = time.time() - 1
+    store.fs.pipe_file(store._key("leases", "ab" * 32), json.dumps(lease).encode())
+    assert store.active_runs() == []  # an expired lease holds nothing
+
+
 # -- S3 only: the server's semantics, processes, outages ---------------------------------------
 
 

@@ -384,3 +384,19 @@ def test_the_end_to_end_example_in_the_docs_runs_as_written(client: docker.Docke
     assert summaries == promised
     started = [line.split()[1] for line in result.stdout.splitlines() if line.startswith("start")]
     assert len(started) == 6 and started[4:] == ["user-orders", "user-details"]
+
+
+def test_the_docker_engine_runs_on_a_blob_store_too(
+    tmp_path: Path, client: docker.DockerClient
+) -> None:
+    url = f"file://{tmp_path}/bucket"
+    env = {"ALAMODE_CACHE": str(tmp_path / "cache")}
+    spec(tmp_path, PIPELINE)
+    result = alamode("run", "p.yaml", "-e", "docker", "-s", url, cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    elsewhere = {"ALAMODE_CACHE": str(tmp_path / "other-cache")}
+    again = alamode("run", "p.yaml", "-e", "docker", "-s", url, cwd=tmp_path, env=elsewhere)
+    assert "2 tasks: 2 already done" in again.stderr
+    markers = sorted(p.name for p in (tmp_path / "bucket" / "success").iterdir())
+    assert len(markers) == 2
+    assert our_containers(client) == []
