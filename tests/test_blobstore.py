@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from a_la_mode import TaskDef, compile_plan
-from a_la_mode.localstore import StoreError, open_store
+from a_la_mode.localstore import StoreError, Success, open_store
 from a_la_mode.plan import Plan
 from a_la_mode.queries import gc_candidates, task_states, verify
 from a_la_mode.runner import Event, RunOptions, run_plan
@@ -205,6 +205,29 @@ def test_markers_are_created_once_and_never_overwritten(where: Where) -> None:
     assert store._create_only(key, b"first")
     assert not store._create_only(key, b"second")
     assert store.fs.cat_file(key) == b"first"
+
+
+def test_a_runner_that_loses_the_marker_race_adopts_the_winner(where: Where) -> None:
+    plan = pipeline()
+    output = plan.output("top")
+    finished = {}
+    for name in ("winner", "loser"):  # both produced it: say the winner's lease had expired
+        store = where.machine(name)
+        run_id = store.begin_run(plan, "local")
+        row, _ = store.begin_attempt(run_id, "top", output)
+        staging = store.new_staging(output)
+        (staging / "greeting").write_text(f"from the {name}\n")
+        manifest = store.publish(output, staging)
+        success = Success(output, "top", plan.digest, run_id, 0.1, "local", manifest)
+        finished[name] = (store, [(row, 0.1, success)])
+    for name in ("winner", "loser"):
+        store, batch = finished[name]
+        store.record_successes(batch)
+    loser = finished["loser"][0]
+    marker = loser.marker(output)
+    assert loser._names("outputs", output) == [marker["upload"]]  # the losing upload is gone
+    assert (loser.fetch(output) / "greeting").read_text() == "from the winner\n"
+    assert loser.successes([output]) == {output}
 
 
 def test_an_upload_without_a_marker_is_not_done_and_never_read(where: Where) -> None:
