@@ -100,12 +100,20 @@ class Manifest:
     def total_bytes(self) -> int:
         return sum(size for size, _ in self.files.values())
 
+    def to_dict(self) -> dict[str, list[int | str]]:
+        """``{path: [size, sha256]}``, sorted: the form written in manifests and markers."""
+        return {p: [s, h] for p, (s, h) in sorted(self.files.items())}
+
+    @classmethod
+    def from_dict(cls, files: dict[str, Any]) -> Manifest:
+        return cls({p: (int(s), str(h)) for p, (s, h) in files.items()})
+
     def to_json(self) -> str:
-        return json.dumps({p: [s, h] for p, (s, h) in sorted(self.files.items())}, indent=1)
+        return json.dumps(self.to_dict(), indent=1)
 
     @classmethod
     def from_json(cls, text: str) -> Manifest:
-        return cls({p: (int(s), str(h)) for p, (s, h) in json.loads(text).items()})
+        return cls.from_dict(json.loads(text))
 
     @classmethod
     def of_directory(cls, root: Path, fsync: bool = False) -> Manifest:
@@ -528,9 +536,7 @@ class LocalStore:
         _write_atomically(manifest_path, manifest.to_json().encode())
         pause_point("before-rename")
         if target.exists():  # an orphan of a runner killed before recording success
-            trash = self.root / "staging" / f"trash-{uuid.uuid4().hex[:8]}"
-            os.rename(target, trash)
-            _remove_tree(trash)
+            self.discard_output(target)
         try:
             os.rename(staging, target)
         except OSError as err:
@@ -539,6 +545,13 @@ class LocalStore:
             raise StoreError(f"output {output_id[:12]} appeared while publishing") from None
         pause_point("before-record")
         return manifest
+
+    def discard_output(self, folder: Path) -> None:
+        """Remove a (read-only) output directory: first renamed out of ``outputs/`` in one
+        step, so no reader sees it half-deleted; the trash is cleaned on the next start."""
+        trash = self.root / "staging" / f"trash-{uuid.uuid4().hex[:8]}"
+        os.rename(folder, trash)
+        _remove_tree(trash)
 
     def make_durable(self, published: Iterable[Success]) -> None:
         """Flush every file of these published outputs to disk: the step before recording

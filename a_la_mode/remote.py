@@ -3,6 +3,7 @@ definitions, then activate them"), and find the store a plan's URL lies in."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from .errors import PlanError
@@ -11,15 +12,12 @@ from .plan import Plan
 PLANS = "/plans/"
 
 
-def load_plan_url(url: str, options: dict[str, Any]) -> Plan:
+def load_plan_url(url: str, options: Mapping[str, Any]) -> Plan:
     """Fetch and strictly verify the plan at ``url`` (any fsspec URL)."""
     import fsspec  # only URLs need it
 
-    settings = dict(options)
-    if "endpoint_url" in settings:
-        settings.setdefault("client_kwargs", {})["endpoint_url"] = settings.pop("endpoint_url")
     try:
-        with fsspec.open(url, "rb", **settings) as handle:
+        with fsspec.open(url, "rb", **fsspec_settings(options)) as handle:
             data = handle.read()
     except FileNotFoundError:
         raise PlanError(
@@ -28,6 +26,17 @@ def load_plan_url(url: str, options: dict[str, Any]) -> Plan:
     except Exception as err:  # the backends raise many kinds: name the URL and the cause
         raise PlanError(f"{url}: cannot read it ({type(err).__name__}: {err})") from None
     return Plan.from_bytes(data, source=url)
+
+
+def fsspec_settings(options: Mapping[str, Any]) -> dict[str, Any]:
+    """``--store-option`` settings as fsspec takes them: s3fs wants ``endpoint_url`` among
+    its client's arguments."""
+    settings = dict(options)
+    if "endpoint_url" in settings:
+        client = dict(settings.get("client_kwargs", {}))
+        client["endpoint_url"] = settings.pop("endpoint_url")
+        settings["client_kwargs"] = client
+    return settings
 
 
 def store_of(plan_url: str) -> str | None:

@@ -26,7 +26,6 @@ import hashlib
 import json
 import os
 import shutil
-import socket
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -49,11 +48,14 @@ from a_la_mode.localstore import (
     pid_alive,
 )
 from a_la_mode.plan import Plan
+from a_la_mode.remote import fsspec_settings
 
 T = TypeVar("T")
 LEASE_SECONDS = float(os.environ.get("ALAMODE_LEASE_SECONDS", 3600))
 RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0)  # then give up with a clear error
+SUCCESS_FIELDS = ("output", "task", "plan", "run", "recorded", "seconds", "engine", "host")
 EMPTY = ".alamode-empty"  # stands for an output with no files: a prefix needs a key
+NO_MARKER = "its success marker is missing or unreadable"
 LIST_FROM = 32  # from this many IDs on, one LIST of the prefix beats a request per ID
 S3_DEFAULTS: dict[str, Any] = {  # no stale listings between runners; faults surface in seconds
     "use_listings_cache": False,
@@ -71,9 +73,8 @@ class BlobStore(LocalStore):
     ) -> None:
         self.url = url.rstrip("/")
         protocol = self.url.split("://", 1)[0]
-        settings = {**(S3_DEFAULTS if protocol in ("s3", "s3a") else {}), **(options or {})}
-        if "endpoint_url" in settings:  # s3fs takes it among the client's arguments
-            settings.setdefault("client_kwargs", {})["endpoint_url"] = settings.pop("endpoint_url")
+        defaults = S3_DEFAULTS if protocol in ("s3", "s3a") else {}
+        settings = fsspec_settings({**defaults, **(options or {})})
         try:
             self.fs, self.base = fsspec.core.url_to_fs(self.url, **settings)
         except (ImportError, ValueError) as err:
@@ -194,18 +195,17 @@ class BlobStore(LocalStore):
             return None
         files = marker.get("files", {})
         return {
-            **{k: marker.get(k) for k in ("output", "task", "plan", "run", "recorded")},
-            **{k: marker.get(k) for k in ("seconds", "engine", "host")},
+            **{k: marker.get(k) for k in SUCCESS_FIELDS},
             "files": len(files),
             "bytes": sum(size for size, _ in files.values()),
         }
 
     def recorded_outputs(self) -> dict[str, str]:
-        markers = self._markers(self._names("success"))
-        return {oid: str(marker.get("task", "?")) for oid, marker in markers.items()}
+        return {oid: str(marker.get("task", "?")) for oid, marker in self._all_markers().items()}
 
-    def _markers(self, output_ids: list[str]) -> dict[str, dict[str, Any]]:
-        keys = [self._key("success", oid) for oid in output_ids]
+    def _all_markers(self) -> dict[str, dict[str, Any]]:
+        """Every marker in the store, by output ID: one LIST, then the reads at once."""
+        keys = [self._key("success", oid) for oid in self._names("success")]
         if not keys:
             return {}
         found = self._remote("read markers", self.fs.cat, keys, on_error="omit")
@@ -222,8 +222,8 @@ class BlobStore(LocalStore):
         local = super().latest_output(task)
         if local is not None:
             return local
-        markers = self._markers(self._names("success"))
-        mine = [(m.get("recorded", 0), oid) for oid, m in markers.items() if m.get("task") == task]
+        markers = self._all_markers().items()
+        mine = [(m.get("recorded", 0), oid) for oid, m in markers if m.get("task") == task]
         return max(mine)[1] if mine else None
 
     def outputs_with_prefix(self, prefix: str) -> list[str]:
@@ -231,16 +231,17 @@ class BlobStore(LocalStore):
         remote = [oid for oid in self._names("success") if oid.startswith(prefix)]
         return sorted(set(local) | set(remote))
 
-    def _marker_manifest(self, marker: dict[str, Any]) -> Manifest:
-        return Manifest({p: (int(s), str(h)) for p, (s, h) in marker.get("files", {}).items()})
-
     def check_output(self, output_id: str, deep: bool) -> str | None:
         """Why a marked output cannot be trusted, or None; ``deep`` re-hashes every file."""
         marker = self.marker(output_id)
         if marker is None:
-            return "its success marker is missing or unreadable"
+            return NO_MARKER
+        return self._problem(output_id, marker, deep)
+
+    def _problem(self, output_id: str, marker: dict[str, Any], deep: bool) -> str | None:
+        """Why the upload ``marker`` names does not match it, or None."""
         upload = self._key("outputs", output_id, str(marker.get("upload", "")))
-        manifest = self._marker_manifest(marker)
+        manifest = Manifest.from_dict(marker.get("files", {}))
         try:
             listing = self._remote(
                 "list an output", self.fs.find, upload, detail=True, withdirs=False
@@ -332,9 +333,10 @@ class BlobStore(LocalStore):
         """Whether a task about to run is done after all (another runner was quicker). A
         marker whose output is missing or no longer matches it is dropped: it can never be
         trusted again, and it would stand in the way of the output being made anew."""
-        if self.marker(output_id) is None:
+        marker = self.marker(output_id)
+        if marker is None:
             return False
-        if self.check_output(output_id, deep=False) is None:
+        if self._problem(output_id, marker, deep=False) is None:
             return True
         self.forget(output_id)
         return False
@@ -380,7 +382,7 @@ class BlobStore(LocalStore):
         marker = self.marker(output_id)
         if marker is None:
             raise StoreError(f"output {output_id[:12]}… has no success marker in {self.url}")
-        manifest = self._marker_manifest(marker)
+        manifest = Manifest.from_dict(marker.get("files", {}))
         staging = self.new_staging(output_id)
         upload = self._key("outputs", output_id, str(marker.get("upload", "")))
         for name in manifest.files:
@@ -405,12 +407,7 @@ class BlobStore(LocalStore):
     def _drop_cached(self, output_id: str) -> None:
         folder = self.output_path(output_id)
         if folder.exists():
-            trash = self.root / "staging" / f"trash-{uuid.uuid4().hex[:8]}"
-            os.rename(folder, trash)
-            for path in [trash, *trash.rglob("*")]:
-                if path.is_dir():
-                    path.chmod(0o755)
-            shutil.rmtree(trash, ignore_errors=True)
+            self.discard_output(folder)
 
     def publish(self, output_id: str, staging: Path) -> Manifest:
         """Into the cache, then every file uploaded to a fresh upload directory. The
@@ -447,10 +444,10 @@ class BlobStore(LocalStore):
                 "run": success.run,
                 "seconds": success.seconds,
                 "engine": success.engine,
-                "host": socket.gethostname(),
+                "host": HOST,
                 "recorded": time.time(),
                 "upload": upload,
-                "files": {p: [s, h] for p, (s, h) in sorted(success.manifest.files.items())},
+                "files": success.manifest.to_dict(),
             }
             if not self._create_only(
                 self._key("success", success.output), json.dumps(marker, indent=1).encode()
@@ -462,13 +459,13 @@ class BlobStore(LocalStore):
             self.release(success.output)
 
     def _adopt_winner(self, output_id: str, our_upload: str) -> None:
-        why = self.check_output(output_id, deep=False)
-        if why is not None:
+        winner = self.marker(output_id)
+        why = NO_MARKER if winner is None else self._problem(output_id, winner, deep=False)
+        if winner is None or why is not None:
             raise StoreError(
                 f"output {output_id[:12]}… was published by another runner, but {why}; "
                 f"'alamode verify --store {self.url}' drops it"
             )
-        winner = self.marker(output_id) or {}
         if winner.get("upload") != our_upload:
             self._drop_cached(output_id)  # ours may differ; later readers fetch the winner's
             self._remove(

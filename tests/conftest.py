@@ -87,6 +87,22 @@ def alamode(
     )
 
 
+def shell(
+    script: str, cwd: Path, timeout: float, argv: tuple[str, ...] = ("sh", "-c")
+) -> subprocess.CompletedProcess[str]:
+    """Run ``script`` as a user would type it, with this Python's scripts (``alamode``)
+    first on PATH."""
+    return subprocess.run(
+        [*argv, script],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"},
+        timeout=timeout,
+        check=False,
+    )
+
+
 def missing_service(what: str, how: str) -> None:
     """A test's real service is absent: skip with the reason, except under CI (which .ci/run
     sets up with every service), where absence fails the run."""

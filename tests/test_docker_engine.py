@@ -9,7 +9,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +18,7 @@ import pytest
 from a_la_mode.engine import EngineError, Job
 from a_la_mode.localstore import LocalStore
 
-from .conftest import ROOT, alamode, missing_service
+from .conftest import ROOT, alamode, missing_service, shell
 from .test_cli_run import spec, start
 
 docker = pytest.importorskip("docker", reason="the docker extra: pip install 'a-la-mode[docker]'")
@@ -369,15 +368,7 @@ def test_a_runner_label_is_alive_only_while_its_process_is() -> None:
 def test_the_end_to_end_example_in_the_docs_runs_as_written(client: docker.DockerClient) -> None:
     text = (ROOT / "docs" / "docker.md").read_text()
     block = text.split("```bash\n", 1)[1].split("```", 1)[0]
-    result = subprocess.run(
-        ["bash", "-e", "-c", block],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"},
-        timeout=300,
-        check=False,
-    )
+    result = shell(block, ROOT, timeout=300, argv=("bash", "-e", "-c"))
     assert result.returncode == 0, result.stderr
     promised = [line[2:].split("  ")[0] for line in block.splitlines() if line.startswith("# ")]
     summaries = [line.split(" in ")[0] for line in result.stderr.splitlines() if "tasks:" in line]

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from .conftest import GOLDEN_AFTER_BLUR_SHA, ROOT
+from .conftest import GOLDEN_AFTER_BLUR_SHA, ROOT, shell
 
 README = (ROOT / "README.md").read_text()
 
@@ -43,16 +40,7 @@ def test_ci_runs_exactly_the_readme_test_command() -> None:
 def test_the_quick_start_main_job_runs_and_its_second_run_skips(tmp_path: Path) -> None:
     (line,) = re.findall(r"^pip install -e \. && (alamode run .*)$", README, re.M)
     shutil.copytree(ROOT / "specs", tmp_path / "specs")
-    bin_dir = Path(sys.executable).parent
-    done = subprocess.run(
-        ["sh", "-c", line],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"},
-        timeout=120,
-        check=False,
-    )
+    done = shell(line, tmp_path, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "4 tasks: 0 already done, 4 succeeded" in done.stderr
     assert "4 tasks: 4 already done, 0 succeeded" in done.stderr
