@@ -363,9 +363,7 @@ class LocalStore:
     def begin_attempt(self, run: int, task: str, output_id: str) -> tuple[int, Path]:
         """Record an attempt's start; return its row ID and the log file to write."""
         with _transaction(self._db):
-            row, log = self._insert_attempt(run, task, output_id)
-        log.parent.mkdir(parents=True, exist_ok=True)
-        return row, log
+            return self._insert_attempt(run, task, output_id)
 
     def _insert_attempt(self, run: int, task: str, output_id: str) -> tuple[int, Path]:
         (count,) = self._db.execute(
@@ -458,13 +456,22 @@ class LocalStore:
     def claim(self, output_id: str, run: int, task: str) -> Lease:
         """``lease``, and when it is ours, start an attempt in the same transaction -- unless
         the output directory is already there (an orphan to inspect first)."""
+        return self._claim_all([(output_id, task)], run)[0]
+
+    def claim_many(self, wanted: list[tuple[str, str]], run: int) -> list[Lease]:
+        """``claim`` for several (output ID, task) pairs at once: one transaction."""
+        return self._claim_all(wanted, run)
+
+    def _claim_all(self, wanted: list[tuple[str, str]], run: int) -> list[Lease]:
+        leases = []
         with _transaction(self._db):
-            lease = self._lease(output_id, run)
-            if lease.state != "ours" or self.output_path(output_id).exists():
-                return lease
-            row, log = self._insert_attempt(run, task, output_id)
-        log.parent.mkdir(parents=True, exist_ok=True)
-        return Lease("ours", attempt=row, log=log)
+            for output_id, task in wanted:
+                lease = self._lease(output_id, run)
+                if lease.state == "ours" and not self.output_path(output_id).exists():
+                    row, log = self._insert_attempt(run, task, output_id)
+                    lease = Lease("ours", attempt=row, log=log)
+                leases.append(lease)
+        return leases
 
     def _lease(self, output_id: str, run: int) -> Lease:
         checked_id(output_id)
@@ -497,10 +504,20 @@ class LocalStore:
 
     def new_staging(self, output_id: str) -> Path:
         """A fresh, empty staging directory for one attempt at ``output_id``."""
-        name = f"{checked_id(output_id)}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
-        path = self.root / "staging" / name
+        path = self.staging_path(output_id)
         path.mkdir()
         return path
+
+    def staging_path(self, output_id: str) -> Path:
+        """A fresh staging directory's name, not yet created (see ``open_attempt``)."""
+        name = f"{checked_id(output_id)}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+        return self.root / "staging" / name
+
+    def open_attempt(self, staging: Path, log: Path) -> None:
+        """Create an attempt's staging directory and its log's folder: file work the
+        runner leaves to its worker threads, off the main thread's critical path."""
+        staging.mkdir()
+        log.parent.mkdir(exist_ok=True)
 
     def clean_staging(self) -> list[str]:
         """Remove staging directories of runners that are no longer alive; return their names."""
@@ -527,22 +544,26 @@ class LocalStore:
         touches only files, never the database.
         """
         target = self.output_path(output_id)
-        manifest = Manifest.of_directory(staging)
-        _set_writable(staging, False)  # published outputs are immutable, as in a Nix store
+        manifest = _seal(staging)  # published outputs are immutable, as in a Nix store
         # The manifest and the rename need no fsync of their own: if a power loss drops the
         # manifest, the orphan is not adopted but re-run; if it drops the rename, the success
         # record (if it survived) points at a missing output, which counts as absent.
         manifest_path = self.root / "manifests" / f"{output_id}.json"
         _write_atomically(manifest_path, manifest.to_json().encode())
         pause_point("before-rename")
-        if target.exists():  # an orphan of a runner killed before recording success
-            self.discard_output(target)
         try:
-            os.rename(staging, target)
+            _rename_into_place(staging, target)
         except OSError as err:
             if err.errno not in (errno.ENOTEMPTY, errno.EEXIST):
                 raise
-            raise StoreError(f"output {output_id[:12]} appeared while publishing") from None
+            # an orphan of a runner killed before recording success: ours replaces it
+            self.discard_output(target)
+            try:
+                _rename_into_place(staging, target)
+            except OSError as again:
+                if again.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                    raise
+                raise StoreError(f"output {output_id[:12]} appeared while publishing") from None
         pause_point("before-record")
         return manifest
 
@@ -682,6 +703,45 @@ def _write_atomically(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
     tmp.write_bytes(data)
     os.replace(tmp, path)
+
+
+def _seal(root: Path) -> Manifest:
+    """Hash every regular file below ``root`` and take away every write permission, in one
+    walk (``Manifest.of_directory`` and ``_set_writable(root, False)`` together)."""
+    files: dict[str, tuple[int, str]] = {}
+
+    def walk(folder: str, prefix: str) -> None:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.is_symlink():
+                    continue
+                if entry.is_dir():
+                    walk(entry.path, f"{prefix}{entry.name}/")
+                    _read_only(entry.path)
+                elif entry.is_file():
+                    with open(entry.path, "rb") as handle:
+                        digest = hashlib.file_digest(handle, "sha256").hexdigest()
+                        status = os.fstat(handle.fileno())
+                        os.fchmod(handle.fileno(), status.st_mode & ~0o222)
+                    files[prefix + entry.name] = (status.st_size, digest)
+                else:
+                    _read_only(entry.path)
+
+    walk(str(root), "")
+    _read_only(str(root))
+    return Manifest(files)
+
+
+def _read_only(path: str) -> None:
+    os.chmod(path, os.stat(path).st_mode & ~0o222)
+
+
+def _rename_into_place(staging: Path, target: Path) -> None:
+    """``rename(2)``, but never onto an existing directory, even an empty one: that is an
+    orphan to inspect and discard (plain ``rename`` would silently replace it)."""
+    if target.exists():
+        raise OSError(errno.EEXIST, "output exists", str(target))
+    os.rename(staging, target)
 
 
 def _set_writable(root: Path, writable: bool) -> None:

@@ -8,16 +8,18 @@ record and no published output.
 
 from __future__ import annotations
 
+import contextlib
+import queue
 import shutil
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from .engine import Engine, Job, Result
 from .errors import AlamodeError
-from .localstore import LocalStore, Manifest, Success
+from .localstore import Lease, LocalStore, Manifest, Success
 from .plan import Plan
 from .scheduler import Scheduler, State, wanted
 
@@ -70,6 +72,11 @@ class _Attempt:
     row: int
     number: int
     job: Job  # its output_dir is the attempt's staging directory
+
+
+# What a worker or the flusher tells the main thread: ("started" | "finished" | "durable",
+# the attempt's row, and for "finished" the result and manifest, or what publishing raised).
+_Notice = tuple[str, int, "tuple[Result, Manifest | None] | Exception | None"]
 
 
 @dataclass
@@ -139,6 +146,11 @@ def run_plan(
 
 
 class _Runner:
+    """The main thread's loop. Worker threads run jobs and post notices to ``inbox``: the
+    main thread claims, records and emits; workers never wait for it. Up to ``jobs``
+    commands run at once, and as many more jobs wait claimed in the pool's queue, so a
+    worker that finishes starts the next command at once."""
+
     def __init__(
         self,
         plan: Plan,
@@ -152,11 +164,15 @@ class _Runner:
         self.plan, self.store, self.engine, self.scheduler = plan, store, engine, scheduler
         self.run, self.emit, self.jobs = run, emit, max(1, jobs)
         self.pool = ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="alamode-task")
-        self.running: dict[Future[tuple[Result, Manifest | None]], _Attempt] = {}
+        self.inbox: queue.SimpleQueue[_Notice] = queue.SimpleQueue()
+        self.running: dict[int, _Attempt] = {}  # claimed: queued or running, by attempt row
         self.deferred: dict[str, str] = {}  # task -> the runner holding its output's lease
         self.failures: dict[str, int] = {}
         self.unrecorded: list[tuple[int, float, Success]] = []  # published, not yet recorded
         self.oldest_unrecorded = 0.0
+        # Making a batch durable (a syncfs) takes milliseconds: a thread of its own does it.
+        self.flusher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="alamode-flush")
+        self.flushing: Future[list[tuple[int, float, Success]]] | None = None
 
     def loop(self) -> None:
         while True:
@@ -164,39 +180,82 @@ class _Runner:
             if not self.running and not self.deferred:
                 break
             polling = self.deferred or self.unrecorded
-            finished, _ = wait(
-                list(self.running),
-                timeout=LEASE_POLL_SECONDS if polling else None,
-                return_when=FIRST_COMPLETED,
-            )
-            for future in finished:
-                self._collect(future)
+            try:
+                notice = self.inbox.get(timeout=LEASE_POLL_SECONDS if polling else None)
+                while True:
+                    self._handle(notice)
+                    notice = self.inbox.get_nowait()
+            except queue.Empty:
+                pass
             self._recheck_deferred()
             self._flush(force=False)
         self._flush(force=True)
         self.pool.shutdown(wait=True)
+        self.flusher.shutdown(wait=True)
+
+    def _handle(self, notice: _Notice) -> None:
+        kind, row, outcome = notice
+        if kind == "started":
+            attempt = self.running[row]
+            job = attempt.job
+            self.emit(
+                Event(
+                    "start", job.task, job.output_id, attempt=attempt.number, log=str(job.log_path)
+                )
+            )
+        elif kind == "finished":
+            assert outcome is not None
+            self._collect(self.running.pop(row), outcome)
+        # "durable": a batch is durable; _flush records it
 
     def _flush(self, force: bool) -> None:
         """Group commit: make the published outputs durable, then record them all at once.
-        Due when the oldest has waited GROUP_COMMIT_SECONDS, or the batch is full."""
-        if not self.unrecorded:
+        Due when the oldest has waited GROUP_COMMIT_SECONDS, or the batch is full. One batch
+        is made durable at a time, on the flusher thread; ``force`` does it all now."""
+        if self.flushing is not None and (force or self.flushing.done()):
+            batch = self.flushing.result()  # raises what making it durable raised
+            self.flushing = None
+            self.store.record_successes(batch)
+        if self.flushing is not None or not self.unrecorded:
             return
-        due = time.monotonic() - self.oldest_unrecorded >= GROUP_COMMIT_SECONDS
-        if force or due or len(self.unrecorded) >= GROUP_COMMIT_SIZE:
+        if force:
             self.store.make_durable(success for _, _, success in self.unrecorded)
             self.store.record_successes(self.unrecorded)
             self.unrecorded = []
+            return
+        due = time.monotonic() - self.oldest_unrecorded >= GROUP_COMMIT_SECONDS
+        if due or len(self.unrecorded) >= GROUP_COMMIT_SIZE:
+            batch, self.unrecorded = self.unrecorded, []
+            self.flushing = self.flusher.submit(self._make_durable, batch)
+
+    def _make_durable(
+        self, batch: list[tuple[int, float, Success]]
+    ) -> list[tuple[int, float, Success]]:
+        """On the flusher thread."""
+        try:
+            self.store.make_durable(success for _, _, success in batch)
+        finally:
+            self.inbox.put(("durable", 0, None))  # wake the main thread to record it
+        return batch
 
     def _start_what_fits(self) -> None:
-        while len(self.running) < self.jobs:
-            name = self.scheduler.next_ready()
-            if name is None:
+        """Claim ready tasks, in one transaction, until every worker has a job running and
+        one more waiting."""
+        while len(self.running) < 2 * self.jobs:
+            names: list[str] = []
+            while len(self.running) + len(names) < 2 * self.jobs:
+                name = self.scheduler.next_ready()
+                if name is None:
+                    break
+                names.append(name)
+            if not names:
                 return
-            self._start(name)
+            leases = self.store.claim_many([(self.plan.output(n), n) for n in names], self.run)
+            for name, lease in zip(names, leases, strict=True):
+                self._start(name, lease)
 
-    def _start(self, name: str) -> None:
+    def _start(self, name: str, lease: Lease) -> None:
         output = self.plan.output(name)
-        lease = self.store.claim(output, self.run, name)
         if lease.state == "done":
             self.scheduler.finished(name, True, "produced meanwhile by another run")
             self.emit(Event("adopt", name, output, "produced meanwhile by another run"))
@@ -216,13 +275,12 @@ class _Runner:
         else:
             row, log = lease.attempt, lease.log
         spec = self.plan.tasks[name]
-        staging = self.store.new_staging(output)
         job = Job(
             task=name,
             output_id=output,
             command=spec.get("command", ""),
             env=dict(spec.get("env", {})),
-            output_dir=staging,
+            output_dir=self.store.staging_path(output),
             log_path=log,
             inputs={
                 dep: self.store.output_path(oid) for dep, oid in self.plan.inputs(name).items()
@@ -230,12 +288,22 @@ class _Runner:
             timeout=spec.get("timeout"),
             spec=self.plan.spec(name),
         )
-        number = int(log.stem)
-        self.running[self.pool.submit(self._execute, job)] = _Attempt(name, row, number, job)
-        self.emit(Event("start", name, output, attempt=number, log=str(log)))
+        self.running[row] = _Attempt(name, row, int(log.stem), job)
+        self.pool.submit(self._work, row, job)
+
+    def _work(self, row: int, job: Job) -> None:
+        """On a worker thread: run ``job`` and post what happened; never raises."""
+        self.inbox.put(("started", row, None))
+        outcome: tuple[Result, Manifest | None] | Exception
+        try:
+            outcome = self._execute(job)
+        except Exception as err:  # publishing failed (disk full...)
+            outcome = err
+        self.inbox.put(("finished", row, outcome))
 
     def _execute(self, job: Job) -> tuple[Result, Manifest | None]:
         """On a worker thread: fetch inputs, run the command; on success, publish."""
+        self.store.open_attempt(job.output_dir, job.log_path)
         for output_id in self.plan.inputs(job.task).values():
             self.store.fetch(output_id)  # a blob store downloads them into its cache
         # a pure join point (no command): its output is an empty directory
@@ -245,14 +313,15 @@ class _Runner:
             return result, None
         return result, self.store.publish(job.output_id, job.output_dir)
 
-    def _collect(self, future: Future[tuple[Result, Manifest | None]]) -> None:
-        attempt = self.running.pop(future)
+    def _collect(
+        self, attempt: _Attempt, outcome: tuple[Result, Manifest | None] | Exception
+    ) -> None:
         name, output = attempt.name, attempt.job.output_id
-        try:
-            result, manifest = future.result()
-        except Exception as err:  # publishing failed (disk full...): no success
+        if isinstance(outcome, Exception):  # publishing failed (disk full...): no success
             shutil.rmtree(attempt.job.output_dir, ignore_errors=True)
-            result, manifest = Result(None, 0.0, detail=f"could not publish: {err}"), None
+            result, manifest = Result(None, 0.0, detail=f"could not publish: {outcome}"), None
+        else:
+            result, manifest = outcome
         if manifest is not None:
             # Published: downstream may start now. The success is recorded with the next
             # group commit, after its files are made durable.
@@ -327,11 +396,15 @@ class _Runner:
         """Ctrl-C: stop every command, record finished work, mark the rest interrupted."""
         self.engine.stop_all()
         self.pool.shutdown(wait=True, cancel_futures=True)
+        self.flusher.shutdown(wait=True)
         self._flush(force=True)  # whole, published outputs: recording them loses nothing
-        for future, attempt in self.running.items():
-            seconds = 0.0
-            if future.done() and not future.cancelled() and future.exception() is None:
-                seconds = future.result()[0].seconds
-            self.store.end_attempt(attempt.row, "interrupted", seconds, None, None, False)
+        seconds: dict[int, float] = {}
+        with contextlib.suppress(queue.Empty):
+            while True:
+                kind, row, outcome = self.inbox.get_nowait()
+                if kind == "finished" and isinstance(outcome, tuple):
+                    seconds[row] = outcome[0].seconds
+        for row, attempt in self.running.items():
+            self.store.end_attempt(row, "interrupted", seconds.get(row, 0.0), None, None, False)
             shutil.rmtree(attempt.job.output_dir, ignore_errors=True)
             self.store.release(attempt.job.output_id)

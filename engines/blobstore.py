@@ -318,6 +318,10 @@ class BlobStore(LocalStore):
             return Lease("held", holder)
         return lease
 
+    def claim_many(self, wanted: list[tuple[str, str]], run: int) -> list[Lease]:
+        """One at a time: each claim asks the store (marker, lease object) first."""
+        return [self.claim(output_id, run, task) for output_id, task in wanted]
+
     def lease(self, output_id: str, run: int) -> Lease:
         if self._done_or_drop(output_id):
             return Lease("done")

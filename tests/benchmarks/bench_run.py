@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -62,7 +63,7 @@ def write_makefile(dag: list[tuple[str, list[str]]], folder: Path) -> Path:
     lines = [".PHONY: all", "all: " + " ".join(f"out/{name}" for name, _ in dag), ""]
     for name, deps in dag:
         lines.append(f"out/{name}: " + " ".join(f"out/{d}" for d in deps))
-        lines.append("\t@touch $@")
+        lines.append('\t@touch "$@"')  # the quotes make GNU make use /bin/sh, as alamode does
     (folder / "out").mkdir(exist_ok=True)
     path = folder / "Makefile"
     path.write_text("\n".join(lines) + "\n")
@@ -78,31 +79,42 @@ def timed(command: list[str], cwd: Path, stdin: str | None = None) -> float:
     return seconds
 
 
-def cold(tasks: int) -> None:
-    print(f"cold runs, {tasks:,} trivial tasks, 2 at a time")
-    print(
-        "| shape | alamode run -j 2 | xargs -P 2 (floor) | make -j2 | alamode / floor | "
-        "alamode / make |"
-    )
+def cold(tasks: int, rounds: int, where: Path) -> None:
+    print(f"cold runs, {tasks:,} trivial tasks, 2 at a time; medians of {rounds} rounds")
+    print("| shape | alamode run -j 2 | floor | make -j2 | alamode / floor | alamode / make |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
-    for kind in ("fan-out", "chain", "lattice"):
-        with tempfile.TemporaryDirectory() as tmp:
-            folder = Path(tmp)
+    # Nothing is deleted until the end: ext4 allocates new inodes slowly for a minute after
+    # many were deleted (it skips recently deleted ones), which would tax whichever contender
+    # runs after a clean-up. Round 0 warms up and is not counted; the order rotates.
+    with tempfile.TemporaryDirectory(dir=where) as top:
+        for kind in ("fan-out", "lattice", "chain"):
             dag = shape(kind, tasks)
-            plan = write_plan(dag, folder)
-            write_makefile(dag, folder)
-            (folder / "floor").mkdir()
-            ours = timed([*ALAMODE, "-q", "run", str(plan), "-j", "2", "--store", "store"], folder)
-            floor = timed(
-                ["xargs", "-P", "2", "-I{}", "sh", "-c", 'touch "floor/{}"'],
-                folder,
-                stdin="\n".join(name for name, _ in dag) + "\n",
+            # A chain cannot run two at a time: its floor spawns the commands one by one.
+            parallel = "1" if kind == "chain" else "2"
+            times = {"alamode": [], "floor": [], "make": []}  # type: dict[str, list[float]]
+            for number in range(rounds + 1):
+                folder = Path(top, f"{kind}-{number}")
+                folder.mkdir()
+                plan = write_plan(dag, folder)
+                write_makefile(dag, folder)
+                (folder / "floor").mkdir()
+                contenders = {
+                    "alamode": [*ALAMODE, "-q", "run", str(plan), "-j", "2", "--store", "store"],
+                    "floor": ["xargs", "-P", parallel, "-I{}", "sh", "-c", 'touch "floor/{}"'],
+                    "make": ["make", "-j2", "-s"],
+                }
+                order = list(contenders)
+                for key in order[number % 3 :] + order[: number % 3]:
+                    stdin = "\n".join(name for name, _ in dag) + "\n" if key == "floor" else None
+                    seconds = timed(contenders[key], folder, stdin)
+                    if number:
+                        times[key].append(seconds)
+                    os.sync()
+            ours, floor, make = (statistics.median(times[k]) for k in ("alamode", "floor", "make"))
+            print(
+                f"| {kind} | {ours:.2f} s | {floor:.2f} s (xargs -P {parallel}) | {make:.2f} s | "
+                f"{ours / floor:.2f}× | {ours / make:.2f}× |"
             )
-            make = timed(["make", "-j2", "-s"], folder)
-        print(
-            f"| {kind} | {ours:.2f} s | {floor:.2f} s | {make:.2f} s | {ours / floor:.2f}× | "
-            f"{ours / make:.2f}× |"
-        )
 
 
 def populate(plan_path: Path, store_root: Path) -> None:
@@ -153,10 +165,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("mode", choices=["cold", "noop"])
     parser.add_argument("--tasks", type=int, default=None)
+    parser.add_argument("--rounds", type=int, default=3, help="cold: timed rounds per shape")
+    parser.add_argument(
+        "--dir", type=Path, default=Path.cwd(), help="where the stores go (default: here)"
+    )
     args = parser.parse_args()
     os.environ.pop("ALAMODE_STORE", None)
     if args.mode == "cold":
-        cold(args.tasks or 1000)
+        cold(args.tasks or 1000, args.rounds, args.dir)
     else:
         noop(args.tasks or 100_000)
 
