@@ -20,7 +20,7 @@ from .localstore import LocalStore, open_store
 from .plan import Plan, load_plan
 from .queries import recompute_estimate
 from .remote import load_plan_url
-from .specfile import PipelineFile, compile_spec_file, is_spec_path, split_source
+from .sources import is_spec_path, split_source
 
 app = typer.Typer(
     name="alamode",
@@ -96,6 +96,8 @@ def open_source(source: str) -> Plan:
     if "://" in source:
         return load_plan_url(source, _State.store_options)
     if is_spec_path(source):
+        from .specfile import compile_spec_file  # YAML and its models only when needed
+
         return compile_spec_file(source)
     path = split_source(source)[0]
     if not path.exists():
@@ -126,6 +128,8 @@ def encode(
             f"{spec}: not a spec file (.py, .json, .yaml, .yml, .toml); "
             "'alamode validate' checks plan files"
         )
+    from .specfile import compile_spec_file
+
     plan = compile_spec_file(spec)
     if output == "-":
         sys.stdout.buffer.writelines(plan.iter_bytes())
@@ -243,6 +247,8 @@ def graph(
 @app.command()
 def schema() -> None:
     """Print the JSON Schema of declarative spec files (JSON, YAML, TOML)."""
+    from .specfile import PipelineFile
+
     render.text(json.dumps(PipelineFile.model_json_schema(), indent=2))
 
 

@@ -378,6 +378,12 @@ class LocalStore:
         assert cursor.lastrowid is not None
         return cursor.lastrowid, log
 
+    def drop_attempts(self, attempts: list[int]) -> None:
+        """Forget attempts claimed but never started (the run stopped before they could)."""
+        if attempts:
+            with _transaction(self._db):
+                self._db.executemany("DELETE FROM attempts WHERE id=?", [(a,) for a in attempts])
+
     def end_attempt(
         self,
         attempt: int,

@@ -40,7 +40,7 @@ class Plan(BaseModel):
     its output ID) and ``output`` (this task's output ID).
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)  # schema built on first use
 
     format: Literal[1] = PLAN_FORMAT
     meta: dict[str, Any]

@@ -17,9 +17,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from rich.console import Console, Group
-from rich.live import Live
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.tree import Tree
 
@@ -71,6 +69,16 @@ class _LiveView:
     """Progress bar, counts, and the tasks running now with their elapsed time."""
 
     def __init__(self, total: int) -> None:
+        # only a live display needs these (a quicker start for -q, --json and pipes)
+        from rich.live import Live
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
         self.progress = Progress(
             TextColumn("[bold]alamode run"),
             BarColumn(),

@@ -8,6 +8,7 @@ record and no published output.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import queue
 import shutil
@@ -26,6 +27,8 @@ from .scheduler import Scheduler, State, wanted
 LEASE_POLL_SECONDS = 0.2
 GROUP_COMMIT_SECONDS = 0.2  # how long a published output may wait to be recorded
 GROUP_COMMIT_SIZE = 256
+CLAIM_WINDOW_SECONDS = 0.02  # a claim batch holds about this much work for each worker
+MAX_CLAIM_BATCH = 64
 
 
 class RunInterrupted(AlamodeError):
@@ -72,6 +75,7 @@ class _Attempt:
     row: int
     number: int
     job: Job  # its output_dir is the attempt's staging directory
+    started: bool = False  # a worker has begun it
 
 
 # What a worker or the flusher tells the main thread: ("started" | "finished" | "durable",
@@ -165,7 +169,9 @@ class _Runner:
         self.run, self.emit, self.jobs = run, emit, max(1, jobs)
         self.pool = ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="alamode-task")
         self.inbox: queue.SimpleQueue[_Notice] = queue.SimpleQueue()
-        self.running: dict[int, _Attempt] = {}  # claimed: queued or running, by attempt row
+        self.reserved: collections.deque[_Attempt] = collections.deque()  # claimed, no worker yet
+        self.running: dict[int, _Attempt] = {}  # handed to a worker: queued or running, by row
+        self.mean_seconds: float | None = None  # recent tasks' durations, a moving average
         self.deferred: dict[str, str] = {}  # task -> the runner holding its output's lease
         self.failures: dict[str, int] = {}
         self.unrecorded: list[tuple[int, float, Success]] = []  # published, not yet recorded
@@ -177,7 +183,7 @@ class _Runner:
     def loop(self) -> None:
         while True:
             self._start_what_fits()
-            if not self.running and not self.deferred:
+            if not self.running and not self.reserved and not self.deferred:
                 break
             polling = self.deferred or self.unrecorded
             try:
@@ -197,6 +203,7 @@ class _Runner:
         kind, row, outcome = notice
         if kind == "started":
             attempt = self.running[row]
+            attempt.started = True
             job = attempt.job
             self.emit(
                 Event(
@@ -239,38 +246,68 @@ class _Runner:
         return batch
 
     def _start_what_fits(self) -> None:
-        """Claim ready tasks, in one transaction, until every worker has a job running and
-        one more waiting."""
+        """Hand claimed tasks to the workers until each has one running and one waiting."""
+        if self.scheduler.stopped:
+            self._withdraw_reserved()
         while len(self.running) < 2 * self.jobs:
+            if not self.reserved and not self._reserve():
+                return
+            attempt = self.reserved.popleft()
+            self.running[attempt.row] = attempt
+            self.pool.submit(self._work, attempt.row, attempt.job)
+
+    def _reserve(self) -> bool:
+        """Claim a batch of ready tasks in one transaction; False when none is ready. A batch
+        holds about CLAIM_WINDOW_SECONDS of work for every worker (by the durations seen so
+        far in this run), so short tasks share a transaction and long ones claim one at a
+        time, never holding up a task the scheduler would put first for long."""
+        wanted = max(2 * self.jobs - len(self.running), 1)
+        if self.mean_seconds is not None:
+            per_window = self.jobs * CLAIM_WINDOW_SECONDS / max(self.mean_seconds, 1e-4)
+            wanted = max(wanted, min(int(per_window), MAX_CLAIM_BATCH))
+        while not self.reserved:
             names: list[str] = []
-            while len(self.running) + len(names) < 2 * self.jobs:
-                name = self.scheduler.next_ready()
-                if name is None:
-                    break
+            while len(names) < wanted and (name := self.scheduler.next_ready()) is not None:
                 names.append(name)
             if not names:
-                return
+                return False
             leases = self.store.claim_many([(self.plan.output(n), n) for n in names], self.run)
             for name, lease in zip(names, leases, strict=True):
-                self._start(name, lease)
+                attempt = self._triage(name, lease)
+                if attempt is not None:
+                    self.reserved.append(attempt)
+        return True
 
-    def _start(self, name: str, lease: Lease) -> None:
+    def _withdraw_reserved(self) -> None:
+        """The run stopped (a failure, without --keep-going): claimed tasks not yet handed
+        to a worker never start; their attempts are dropped and their leases released."""
+        if not self.reserved:
+            return
+        self.store.drop_attempts([attempt.row for attempt in self.reserved])
+        for attempt in self.reserved:
+            self.store.release(attempt.job.output_id)
+            self.scheduler.withdraw(attempt.name)
+        self.reserved.clear()
+
+    def _triage(self, name: str, lease: Lease) -> _Attempt | None:
+        """Act on a claim: a task done meanwhile, or held by another runner, needs no job;
+        an orphan may be adopted; else the attempt to run."""
         output = self.plan.output(name)
         if lease.state == "done":
             self.scheduler.finished(name, True, "produced meanwhile by another run")
             self.emit(Event("adopt", name, output, "produced meanwhile by another run"))
-            return
+            return None
         if lease.state == "held":
             self.deferred[name] = lease.holder
             self.emit(Event("wait", name, output, f"being produced by {lease.holder}"))
-            return
+            return None
         if lease.attempt is None or lease.log is None:  # the output directory exists already
             orphan = self.store.adopt_orphan(output)
             if orphan is not None:
                 self.store.record_success(self._success(name, 0.0, orphan))
                 self.scheduler.finished(name, True, "published by an interrupted run; kept")
                 self.emit(Event("adopt", name, output, "published by an interrupted run; kept"))
-                return
+                return None
             row, log = self.store.begin_attempt(self.run, name, output)
         else:
             row, log = lease.attempt, lease.log
@@ -288,8 +325,7 @@ class _Runner:
             timeout=spec.get("timeout"),
             spec=self.plan.spec(name),
         )
-        self.running[row] = _Attempt(name, row, int(log.stem), job)
-        self.pool.submit(self._work, row, job)
+        return _Attempt(name, row, int(log.stem), job)
 
     def _work(self, row: int, job: Job) -> None:
         """On a worker thread: run ``job`` and post what happened; never raises."""
@@ -322,6 +358,8 @@ class _Runner:
             result, manifest = Result(None, 0.0, detail=f"could not publish: {outcome}"), None
         else:
             result, manifest = outcome
+        previous = self.mean_seconds if self.mean_seconds is not None else result.seconds
+        self.mean_seconds = 0.8 * previous + 0.2 * result.seconds
         if manifest is not None:
             # Published: downstream may start now. The success is recorded with the next
             # group commit, after its files are made durable.
@@ -393,7 +431,8 @@ class _Runner:
                 self.scheduler.requeue(name, "the other run gave it up")
 
     def interrupt(self) -> None:
-        """Ctrl-C: stop every command, record finished work, mark the rest interrupted."""
+        """Ctrl-C: stop every command, record finished work, mark what had started
+        interrupted, and drop the attempts that never started."""
         self.engine.stop_all()
         self.pool.shutdown(wait=True, cancel_futures=True)
         self.flusher.shutdown(wait=True)
@@ -402,9 +441,15 @@ class _Runner:
         with contextlib.suppress(queue.Empty):
             while True:
                 kind, row, outcome = self.inbox.get_nowait()
-                if kind == "finished" and isinstance(outcome, tuple):
+                if kind == "started":
+                    self.running[row].started = True
+                elif kind == "finished" and isinstance(outcome, tuple):
                     seconds[row] = outcome[0].seconds
+        never = [*self.reserved, *(a for a in self.running.values() if not a.started)]
+        self.store.drop_attempts([attempt.row for attempt in never])
         for row, attempt in self.running.items():
-            self.store.end_attempt(row, "interrupted", seconds.get(row, 0.0), None, None, False)
+            if attempt.started:
+                self.store.end_attempt(row, "interrupted", seconds.get(row, 0.0), None, None, False)
             shutil.rmtree(attempt.job.output_dir, ignore_errors=True)
+        for attempt in [*self.reserved, *self.running.values()]:
             self.store.release(attempt.job.output_id)

@@ -88,6 +88,7 @@ class Scheduler:
         self._producers: dict[str, str] = {}  # output ID -> the task producing it now
         self._twins: dict[str, list[str]] = {}  # output ID -> tasks waiting on that producer
         self.stopped = False
+        self.stop_reason = "not started: the run stopped first"
         tasks = plan.tasks
         pending = [name for name in self.order if tasks[name]["output"] not in done_outputs]
         for name in self.order:  # tasks already done need no bookkeeping but their state
@@ -150,6 +151,14 @@ class Scheduler:
         self._make_ready(name)
         self.status[name].reason = reason
 
+    def withdraw(self, name: str) -> None:
+        """A task handed out by ``next_ready`` that never started, because the run stopped
+        first: it (and any identical task waiting on it) is stopped, not failed."""
+        output = self.plan.output(name)
+        self._producers.pop(output, None)
+        for task in (name, *self._twins.pop(output, [])):
+            self.status[task] = TaskStatus(State.STOPPED, self.stop_reason)
+
     def finished(self, name: str, ok: bool, reason: str) -> None:
         """Record the end of ``name`` (and of identical tasks waiting on it)."""
         output = self.plan.output(name)
@@ -163,11 +172,10 @@ class Scheduler:
                 self._block_downstream(failed)
             if not self.keep_going:
                 self.stopped = True
+                self.stop_reason = f"not started: the run stopped after {name} failed"
                 for other in self.order:
                     if self.status[other].state in (State.READY, State.WAITING):
-                        self.status[other] = TaskStatus(
-                            State.STOPPED, f"not started: the run stopped after {name} failed"
-                        )
+                        self.status[other] = TaskStatus(State.STOPPED, self.stop_reason)
             return
         self.status[name] = TaskStatus(State.SUCCEEDED, reason)
         for twin in twins:

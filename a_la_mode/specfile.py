@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
-import re
 import sys
 import tomllib
 import traceback
@@ -28,10 +27,7 @@ from .encoder import TaskDef, compile_plan
 from .errors import AlamodeError, SpecFileError
 from .naming import did_you_mean
 from .plan import Plan
-
-PYTHON_SUFFIXES = (".py",)
-DECLARATIVE_SUFFIXES = (".json", ".yaml", ".yml", ".toml")
-SPEC_SUFFIXES = PYTHON_SUFFIXES + DECLARATIVE_SUFFIXES
+from .sources import PYTHON_SUFFIXES, SPEC_SUFFIXES, split_source
 
 
 class TaskEntry(BaseModel):
@@ -59,22 +55,6 @@ class PipelineFile(BaseModel):
     def task_defs(self) -> list[TaskDef]:
         """The tasks as the compiler sees them."""
         return [TaskDef(name, entry.spec, entry.deps) for name, entry in self.tasks.items()]
-
-
-_PICKED_DAG = re.compile(r"^(?P<path>.+\.py):(?P<attr>[A-Za-z_][A-Za-z0-9_]*)$")
-
-
-def split_source(source: str) -> tuple[Path, str | None]:
-    """``"file.py:name"`` -> (file.py, "name"); any other source -> (path, None)."""
-    picked = _PICKED_DAG.match(source)
-    if picked:
-        return Path(picked["path"]), picked["attr"]
-    return Path(source), None
-
-
-def is_spec_path(source: str) -> bool:
-    """True when ``source`` (optionally ``file.py:name``) names a spec file by its suffix."""
-    return split_source(source)[0].suffix.lower() in SPEC_SUFFIXES
 
 
 def compile_spec_file(source: str) -> Plan:
