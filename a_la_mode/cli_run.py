@@ -150,18 +150,21 @@ def log(
     """Print the captured output of a task's last (or given) attempt."""
     the_store = store_at(store)
     output = resolve_output(the_store, task_or_id)
-    logs = sorted((the_store.root / "logs" / output).glob("*.log"), key=lambda p: int(p.stem))
+    logs = the_store.attempt_logs(output)
     if not logs and attempt is None and isinstance(the_store, RemoteLogs):
         remote = the_store.remote_logs(output)  # run on another machine: its log is in the store
         if remote:
             sys.stdout.write(the_store.read_log(output, remote[-1]).decode(errors="replace"))
             return
     if not logs:
-        raise AlamodeError(f"no logs for {task_or_id} ({output[:12]}…) in {the_store.root}")
-    chosen = logs[-1] if attempt is None else the_store.root / "logs" / output / f"{attempt}.log"
-    if not chosen.exists():
-        raise AlamodeError(f"{task_or_id} has attempts 1..{len(logs)}, not {attempt}")
-    sys.stdout.write(chosen.read_text(errors="replace"))
+        raise AlamodeError(f"no attempts of {task_or_id} ({output[:12]}…) in {the_store.root}")
+    number = max(logs) if attempt is None else attempt
+    if number not in logs:
+        raise AlamodeError(f"{task_or_id} has attempts 1..{max(logs)}, not {attempt}")
+    if not logs[number].exists():  # the command printed nothing, so no file was made
+        render.note(f"attempt {number} of {task_or_id} printed nothing")
+        return
+    sys.stdout.write(logs[number].read_text(errors="replace"))
 
 
 @app.command()

@@ -3,9 +3,11 @@
 An engine is a class registered under the entry point group ``a_la_mode.engines``. It runs
 one ``Job`` at a time per call (the runner calls it from several threads at once), blocking
 until the command ends, and reports a ``Result``. It never touches the store: the runner
-stages, publishes and records. ``prepare`` sees every task before the run starts, so that
-a task the engine cannot run is refused before any work is done. ``stop_all`` must end every
-command still running (the whole process group or container) -- the runner calls it on Ctrl-C.
+stages, publishes and records. The command's output goes through ``LogFile(job.log_path)``,
+which creates the log only if there is output. ``prepare`` sees every task before the run
+starts, so that a task the engine cannot run is refused before any work is done. ``stop_all``
+must end every command still running (the whole process group or container) -- the runner
+calls it on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, BinaryIO, Protocol, runtime_checkable
 
 from .errors import AlamodeError
 
@@ -75,6 +77,35 @@ class Result:
         if self.exit_code is None:
             return self.detail or "did not run"
         return f"exited with status {self.exit_code}" + (f" ({self.detail})" if self.detail else "")
+
+
+class LogFile:
+    """An attempt's log, created (with its folder) only when there is something to write: a
+    command that prints nothing leaves no file (and costs the store no inodes)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._handle: BinaryIO | None = None
+
+    def write(self, data: bytes) -> None:
+        if not data:
+            return
+        if self._handle is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._handle = open(self.path, "ab")  # noqa: SIM115 - closed by close()
+        self._handle.write(data)
+        self._handle.flush()  # 'alamode log' may be reading it during the run
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+    def __enter__(self) -> LogFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 @runtime_checkable

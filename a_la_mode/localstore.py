@@ -2,15 +2,18 @@
 
     .alamode/
       outputs/<output-id>/      immutable once published
-      manifests/<output-id>.json  relative path, size and sha256 of every file (written first)
-      staging/                  in-flight work: <output-id>.<pid>.<random>/
+      staging/                  in-flight work: <output-id>.<pid>.<random>/, and each
+                                runner's journal.<pid>.<random> of outputs it published
       logs/<output-id>/<n>.log  one log per attempt
       plans/<digest>.bencode    every plan ever run
       state.sqlite              runs, attempts, successes, leases (schema version in `meta`)
 
-Publishing follows the success protocol: fsync the files, write the manifest, rename the
-staging directory to ``outputs/<id>`` (atomic), and only then record success in one
-transaction. A success whose output is missing counts as absent. Leases (one row per output
+Publishing follows the success protocol: hash the files into a manifest, append it to the
+runner's journal, rename the staging directory to ``outputs/<id>`` (atomic), make the files
+durable, and only then record the success, manifest included, in one transaction. A runner
+killed between the rename and the record leaves its journal behind: the next one adopts
+the outputs that still match it. (Stores of schema 2 kept manifests in ``manifests/``;
+they are still read.) A success whose output is missing counts as absent. Leases (one row per output
 ID, taken under ``BEGIN IMMEDIATE``) keep two runners from producing the same output.
 """
 
@@ -27,8 +30,8 @@ import re
 import shutil
 import socket
 import sqlite3
+import threading
 import time
-import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +41,7 @@ from .errors import AlamodeError
 from .faults import pause_point
 from .plan import Plan
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 OPEN_TIMEOUT_SECONDS = 60
 SYNCFS_FROM_FILES = 4  # measured: one syncfs beats per-file fsyncs from a few files on
 OUTPUT_ID = re.compile(r"^[0-9a-f]{64}$")
@@ -60,13 +63,14 @@ CREATE INDEX IF NOT EXISTS attempts_by_output ON attempts (output, id);
 CREATE TABLE IF NOT EXISTS successes (
     output TEXT PRIMARY KEY, task TEXT NOT NULL, plan TEXT NOT NULL, run INTEGER NOT NULL,
     recorded REAL NOT NULL, seconds REAL NOT NULL, engine TEXT NOT NULL, files INTEGER NOT NULL,
-    bytes INTEGER NOT NULL);
+    bytes INTEGER NOT NULL, manifest TEXT);
 CREATE TABLE IF NOT EXISTS leases (
     output TEXT PRIMARY KEY, run INTEGER NOT NULL, host TEXT NOT NULL, pid INTEGER NOT NULL,
     taken REAL NOT NULL);
 """
 MIGRATIONS = {  # from schema version N to N + 1, run in the set-up transaction
     1: ["ALTER TABLE attempts ADD COLUMN oom_killed INTEGER NOT NULL DEFAULT 0"],
+    2: ["ALTER TABLE successes ADD COLUMN manifest TEXT"],  # NULL: in manifests/<id>.json
 }
 
 
@@ -109,7 +113,7 @@ class Manifest:
         return cls({p: (int(s), str(h)) for p, (s, h) in files.items()})
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=1)
+        return json.dumps(self.to_dict(), separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str) -> Manifest:
@@ -182,11 +186,12 @@ class LocalStore:
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
         try:
-            for sub in ("outputs", "manifests", "staging", "logs", "plans"):
+            for sub in ("outputs", "staging", "logs", "plans"):
                 (self.root / sub).mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise StoreError(f"cannot create store {self.root}: {err.strerror}") from None
         self._db = self._open_db()
+        self._journal: _Journal | None = None  # outputs published by the run in progress
 
     # -- database ------------------------------------------------------------------------
 
@@ -239,6 +244,8 @@ class LocalStore:
         return db
 
     def close(self) -> None:
+        if self._journal is not None:
+            self._journal.remove()  # only ever open between begin_run and end_run
         self._db.close()
 
     # -- what is done ----------------------------------------------------------------------
@@ -290,37 +297,27 @@ class LocalStore:
         return self.output_path(output_id)
 
     def manifest(self, output_id: str) -> Manifest | None:
-        path = self.root / "manifests" / f"{checked_id(output_id)}.json"
+        """The manifest recorded with the output's success (or, from a schema-2 store, its
+        file in ``manifests/``); None if there is none or it is unreadable."""
+        row = self._db.execute(
+            "SELECT manifest FROM successes WHERE output=?", (checked_id(output_id),)
+        ).fetchone()
         try:
-            return Manifest.from_json(path.read_text())
-        except (OSError, ValueError):
+            if row is not None and row[0] is not None:
+                return Manifest.from_json(row[0])
+            return Manifest.from_json((self.root / "manifests" / f"{output_id}.json").read_text())
+        except (OSError, ValueError, TypeError):
             return None
 
     def check_output(self, output_id: str, deep: bool) -> str | None:
         """Why a recorded output cannot be trusted, or None. ``deep`` re-hashes every file."""
         folder = self.output_path(output_id)
-        manifest = self.manifest(output_id)
         if not folder.is_dir():
             return "its output directory is missing"
+        manifest = self.manifest(output_id)
         if manifest is None:
             return "its manifest is missing or unreadable"
-        if deep:
-            found = Manifest.of_directory(folder).files
-        else:
-            found = {}
-            for folder_name, _, names in os.walk(folder):
-                for name in names:
-                    path = Path(folder_name, name)
-                    found[path.relative_to(folder).as_posix()] = (path.stat().st_size, "")
-        for name, (size, digest) in manifest.files.items():
-            if name not in found:
-                return f"its file {name} is missing"
-            if found[name][0] != size or (deep and found[name][1] != digest):
-                return f"its file {name} was modified"
-        extra = sorted(set(found) - set(manifest.files))
-        if extra:
-            return f"it has an unexpected file {extra[0]}"
-        return None
+        return _mismatch(folder, manifest, deep)
 
     def forget(self, output_id: str) -> None:
         """Drop a success record (its output was found missing or modified)."""
@@ -341,9 +338,15 @@ class LocalStore:
                 "INSERT OR IGNORE INTO plans VALUES (?, ?)", (plan.digest, time.time())
             )
         assert cursor.lastrowid is not None
+        self._journal = _Journal(self.root / "staging" / f"journal.{os.getpid()}.{_random()}")
         return cursor.lastrowid
 
     def end_run(self, run: int, status: str) -> None:
+        """Mark the run ended. Every output it published is recorded by now (or discarded):
+        its journal goes."""
+        if self._journal is not None:
+            self._journal.remove()
+            self._journal = None
         with _transaction(self._db):
             self._db.execute(
                 "UPDATE runs SET finished=?, status=? WHERE id=?", (time.time(), status, run)
@@ -442,6 +445,13 @@ class LocalStore:
             )
         )
 
+    def attempt_logs(self, output_id: str) -> dict[int, Path]:
+        """Attempt number -> its log file (which exists only if the command printed)."""
+        rows = self._db.execute(
+            "SELECT attempt, log FROM attempts WHERE output=? ORDER BY attempt", (output_id,)
+        )
+        return {number: self.root / log for number, log in rows}
+
     def last_failure(self, output_id: str) -> dict[str, Any] | None:
         rows = _dicts(
             self._db.execute(
@@ -509,21 +519,54 @@ class LocalStore:
             )
 
     def new_staging(self, output_id: str) -> Path:
-        """A fresh, empty staging directory for one attempt at ``output_id``."""
+        """A fresh, empty staging directory for ``output_id``."""
         path = self.staging_path(output_id)
         path.mkdir()
         return path
 
     def staging_path(self, output_id: str) -> Path:
-        """A fresh staging directory's name, not yet created (see ``open_attempt``)."""
-        name = f"{checked_id(output_id)}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
-        return self.root / "staging" / name
+        """A fresh staging directory's name, not created yet: the runner's worker threads
+        create it, off the main thread's critical path."""
+        return self.root / "staging" / f"{checked_id(output_id)}.{os.getpid()}.{_random()}"
 
-    def open_attempt(self, staging: Path, log: Path) -> None:
-        """Create an attempt's staging directory and its log's folder: file work the
-        runner leaves to its worker threads, off the main thread's critical path."""
-        staging.mkdir()
-        log.parent.mkdir(exist_ok=True)
+    def adopt_orphans(self) -> dict[str, str]:
+        """Settle the journals of runners that were killed: an output they published but
+        never recorded is recorded now if its files still match the journal's manifest,
+        else discarded. Returns the adopted outputs' tasks by output ID."""
+        adopted: dict[str, str] = {}
+        for journal in self.dead_journals():
+            for output_id, manifest in _Journal.read(journal):
+                task = self._adopt(output_id, manifest)
+                if task is not None:
+                    adopted[output_id] = task
+            journal.unlink(missing_ok=True)
+        return adopted
+
+    def dead_journals(self) -> list[Path]:
+        """The journals of runners of this host that are no longer alive."""
+        dead = []
+        for journal in (self.root / "staging").glob("journal.*"):
+            parts = journal.name.split(".")
+            if not (len(parts) == 3 and parts[1].isdigit() and pid_alive(int(parts[1]))):
+                dead.append(journal)
+        return dead
+
+    def _adopt(self, output_id: str, manifest: Manifest) -> str | None:
+        folder = self.output_path(output_id)
+        recorded = self._db.execute("SELECT 1 FROM successes WHERE output=?", (output_id,))
+        if recorded.fetchone() is not None or not folder.is_dir():
+            return None
+        attempt = self._db.execute(
+            "SELECT a.task, a.run, r.plan, r.engine FROM attempts a JOIN runs r ON r.id = a.run "
+            "WHERE a.output=? ORDER BY a.id DESC LIMIT 1",
+            (output_id,),
+        ).fetchone()
+        if attempt is None or _mismatch(folder, manifest, deep=True) is not None:
+            self.discard_output(folder)  # never trusted: it is made anew
+            return None
+        task, run, plan, engine = attempt
+        self.record_success(Success(output_id, task, plan, run, 0.0, engine, manifest))
+        return str(task)
 
     def clean_staging(self) -> list[str]:
         """Remove staging directories of runners that are no longer alive; return their names."""
@@ -551,11 +594,11 @@ class LocalStore:
         """
         target = self.output_path(output_id)
         manifest = _seal(staging)  # published outputs are immutable, as in a Nix store
-        # The manifest and the rename need no fsync of their own: if a power loss drops the
-        # manifest, the orphan is not adopted but re-run; if it drops the rename, the success
+        # The journal line and the rename need no fsync of their own: if a power loss drops
+        # the line, the orphan is not adopted but re-run; if it drops the rename, the success
         # record (if it survived) points at a missing output, which counts as absent.
-        manifest_path = self.root / "manifests" / f"{output_id}.json"
-        _write_atomically(manifest_path, manifest.to_json().encode())
+        if self._journal is not None:
+            self._journal.append(output_id, manifest)
         pause_point("before-rename")
         try:
             _rename_into_place(staging, target)
@@ -576,7 +619,7 @@ class LocalStore:
     def discard_output(self, folder: Path) -> None:
         """Remove a (read-only) output directory: first renamed out of ``outputs/`` in one
         step, so no reader sees it half-deleted; the trash is cleaned on the next start."""
-        trash = self.root / "staging" / f"trash-{uuid.uuid4().hex[:8]}"
+        trash = self.root / "staging" / f"trash-{_random()}"
         os.rename(folder, trash)
         _remove_tree(trash)
 
@@ -617,7 +660,7 @@ class LocalStore:
 
     def _insert_success(self, success: Success) -> None:
         self._db.execute(
-            "INSERT OR IGNORE INTO successes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR IGNORE INTO successes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 success.output,
                 success.task,
@@ -628,6 +671,7 @@ class LocalStore:
                 success.engine,
                 len(success.manifest.files),
                 success.manifest.total_bytes,
+                success.manifest.to_json(),
             ),
         )
         self._db.execute("DELETE FROM leases WHERE output=?", (success.output,))
@@ -704,11 +748,67 @@ def _transaction(db: sqlite3.Connection) -> Iterator[None]:
     db.execute("COMMIT")
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Readers see the old content or the new, never half (durability is not asked for)."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+def _random() -> str:
+    """Eight hex digits, for names that must not collide."""
+    return os.urandom(4).hex()
+
+
+def _mismatch(folder: Path, manifest: Manifest, deep: bool) -> str | None:
+    """How the files under ``folder`` differ from ``manifest`` (sizes only, unless
+    ``deep``), or None."""
+    if deep:
+        found = Manifest.of_directory(folder).files
+    else:
+        found = {}
+        for folder_name, _, names in os.walk(folder):
+            for name in names:
+                path = Path(folder_name, name)
+                found[path.relative_to(folder).as_posix()] = (path.stat().st_size, "")
+    for name, (size, digest) in manifest.files.items():
+        if name not in found:
+            return f"its file {name} is missing"
+        if found[name][0] != size or (deep and found[name][1] != digest):
+            return f"its file {name} was modified"
+    extra = sorted(set(found) - set(manifest.files))
+    if extra:
+        return f"it has an unexpected file {extra[0]}"
+    return None
+
+
+class _Journal:
+    """The outputs a runner published, one JSON line each (output ID and manifest), appended
+    before each rename. Removed when the run ends, with every output recorded; left behind
+    by a runner that was killed, for the next one to adopt what still matches."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+        self._lock = threading.Lock()  # publishing happens on several worker threads
+
+    def append(self, output_id: str, manifest: Manifest) -> None:
+        line = json.dumps({"output": output_id, "files": manifest.to_dict()}) + "\n"
+        with self._lock:
+            if self._fd is None:
+                flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
+                self._fd = os.open(self.path, flags, 0o644)
+            os.write(self._fd, line.encode())
+
+    def remove(self) -> None:
+        with self._lock:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+            self.path.unlink(missing_ok=True)
+
+    @staticmethod
+    def read(path: Path) -> Iterator[tuple[str, Manifest]]:
+        """Its entries; a torn last line (killed mid-write) is skipped."""
+        for line in path.read_text(errors="replace").splitlines():
+            try:
+                entry = json.loads(line)
+                yield checked_id(entry["output"]), Manifest.from_dict(entry["files"])
+            except (ValueError, KeyError, TypeError, AttributeError, StoreError):
+                continue
 
 
 def _seal(root: Path) -> Manifest:

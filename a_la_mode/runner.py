@@ -29,6 +29,7 @@ GROUP_COMMIT_SECONDS = 0.2  # how long a published output may wait to be recorde
 GROUP_COMMIT_SIZE = 256
 CLAIM_WINDOW_SECONDS = 0.02  # a claim batch holds about this much work for each worker
 MAX_CLAIM_BATCH = 64
+ADOPTED = "published by an interrupted run; kept"
 
 
 class RunInterrupted(AlamodeError):
@@ -120,6 +121,7 @@ def run_plan(
     """Run every wanted task of ``plan`` that has no recorded success."""
     started = time.monotonic()
     names = wanted(plan, options.targets)
+    adopted = store.adopt_orphans()  # published by a runner killed before recording them
     store.clean_staging()
     done = store.successes(plan.tasks[name]["output"] for name in names)
     to_run = [n for n in names if plan.tasks[n]["output"] not in done]
@@ -130,7 +132,11 @@ def run_plan(
     run = store.begin_run(plan, engine.name)
     for name in scheduler.order:
         if scheduler.status[name].state is State.DONE:
-            emit(Event("skip", name, plan.output(name), scheduler.status[name].reason))
+            output = plan.output(name)
+            if output in adopted:
+                emit(Event("adopt", name, output, ADOPTED))
+            else:
+                emit(Event("skip", name, output, scheduler.status[name].reason))
     runner = _Runner(plan, store, engine, scheduler, run, emit, options.jobs)
     status = "failed"
     try:
@@ -305,8 +311,8 @@ class _Runner:
             orphan = self.store.adopt_orphan(output)
             if orphan is not None:
                 self.store.record_success(self._success(name, 0.0, orphan))
-                self.scheduler.finished(name, True, "published by an interrupted run; kept")
-                self.emit(Event("adopt", name, output, "published by an interrupted run; kept"))
+                self.scheduler.finished(name, True, ADOPTED)
+                self.emit(Event("adopt", name, output, ADOPTED))
                 return None
             row, log = self.store.begin_attempt(self.run, name, output)
         else:
@@ -339,7 +345,7 @@ class _Runner:
 
     def _execute(self, job: Job) -> tuple[Result, Manifest | None]:
         """On a worker thread: fetch inputs, run the command; on success, publish."""
-        self.store.open_attempt(job.output_dir, job.log_path)
+        job.output_dir.mkdir()  # its staging directory; the engine creates the log if need be
         for output_id in self.plan.inputs(job.task).values():
             self.store.fetch(output_id)  # a blob store downloads them into its cache
         # a pure join point (no command): its output is an empty directory

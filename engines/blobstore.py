@@ -403,6 +403,13 @@ class BlobStore(LocalStore):
         super().publish(output_id, staging)
         return target
 
+    def adopt_orphans(self) -> dict[str, str]:
+        """The cache adopts nothing on its own (the markers are the truth): a killed runner's
+        journal goes, and its unmarked outputs are dropped when a task claims them."""
+        for journal in self.dead_journals():
+            journal.unlink(missing_ok=True)
+        return {}
+
     def adopt_orphan(self, output_id: str) -> Manifest | None:
         """A cached copy with no marker is not trusted: drop it and run the task again."""
         self._drop_cached(output_id)

@@ -25,7 +25,7 @@ import docker.errors
 import requests.exceptions
 from docker.models.containers import Container
 
-from a_la_mode.engine import EngineError, Job, Result, task_environment
+from a_la_mode.engine import EngineError, Job, LogFile, Result, task_environment
 
 LABEL = "a_la_mode.runner"  # "<host> <pid> <process start time>" of the runner
 OUTPUT_MOUNT = "/alamode/output"
@@ -196,7 +196,7 @@ class DockerEngine:
             _quietly(container.kill)
             status = container.wait()
         seconds = time.monotonic() - started
-        with open(job.log_path, "ab") as log:
+        with LogFile(job.log_path) as log:
             for chunk in container.logs(stdout=True, stderr=True, stream=True):
                 log.write(chunk)
             if timed_out:
@@ -268,7 +268,7 @@ def _start_time(pid: int) -> str:
 def _broken(job: Job, started: float, err: Exception) -> Result:
     """The daemon refused or went away: the task did not run to an end we can trust."""
     why = f"docker: {_first_line(err)}"
-    with open(job.log_path, "ab") as log:
+    with LogFile(job.log_path) as log:
         log.write(f"alamode: {why}\n".encode())
     return Result(None, time.monotonic() - started, detail=why)
 

@@ -2,13 +2,15 @@
 
 A ``command`` string runs through ``/bin/sh -c``; a list runs as argv, without a shell. Each
 command gets its own process group, so a timeout or Ctrl-C ends everything it started.
-Output (stdout and stderr together) goes to the attempt's log file.
+Output (stdout and stderr together) comes through a pipe into the attempt's log file, which
+is only created if the command prints something.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import select
 import signal
 import subprocess
 import threading
@@ -16,9 +18,10 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from a_la_mode.engine import Job, Result
+from a_la_mode.engine import Job, LogFile, Result
 
 GRACE_SECONDS = 3.0  # between SIGTERM and SIGKILL
+READ_SIZE = 1 << 16
 
 
 class LocalEngine:
@@ -30,6 +33,7 @@ class LocalEngine:
         self._running: set[subprocess.Popen[bytes]] = set()
         self._lock = threading.Lock()
         self._stopping = False
+        self._environ = dict(os.environ)  # read once: os.environ decodes on every access
 
     def check(self) -> None:
         """Nothing to check: a POSIX shell is always at /bin/sh."""
@@ -39,41 +43,45 @@ class LocalEngine:
 
     def run(self, job: Job) -> Result:
         argv = ["/bin/sh", "-c", job.command] if isinstance(job.command, str) else job.command
-        env = {**os.environ, **job.env, **job.environment()}
+        env = {**self._environ, **job.env, **job.environment()}
         started = time.monotonic()
-        with open(job.log_path, "ab") as log:
+        with LogFile(job.log_path) as log:
+            reader, writer = os.pipe()
             try:
                 process = subprocess.Popen(
                     argv,
                     stdin=subprocess.DEVNULL,
-                    stdout=log,
+                    stdout=writer,
                     stderr=subprocess.STDOUT,
                     env=env,
                     start_new_session=True,
                 )
             except OSError as err:
+                os.close(reader)
                 log.write(f"alamode: cannot start {argv[0]}: {err.strerror}\n".encode())
                 return Result(
                     None,
                     time.monotonic() - started,
                     detail=f"cannot start {argv[0]}: {err.strerror}",
                 )
+            finally:
+                os.close(writer)  # the command holds the only write end now
             with self._lock:
                 self._running.add(process)
                 if self._stopping:
                     _end_group(process)
-            timed_out = False
             try:
-                process.wait(timeout=job.timeout)
-            except subprocess.TimeoutExpired:
-                timed_out = True
-                log.write(f"\nalamode: timed out after {job.timeout} s; stopping it\n".encode())
-                log.flush()
-                _end_group(process)
+                timed_out = not _copy_until_exit(process, reader, log, job.timeout)
+                if timed_out:
+                    log.write(f"\nalamode: timed out after {job.timeout} s; stopping it\n".encode())
+                    _end_group(process)
+                process.wait()
             finally:
                 with self._lock:
                     self._running.discard(process)
                 _kill_leftovers(process)
+                _drain(reader, log)  # what the group wrote before it ended
+                os.close(reader)
         seconds = time.monotonic() - started
         code = process.returncode
         if code < 0:
@@ -86,6 +94,55 @@ class LocalEngine:
             running = list(self._running)
         for process in running:
             _end_group(process)
+
+
+def _copy_until_exit(
+    process: subprocess.Popen[bytes], reader: int, log: LogFile, timeout: int | None
+) -> bool:
+    """Copy the command's output into its log until the command exits (True) or its time is
+    up (False). Waits on a pidfd, so a background child holding the pipe open cannot keep
+    us waiting after the command itself has ended."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    try:
+        exited = os.pidfd_open(process.pid)
+    except (AttributeError, OSError):  # no pidfd here: poll the process now and then
+        exited = None
+    poller = select.poll()
+    poller.register(reader, select.POLLIN)
+    if exited is not None:
+        poller.register(exited, select.POLLIN)
+    try:
+        while True:
+            wait_ms: int | None = None
+            if deadline is not None:
+                wait_ms = max(0, int((deadline - time.monotonic()) * 1000))
+            if exited is None:
+                wait_ms = 50 if wait_ms is None else min(wait_ms, 50)
+            ready = poller.poll(wait_ms)
+            for fd, _ in ready:
+                if fd == reader:
+                    data = os.read(reader, READ_SIZE)
+                    if data:
+                        log.write(data)
+                    else:  # every writer closed it; the command may still run
+                        poller.unregister(reader)
+                elif fd == exited:
+                    return True
+            if exited is None and process.poll() is not None:
+                return True
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+    finally:
+        if exited is not None:
+            os.close(exited)
+
+
+def _drain(reader: int, log: LogFile) -> None:
+    """Whatever is left in the pipe, without waiting for writers that escaped the group."""
+    os.set_blocking(reader, False)
+    with contextlib.suppress(BlockingIOError):
+        while data := os.read(reader, READ_SIZE):
+            log.write(data)
 
 
 def _end_group(process: subprocess.Popen[bytes]) -> None:

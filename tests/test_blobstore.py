@@ -128,7 +128,7 @@ def s3(moto_server: str, tmp_path: Path) -> Where:
     return Where(f"s3://{new_bucket(moto_server)}/team", {"endpoint_url": moto_server}, tmp_path)
 
 
-def pipeline(top: str = 'echo hello > "$ALAMODE_OUTPUT/greeting"') -> Plan:
+def pipeline(top: str = 'echo greeting; echo hello > "$ALAMODE_OUTPUT/greeting"') -> Plan:
     return compile_plan(
         {},
         [
@@ -194,7 +194,7 @@ def test_the_layout_and_marker_in_the_store(where: Where) -> None:
     }
     assert store.fs.cat_file(store._key("outputs", top, marker["upload"], "greeting")) == b"hello\n"
     assert store._names("plans") == [plan.digest]
-    assert len(store._names("logs", top)) == 1
+    assert len(store._names("logs", top)) == 1  # "greeting"
     assert store._names("leases") == []  # released once the markers are written
     assert "secret" not in json.dumps(marker).lower() and "testing" not in json.dumps(marker)
 

@@ -109,6 +109,9 @@ def test_status_explain_history_log_provenance(tmp_path: Path) -> None:
     assert alamode("log", "c", "--attempt", "1", cwd=tmp_path).stdout == "fixed\n"
     missing = alamode("log", "c", "--attempt", "7", cwd=tmp_path)
     assert missing.returncode == 2 and "has attempts 1..1, not 7" in missing.stderr
+    silent = alamode("log", "b", cwd=tmp_path)  # b wrote its output, and printed nothing
+    assert (silent.returncode, silent.stdout) == (0, "")
+    assert silent.stderr.strip() == "attempt 1 of b printed nothing"
     tree = json.loads(alamode("provenance", "d", "--json", cwd=tmp_path).stdout)
     assert tree["task"] == "d"
     assert sorted(child["name"] for child in tree["inputs"]) == ["b", "c"]
@@ -171,7 +174,7 @@ SLOW = """
 tasks:
   slow:
     spec:
-      command: 'touch "$ALAMODE_OUTPUT/part"; echo $$ > task.pid; touch started;
+      command: 'echo working; touch "$ALAMODE_OUTPUT/part"; echo $$ > task.pid; touch started;
         if [ -f slow ]; then sleep 60; fi; echo done > "$ALAMODE_OUTPUT/result"'
   after: {deps: [slow], spec: {command: 'cat "$ALAMODE_INPUT_SLOW/result" > "$ALAMODE_OUTPUT/r"'}}
 """
@@ -230,7 +233,7 @@ def test_sigkill_at_each_step_of_publishing(tmp_path: Path, step: str, rerun: bo
         assert slow == ["start", "succeed"]
     else:  # published whole (manifest checked) but not recorded: adopt, do not redo
         assert slow == ["adopt"]
-    assert [p.name for p in (tmp_path / ".alamode" / "logs").iterdir()] != []
+    assert [p.name for p in (tmp_path / ".alamode" / "logs").iterdir()] != []  # "working"
     assert list((tmp_path / ".alamode" / "staging").iterdir()) == []
     assert alamode("verify", cwd=tmp_path).returncode == 0
 

@@ -19,7 +19,6 @@ def test_a_new_store_has_its_layout_and_schema(tmp_path: Path) -> None:
     store = LocalStore(tmp_path / "s")
     assert sorted(p.name for p in (tmp_path / "s").iterdir()) == [
         "logs",
-        "manifests",
         "outputs",
         "plans",
         "staging",
@@ -47,9 +46,10 @@ def test_a_store_of_schema_1_is_upgraded_in_place_and_keeps_its_history(tmp_path
     store.close()
     with sqlite3.connect(tmp_path / "s" / "state.sqlite") as db:  # back to version 1's tables
         db.execute("ALTER TABLE attempts DROP COLUMN oom_killed")
+        db.execute("ALTER TABLE successes DROP COLUMN manifest")
         db.execute("UPDATE meta SET value='1' WHERE key='schema'")
     store = LocalStore(tmp_path / "s")
-    assert store._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone() == ("2",)
+    assert store._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone() == ("3",)
     [row] = store.history("a", 9)
     assert (row["exit_code"], row["oom_killed"]) == (3, 0)
 
@@ -123,6 +123,59 @@ def test_publish_then_record_makes_a_success(tmp_path: Path) -> None:
     store.record_success(Success(OUTPUT, "t", plan.digest, 1, 0.5, "local", manifest))
     assert store.successes([OUTPUT]) == {OUTPUT}
     assert store.check_output(OUTPUT, deep=True) is None
+
+
+def dead_pid() -> int:
+    """The pid of a process that has ended."""
+    child = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        text=True,
+        capture_output=True,
+        check=True,
+    )
+    return int(child.stdout)
+
+
+def test_a_killed_runner_s_journal_is_settled_by_the_next_run(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "s")
+    plan = compile_plan({}, [TaskDef("kept", {"n": 1}), TaskDef("changed", {"n": 2})])
+    run = store.begin_run(plan, "local")
+    for name in ("kept", "changed"):  # run and published, then the runner "dies"
+        output = plan.output(name)
+        store.begin_attempt(run, name, output)
+        staging = store.new_staging(output)
+        (staging / "f").write_text(name)
+        store.publish(output, staging)
+    [journal] = (tmp_path / "s" / "staging").glob("journal.*")
+    assert store.adopt_orphans() == {}  # its runner (this process) is alive: not settled yet
+    journal.rename(journal.with_name(f"journal.{dead_pid()}.0000"))
+    changed = store.output_path(plan.output("changed")) / "f"
+    changed.chmod(0o644)
+    changed.write_text("CHANGED")  # behind our back, same size: only a re-hash can tell
+    assert store.adopt_orphans() == {plan.output("kept"): "kept"}
+    assert store.successes(plan.output(n) for n in plan.tasks) == {plan.output("kept")}
+    assert not store.output_path(plan.output("changed")).exists()  # discarded, made anew
+    assert list((tmp_path / "s" / "staging").glob("journal.*")) == []
+    assert store.check_output(plan.output("kept"), deep=True) is None
+
+
+def test_a_schema_2_store_s_manifest_files_are_still_read(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "s")
+    staging = store.new_staging(OUTPUT)
+    (staging / "f").write_text("data")
+    manifest = store.publish(OUTPUT, staging)
+    store.record_success(Success(OUTPUT, "t", "ab" * 32, 1, 0.5, "local", manifest))
+    store.close()
+    with sqlite3.connect(tmp_path / "s" / "state.sqlite") as db:  # as version 2 left it
+        db.execute("ALTER TABLE successes DROP COLUMN manifest")
+        db.execute("UPDATE meta SET value='2' WHERE key='schema'")
+    (tmp_path / "s" / "manifests").mkdir()
+    (tmp_path / "s" / "manifests" / f"{OUTPUT}.json").write_text(manifest.to_json())
+    store = LocalStore(tmp_path / "s")
+    assert store.manifest(OUTPUT) == manifest
+    assert store.check_output(OUTPUT, deep=True) is None
+    (tmp_path / "s" / "manifests" / f"{OUTPUT}.json").write_text('{"f": [4, "0000"]}')
+    assert store.check_output(OUTPUT, deep=True) == "its file f was modified"
 
 
 def test_many_processes_creating_one_new_store_at_once_all_succeed(tmp_path: Path) -> None:

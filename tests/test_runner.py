@@ -160,8 +160,8 @@ def test_retries_try_again_and_keep_each_attempts_log(store: LocalStore, tmp_pat
             TaskDef(
                 "flaky",
                 {
-                    "command": f"echo try >> {counter}; [ $(wc -l < {counter}) -ge 2 ] && touch "
-                    '"$ALAMODE_OUTPUT/ok"',
+                    "command": f"echo try >> {counter}; echo try $(wc -l < {counter}); "
+                    f'[ $(wc -l < {counter}) -ge 2 ] && touch "$ALAMODE_OUTPUT/ok"',
                     "retries": 2,
                 },
             )
@@ -171,10 +171,18 @@ def test_retries_try_again_and_keep_each_attempts_log(store: LocalStore, tmp_pat
     assert report.scheduler.succeeded
     assert kinds(events)["retry"] == ["flaky"]
     assert [row["status"] for row in store.history("flaky", 5)] == ["succeeded", "failed"]
-    assert sorted(p.name for p in (store.root / "logs" / plan.output("flaky")).iterdir()) == [
-        "1.log",
-        "2.log",
-    ]
+    logs = store.root / "logs" / plan.output("flaky")
+    assert sorted(p.name for p in logs.iterdir()) == ["1.log", "2.log"]
+    assert [(logs / f"{n}.log").read_text() for n in (1, 2)] == ["try 1\n", "try 2\n"]
+
+
+def test_a_command_that_prints_nothing_leaves_no_log_file(store: LocalStore) -> None:
+    plan = compile_plan({}, [TaskDef("quiet", {"command": 'touch "$ALAMODE_OUTPUT/x"'})])
+    report, _ = run(plan, store)
+    assert report.scheduler.succeeded
+    assert not (store.root / "logs" / plan.output("quiet")).exists()
+    [row] = store.history("quiet", 5)
+    assert row["log"] == f"logs/{plan.output('quiet')}/1.log"  # where it would have been
 
 
 def test_bad_engine_keys_are_refused_before_anything_runs(store: LocalStore) -> None:

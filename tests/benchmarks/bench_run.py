@@ -131,9 +131,8 @@ def populate(plan_path: Path, store_root: Path) -> None:
     for name in plan.tasks:
         output = plan.output(name)
         (store_root / "outputs" / output).mkdir()
-        (store_root / "manifests" / f"{output}.json").write_text("{}")
         db.execute(
-            "INSERT INTO successes VALUES (?, ?, ?, ?, ?, 0.01, 'local', 0, 0)",
+            "INSERT INTO successes VALUES (?, ?, ?, ?, ?, 0.01, 'local', 0, 0, '{}')",
             (output, name, plan.digest, run, now),
         )
     db.execute("COMMIT")
