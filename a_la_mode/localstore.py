@@ -190,6 +190,8 @@ class LocalStore:
                 (self.root / sub).mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise StoreError(f"cannot create store {self.root}: {err.strerror}") from None
+        self._root = str(self.root)  # str paths on the hot paths: pathlib costs microseconds
+        self._outputs = str(self.root / "outputs")
         self._db = self._open_db()
         self._journal: _Journal | None = None  # outputs published by the run in progress
 
@@ -290,7 +292,7 @@ class LocalStore:
         return sorted(row[0] for row in rows)
 
     def output_path(self, output_id: str) -> Path:
-        return self.root / "outputs" / checked_id(output_id)
+        return Path(self._outputs, checked_id(output_id))
 
     def fetch(self, output_id: str) -> Path:
         """The output's directory, ready to read as an input (here: it already is)."""
@@ -372,14 +374,14 @@ class LocalStore:
         (count,) = self._db.execute(
             "SELECT COUNT(*) FROM attempts WHERE output=?", (output_id,)
         ).fetchone()
-        log = self.root / "logs" / checked_id(output_id) / f"{count + 1}.log"
+        log = f"logs/{checked_id(output_id)}/{count + 1}.log"
         cursor = self._db.execute(
             "INSERT INTO attempts (run, task, output, attempt, started, status, log) "
             "VALUES (?, ?, ?, ?, ?, 'running', ?)",
-            (run, task, output_id, count + 1, time.time(), str(log.relative_to(self.root))),
+            (run, task, output_id, count + 1, time.time(), log),
         )
         assert cursor.lastrowid is not None
-        return cursor.lastrowid, log
+        return cursor.lastrowid, Path(self._root, log)
 
     def drop_attempts(self, attempts: list[int]) -> None:
         """Forget attempts claimed but never started (the run stopped before they could)."""
@@ -483,7 +485,7 @@ class LocalStore:
         with _transaction(self._db):
             for output_id, task in wanted:
                 lease = self._lease(output_id, run)
-                if lease.state == "ours" and not self.output_path(output_id).exists():
+                if lease.state == "ours" and not os.path.exists(f"{self._outputs}/{output_id}"):
                     row, log = self._insert_attempt(run, task, output_id)
                     lease = Lease("ours", attempt=row, log=log)
                 leases.append(lease)
@@ -527,7 +529,7 @@ class LocalStore:
     def staging_path(self, output_id: str) -> Path:
         """A fresh staging directory's name, not created yet: the runner's worker threads
         create it, off the main thread's critical path."""
-        return self.root / "staging" / f"{checked_id(output_id)}.{os.getpid()}.{_random()}"
+        return Path(self._root, "staging", f"{checked_id(output_id)}.{os.getpid()}.{_random()}")
 
     def adopt_orphans(self) -> dict[str, str]:
         """Settle the journals of runners that were killed: an output they published but

@@ -33,7 +33,9 @@ class LocalEngine:
         self._running: set[subprocess.Popen[bytes]] = set()
         self._lock = threading.Lock()
         self._stopping = False
-        self._environ = dict(os.environ)  # read once: os.environ decodes on every access
+        # This process's environment, encoded once: encoding forty variables for every
+        # command was a measurable share of starting one.
+        self._environ = {os.fsencode(k): os.fsencode(v) for k, v in os.environ.items()}
 
     def check(self) -> None:
         """Nothing to check: a POSIX shell is always at /bin/sh."""
@@ -43,7 +45,9 @@ class LocalEngine:
 
     def run(self, job: Job) -> Result:
         argv = ["/bin/sh", "-c", job.command] if isinstance(job.command, str) else job.command
-        env = {**self._environ, **job.env, **job.environment()}
+        env = self._environ.copy()
+        for key, value in (*job.env.items(), *job.environment().items()):
+            env[os.fsencode(key)] = os.fsencode(value)
         started = time.monotonic()
         with LogFile(job.log_path) as log:
             reader, writer = os.pipe()
