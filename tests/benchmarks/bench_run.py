@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -71,18 +72,29 @@ def write_makefile(dag: list[tuple[str, list[str]]], folder: Path) -> Path:
 
 
 def timed(command: list[str], cwd: Path, stdin: str | None = None) -> float:
+    return timed_with_cpu(command, cwd, stdin)[0]
+
+
+def timed_with_cpu(command: list[str], cwd: Path, stdin: str | None = None) -> tuple[float, float]:
+    """Wall seconds, and CPU seconds (user + system) of the command and everything it ran."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run(command, cwd=cwd, input=stdin, text=True, capture_output=True)
     seconds = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode not in (0,):
         raise SystemExit(f"{command[:3]} failed ({done.returncode}): {done.stderr[-300:]}")
-    return seconds
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return seconds, cpu
 
 
 def cold(tasks: int, rounds: int, where: Path) -> None:
     print(f"cold runs, {tasks:,} trivial tasks, 2 at a time; medians of {rounds} rounds")
-    print("| shape | alamode run -j 2 | floor | make -j2 | alamode / floor | alamode / make |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    print(
+        "| shape | alamode run -j 2 | floor | make -j2 | alamode / floor | alamode / make "
+        "| CPU: alamode / floor |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     # Nothing is deleted until the end: ext4 allocates new inodes slowly for a minute after
     # many were deleted (it skips recently deleted ones), which would tax whichever contender
     # runs after a clean-up. Round 0 warms up and is not counted; the order rotates.
@@ -92,6 +104,7 @@ def cold(tasks: int, rounds: int, where: Path) -> None:
             # A chain cannot run two at a time: its floor spawns the commands one by one.
             parallel = "1" if kind == "chain" else "2"
             times = {"alamode": [], "floor": [], "make": []}  # type: dict[str, list[float]]
+            cpus = {"alamode": [], "floor": [], "make": []}  # type: dict[str, list[float]]
             for number in range(rounds + 1):
                 folder = Path(top, f"{kind}-{number}")
                 folder.mkdir()
@@ -106,15 +119,21 @@ def cold(tasks: int, rounds: int, where: Path) -> None:
                 order = list(contenders)
                 for key in order[number % 3 :] + order[: number % 3]:
                     stdin = "\n".join(name for name, _ in dag) + "\n" if key == "floor" else None
-                    seconds = timed(contenders[key], folder, stdin)
+                    seconds, cpu = timed_with_cpu(contenders[key], folder, stdin)
                     if number:
                         times[key].append(seconds)
+                        cpus[key].append(cpu)
                     os.sync()
             ours, floor, make = (statistics.median(times[k]) for k in ("alamode", "floor", "make"))
+            cpu_ratio = statistics.median(cpus["alamode"]) / statistics.median(cpus["floor"])
             print(
                 f"| {kind} | {ours:.2f} s | {floor:.2f} s (xargs -P {parallel}) | {make:.2f} s | "
-                f"{ours / floor:.2f}× | {ours / make:.2f}× |"
+                f"{ours / floor:.2f}× | {ours / make:.2f}× | {cpu_ratio:.2f}× |"
             )
+        startup = [timed_with_cpu([*ALAMODE, "--version"], Path(top)) for _ in range(5)]
+        wall = statistics.median(seconds for seconds, _ in startup)
+        cpu = statistics.median(cpu for _, cpu in startup)
+        print(f"start-up alone (alamode --version): {wall:.2f} s, {cpu:.2f} s CPU")
 
 
 def populate(plan_path: Path, store_root: Path) -> None:
