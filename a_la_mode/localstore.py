@@ -4,7 +4,7 @@
       outputs/<output-id>/      immutable once published
       staging/                  in-flight work: <output-id>.<pid>.<random>/, and each
                                 runner's journal.<pid>.<random> of outputs it published
-      logs/<output-id>/<n>.log  one log per attempt
+      logs/<output-id>/<n>.log  one log per attempt that printed anything
       plans/<digest>.bencode    every plan ever run
       state.sqlite              runs, attempts, successes, leases (schema version in `meta`)
 
@@ -602,19 +602,14 @@ class LocalStore:
         if self._journal is not None:
             self._journal.append(output_id, manifest)
         pause_point("before-rename")
+        if target.exists():  # an orphan of a runner killed before recording success
+            self.discard_output(target)
         try:
-            _rename_into_place(staging, target)
+            os.rename(staging, target)
         except OSError as err:
             if err.errno not in (errno.ENOTEMPTY, errno.EEXIST):
                 raise
-            # an orphan of a runner killed before recording success: ours replaces it
-            self.discard_output(target)
-            try:
-                _rename_into_place(staging, target)
-            except OSError as again:
-                if again.errno not in (errno.ENOTEMPTY, errno.EEXIST):
-                    raise
-                raise StoreError(f"output {output_id[:12]} appeared while publishing") from None
+            raise StoreError(f"output {output_id[:12]} appeared while publishing") from None
         pause_point("before-record")
         return manifest
 
@@ -815,7 +810,7 @@ class _Journal:
 
 def _seal(root: Path) -> Manifest:
     """Hash every regular file below ``root`` and take away every write permission, in one
-    walk (``Manifest.of_directory`` and ``_set_writable(root, False)`` together)."""
+    walk: what ``Manifest.of_directory`` and a read-only ``chmod -R`` would do apart."""
     files: dict[str, tuple[int, str]] = {}
 
     def walk(folder: str, prefix: str) -> None:
@@ -844,24 +839,14 @@ def _read_only(path: str) -> None:
     os.chmod(path, os.stat(path).st_mode & ~0o222)
 
 
-def _rename_into_place(staging: Path, target: Path) -> None:
-    """``rename(2)``, but never onto an existing directory, even an empty one: that is an
-    orphan to inspect and discard (plain ``rename`` would silently replace it)."""
-    if target.exists():
-        raise OSError(errno.EEXIST, "output exists", str(target))
-    os.rename(staging, target)
-
-
-def _set_writable(root: Path, writable: bool) -> None:
-    """Add or remove write permission on ``root`` and everything below it."""
+def _make_writable(root: Path) -> None:
+    """Give back write permission to ``root`` and everything below it (to remove it)."""
     for folder, dirs, files in os.walk(root):
         for name in [*dirs, *files]:
             path = Path(folder, name)
             if not path.is_symlink():
-                mode = path.stat().st_mode
-                path.chmod(mode | 0o200 if writable else mode & ~0o222)
-    mode = root.stat().st_mode
-    root.chmod(mode | 0o200 if writable else mode & ~0o222)
+                path.chmod(path.stat().st_mode | 0o200)
+    root.chmod(root.stat().st_mode | 0o200)
 
 
 def _remove_tree(root: Path) -> None:
@@ -869,7 +854,7 @@ def _remove_tree(root: Path) -> None:
     if not root.exists():
         return
     with contextlib.suppress(OSError):
-        _set_writable(root, True)
+        _make_writable(root)
     shutil.rmtree(root, ignore_errors=True)
 
 

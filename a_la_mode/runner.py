@@ -285,8 +285,8 @@ class _Runner:
         return True
 
     def _withdraw_reserved(self) -> None:
-        """The run stopped (a failure, without --keep-going): claimed tasks not yet handed
-        to a worker never start; their attempts are dropped and their leases released."""
+        """The run stopped (a failure without --keep-going, or Ctrl-C): claimed tasks not yet
+        handed to a worker never start; their attempts are dropped, their leases released."""
         if not self.reserved:
             return
         self.store.drop_attempts([attempt.row for attempt in self.reserved])
@@ -451,11 +451,11 @@ class _Runner:
                     self.running[row].started = True
                 elif kind == "finished" and isinstance(outcome, tuple):
                     seconds[row] = outcome[0].seconds
-        never = [*self.reserved, *(a for a in self.running.values() if not a.started)]
+        self._withdraw_reserved()
+        never = [attempt for attempt in self.running.values() if not attempt.started]
         self.store.drop_attempts([attempt.row for attempt in never])
         for row, attempt in self.running.items():
             if attempt.started:
                 self.store.end_attempt(row, "interrupted", seconds.get(row, 0.0), None, None, False)
             shutil.rmtree(attempt.job.output_dir, ignore_errors=True)
-        for attempt in [*self.reserved, *self.running.values()]:
             self.store.release(attempt.job.output_id)
