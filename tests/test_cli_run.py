@@ -97,6 +97,10 @@ def test_status_explain_history_log_provenance(tmp_path: Path) -> None:
     )
     history = json.loads(alamode("history", "c", "--json", cwd=tmp_path).stdout)
     assert history[0]["exit_code"] == 4
+    shown = json.loads(alamode("show", "p.yaml", "--json", cwd=tmp_path).stdout)
+    never = alamode("log", shown["tasks"]["d"]["output"], cwd=tmp_path)  # blocked: no attempt
+    assert never.returncode == 2 and never.stderr.count("\n") == 1, never.stderr
+    assert "error: no attempts of " in never.stderr and "Traceback" not in never.stderr
     (tmp_path / "p.yaml").write_text(
         DIAMOND.replace("echo broken >&2; exit 4", "echo fixed; touch $ALAMODE_OUTPUT/c")
     )

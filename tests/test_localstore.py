@@ -148,6 +148,8 @@ def test_a_killed_runner_s_journal_is_settled_by_the_next_run(tmp_path: Path) ->
         store.publish(output, staging)
     [journal] = (tmp_path / "s" / "staging").glob("journal.*")
     assert store.adopt_orphans() == {}  # its runner (this process) is alive: not settled yet
+    with journal.open("a") as torn:  # killed mid-write: half a line
+        torn.write('{"output": "' + plan.output("kept")[:20])
     journal.rename(journal.with_name(f"journal.{dead_pid()}.0000"))
     changed = store.output_path(plan.output("changed")) / "f"
     changed.chmod(0o644)
