@@ -1,7 +1,9 @@
 """The local engine: each task's command as a subprocess of this machine.
 
-A ``command`` string runs through ``/bin/sh -c``; a list runs as argv, without a shell. Each
-command gets its own process group, so a timeout or Ctrl-C ends everything it started.
+A ``command`` string runs through ``/bin/sh -c``; a list runs as argv, without a shell (found
+on the task's own PATH). Each command gets its own process group, so a timeout or Ctrl-C ends
+everything it started. Commands start with ``posix_spawn``: of ``subprocess.Popen``'s work,
+only what a command needs (a new session, default signal handling, no inherited descriptors).
 Output (stdout and stderr together) comes through a pipe into the attempt's log file, which
 is only created if the command prints something.
 """
@@ -9,10 +11,11 @@ is only created if the command prints something.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import select
+import shutil
 import signal
-import subprocess
 import threading
 import time
 from collections.abc import Mapping
@@ -30,12 +33,13 @@ class LocalEngine:
     name = "local"
 
     def __init__(self) -> None:
-        self._running: set[subprocess.Popen[bytes]] = set()
+        self._running: set[_Child] = set()
         self._lock = threading.Lock()
         self._stopping = False
         # This process's environment, encoded once: encoding forty variables for every
         # command was a measurable share of starting one.
         self._environ = {os.fsencode(k): os.fsencode(v) for k, v in os.environ.items()}
+        _keep_inherited_descriptors_to_ourselves()
 
     def check(self) -> None:
         """Nothing to check: a POSIX shell is always at /bin/sh."""
@@ -52,14 +56,7 @@ class LocalEngine:
         with LogFile(job.log_path) as log:
             reader, writer = os.pipe()
             try:
-                process = subprocess.Popen(
-                    argv,
-                    stdin=subprocess.DEVNULL,
-                    stdout=writer,
-                    stderr=subprocess.STDOUT,
-                    env=env,
-                    start_new_session=True,
-                )
+                process = _Child.spawn(argv, env, writer)
             except OSError as err:
                 os.close(reader)
                 log.write(f"alamode: cannot start {argv[0]}: {err.strerror}\n".encode())
@@ -79,7 +76,7 @@ class LocalEngine:
                 if timed_out:
                     log.write(f"\nalamode: timed out after {job.timeout} s; stopping it\n".encode())
                     _end_group(process)
-                process.wait()
+                process.wait(None)
             finally:
                 with self._lock:
                     self._running.discard(process)
@@ -88,6 +85,7 @@ class LocalEngine:
                 os.close(reader)
         seconds = time.monotonic() - started
         code = process.returncode
+        assert code is not None  # waited for above
         if code < 0:
             return Result(None, seconds, signal=-code, timed_out=timed_out)
         return Result(code, seconds, timed_out=timed_out)
@@ -100,9 +98,7 @@ class LocalEngine:
             _end_group(process)
 
 
-def _copy_until_exit(
-    process: subprocess.Popen[bytes], reader: int, log: LogFile, timeout: int | None
-) -> bool:
+def _copy_until_exit(process: _Child, reader: int, log: LogFile, timeout: int | None) -> bool:
     """Copy the command's output into its log until the command exits (True) or its time is
     up (False). Waits on a pidfd, so a background child holding the pipe open cannot keep
     us waiting after the command itself has ended."""
@@ -149,7 +145,7 @@ def _drain(reader: int, log: LogFile) -> None:
             log.write(data)
 
 
-def _end_group(process: subprocess.Popen[bytes]) -> None:
+def _end_group(process: _Child) -> None:
     """SIGTERM the command's whole process group, then SIGKILL what is left."""
     for sig, wait in ((signal.SIGTERM, GRACE_SECONDS), (signal.SIGKILL, None)):
         try:
@@ -163,11 +159,83 @@ def _end_group(process: subprocess.Popen[bytes]) -> None:
             return
         except ProcessLookupError:
             return
-        except subprocess.TimeoutExpired:
+        except TimeoutError:
             continue
 
 
-def _kill_leftovers(process: subprocess.Popen[bytes]) -> None:
+def _kill_leftovers(process: _Child) -> None:
     """Background children a command left behind must not write into a published output."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, signal.SIGKILL)
+
+
+class _Child:
+    """A command started with ``posix_spawn`` (a vfork and an exec, with none of
+    ``subprocess.Popen``'s work in Python per command) in a new session, so its process group
+    can be ended as one. Standard input is ``/dev/null``; stdout and stderr go to ``output``."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None  # as Popen's: -N when killed by signal N
+        self._lock = threading.Lock()  # the worker and a Ctrl-C may both wait for it
+
+    @classmethod
+    def spawn(cls, argv: list[str], env: dict[bytes, bytes], output: int) -> _Child:
+        """Start ``argv``; OSError (with ``strerror``) when it cannot be run."""
+        path = _find_program(argv[0], env)
+        pid = os.posix_spawn(
+            path,
+            argv,
+            env,
+            file_actions=[
+                (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                (os.POSIX_SPAWN_DUP2, output, 1),
+                (os.POSIX_SPAWN_DUP2, output, 2),
+            ],
+            setsid=True,
+            # Python ignores SIGPIPE and SIGXFSZ; a command gets the defaults, as from a shell.
+            setsigdef=(signal.SIGPIPE, signal.SIGXFSZ),
+        )
+        return cls(pid)
+
+    def poll(self) -> int | None:
+        """The exit status if the command has ended (reaping it), else None."""
+        with self._lock:
+            if self.returncode is None:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+                if pid:
+                    self.returncode = os.waitstatus_to_exitcode(status)
+            return self.returncode
+
+    def wait(self, timeout: float | None) -> int:
+        """Wait for the command to end; TimeoutError after ``timeout`` seconds."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while (code := self.poll()) is None:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"process {self.pid} still running")
+            time.sleep(0.005)
+        return code
+
+
+def _find_program(name: str, env: dict[bytes, bytes]) -> str:
+    """Where ``name`` is, searched in the command's own PATH as a shell would."""
+    if "/" in name:
+        return name
+    search = env.get(b"PATH", os.defpath.encode())
+    found = shutil.which(name, path=os.fsdecode(search))
+    if found is None:
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), name)
+    return found
+
+
+def _keep_inherited_descriptors_to_ourselves() -> None:
+    """Mark every descriptor above stderr that this process inherited as close-on-exec, so
+    that no command sees them (what ``Popen(close_fds=True)`` does for each command).
+    Python makes every descriptor it opens close-on-exec already."""
+    with contextlib.suppress(OSError):
+        for entry in os.listdir("/proc/self/fd"):
+            fd = int(entry)
+            if fd > 2:
+                with contextlib.suppress(OSError):
+                    if os.get_inheritable(fd):
+                        os.set_inheritable(fd, False)

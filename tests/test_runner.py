@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -226,3 +228,56 @@ def test_a_modified_output_is_reported_verified_and_redone(store: LocalStore) ->
 def test_durations_are_recorded_for_priorities(store: LocalStore) -> None:
     run(pipeline(), store)
     assert set(store.durations()) == {"top", "copy", "env", "argv", "join"}
+
+
+def test_a_command_gets_none_of_the_runners_descriptors(store: LocalStore) -> None:
+    """Like a shell's child: stdin, stdout and stderr only, even when this process inherited
+    an open descriptor that was not close-on-exec."""
+    reader, writer = os.pipe()
+    os.set_inheritable(writer, True)
+    try:
+        plan = compile_plan(
+            {}, [TaskDef("fds", {"command": 'ls /proc/self/fd > "$ALAMODE_OUTPUT/fds"'})]
+        )
+        report, _ = run(plan, store)
+    finally:
+        os.close(reader)
+        os.close(writer)
+    assert report.scheduler.succeeded
+    fds = (store.output_path(plan.output("fds")) / "fds").read_text().split()
+    assert sorted(int(fd) for fd in fds) == [0, 1, 2, 3]  # 3: the directory ls is reading
+
+
+def test_a_command_gets_default_signal_handling(store: LocalStore) -> None:
+    """Python ignores SIGPIPE; a command must not inherit that (``yes | head`` would spin)."""
+    plan = compile_plan(
+        {}, [TaskDef("sig", {"command": 'grep SigIgn /proc/self/status > "$ALAMODE_OUTPUT/ign"'})]
+    )
+    run(plan, store)
+    ignored = int((store.output_path(plan.output("sig")) / "ign").read_text().split()[1], 16)
+    assert not ignored & (1 << (signal.SIGPIPE - 1))
+
+
+def test_a_command_list_is_found_on_the_tasks_own_path(store: LocalStore, tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    tool = bin_dir / "make-greeting"
+    tool.write_text('#!/bin/sh\necho "$1" > "$ALAMODE_OUTPUT/greeting"\n')
+    tool.chmod(0o755)
+    plan = compile_plan(
+        {},
+        [
+            TaskDef(
+                "tool",
+                {"command": ["make-greeting", "hi"], "env": {"PATH": f"{bin_dir}:/usr/bin:/bin"}},
+            ),
+            TaskDef("missing", {"command": ["no-such-program-here"]}),
+        ],
+    )
+    report, events = run(plan, store, keep_going=True)
+    assert (store.output_path(plan.output("tool")) / "greeting").read_text() == "hi\n"
+    assert report.scheduler.status["missing"].reason == (
+        "cannot start no-such-program-here: No such file or directory"
+    )
+    (fail,) = [e for e in events if e.kind == "fail"]
+    assert "cannot start no-such-program-here" in Path(fail.log).read_text()
