@@ -15,6 +15,7 @@ import typer
 from . import render
 from .cli import JsonOption, app, open_source, store_at
 from .errors import AlamodeError
+from .localstore import LocalStore
 from .plugins import describe_engines, load_engine
 from .queries import explain as explain_task
 from .queries import gc_candidates, resolve_output, task_states
@@ -31,6 +32,13 @@ StoreOption = Annotated[
     typer.Option("--store", "-s", help="Store directory (default: $ALAMODE_STORE or .alamode)."),
 ]
 PLAN_HELP = "A plan file or a spec file (compiled on the fly)."
+
+
+def settled(store: LocalStore) -> LocalStore:
+    """``store``, with the runs of runners that were killed marked so: their unfinished
+    attempts then read as killed, not as running forever."""
+    store.settle_dead_runs()
+    return store
 
 
 @runtime_checkable
@@ -114,7 +122,8 @@ def status(
     json_: JsonOption = False,
 ) -> None:
     """Each task as done / would run / blocked / failed last time, with the reason."""
-    states = task_states(open_source(source), store_at(store or store_of(source)), target)
+    the_store = settled(store_at(store or store_of(source)))
+    states = task_states(open_source(source), the_store, target)
     render.status_table(states, json_)
 
 
@@ -126,7 +135,7 @@ def explain(
 ) -> None:
     """Why TASK will or won't run; what changed since its last success."""
     plan = open_source(source)
-    for line in explain_task(plan, store_at(store or store_of(source)), task):
+    for line in explain_task(plan, settled(store_at(store or store_of(source))), task):
         render.text(line)
 
 
@@ -138,7 +147,7 @@ def history(
     json_: JsonOption = False,
 ) -> None:
     """Recent attempts: run, task, attempt, duration, exit status."""
-    render.history_table(store_at(store).history(task, limit), json_)
+    render.history_table(settled(store_at(store)).history(task, limit), json_)
 
 
 @app.command()

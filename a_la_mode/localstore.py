@@ -458,7 +458,7 @@ class LocalStore:
         rows = _dicts(
             self._db.execute(
                 "SELECT status, exit_code, signal, timed_out, oom_killed, log FROM attempts "
-                "WHERE output=? ORDER BY id DESC LIMIT 1",
+                "WHERE output=? AND status != 'running' ORDER BY id DESC LIMIT 1",
                 (output_id,),
             )
         )
@@ -697,6 +697,25 @@ class LocalStore:
             "SELECT plan FROM runs GROUP BY plan ORDER BY MAX(id) DESC LIMIT ?", (keep,)
         )
         return [row[0] for row in rows]
+
+    def settle_dead_runs(self) -> list[int]:
+        """Runs of this host still marked running whose process is gone (killed, or the
+        machine went down): mark each, and its attempts that never finished, ``killed``.
+        Returns their IDs. What such a runner published is settled by ``adopt_orphans``."""
+        rows = self._db.execute(
+            "SELECT id, pid FROM runs WHERE status='running' AND host=?", (HOST,)
+        ).fetchall()
+        dead = [run for run, pid in rows if not pid_alive(pid)]
+        if dead:
+            marks = ",".join("?" * len(dead))
+            with _transaction(self._db):
+                self._db.execute(f"UPDATE runs SET status='killed' WHERE id IN ({marks})", dead)
+                self._db.execute(
+                    f"UPDATE attempts SET status='killed' WHERE status='running' "
+                    f"AND run IN ({marks})",
+                    dead,
+                )
+        return dead
 
     def active_runs(self) -> list[int]:
         """Runs still marked running whose process is alive (on this host, or elsewhere)."""

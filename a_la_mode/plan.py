@@ -52,6 +52,8 @@ class Plan(BaseModel):
     _legacy: bool = PrivateAttr(default=False)
     # Each task encoded around its output, kept by the compiler so saving re-encodes nothing.
     _parts: dict[str, tuple[bytes, bytes]] | None = PrivateAttr(default=None)
+    # A plan read from a file keeps the file's bytes: writing it again re-encodes nothing.
+    _raw: bytes | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _verify(self) -> Plan:
@@ -119,6 +121,9 @@ class Plan(BaseModel):
 
     def iter_bytes(self) -> Iterator[bytes]:
         """The canonical file bytes, in pieces of about one task each."""
+        if self._raw is not None:
+            yield self._raw
+            return
         top = self.to_dict()
         yield b"d"
         for key in sorted(top):
@@ -236,6 +241,7 @@ def _read(data: bytes) -> Plan:
     )
     plan._legacy = legacy
     plan._digest = hashlib.sha256(data).hexdigest()
+    plan._raw = bytes(data)  # a no-op for bytes; a copy of anything mutable
     return plan
 
 

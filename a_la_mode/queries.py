@@ -67,6 +67,8 @@ def describe_attempt(row: dict[str, Any]) -> str:
         return f"killed by signal {row['signal']}"
     if row.get("status") == "interrupted":
         return "interrupted"
+    if row.get("status") == "killed":
+        return "its runner was killed before it finished"
     return f"exited with status {row.get('exit_code')}"
 
 

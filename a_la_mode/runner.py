@@ -122,6 +122,7 @@ def run_plan(
     started = time.monotonic()
     names = wanted(plan, options.targets)
     adopted = store.adopt_orphans()  # published by a runner killed before recording them
+    store.settle_dead_runs()  # and what else it had begun is marked killed in the history
     store.clean_staging()
     done = store.successes(plan.tasks[name]["output"] for name in names)
     to_run = [n for n in names if plan.tasks[n]["output"] not in done]

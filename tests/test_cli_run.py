@@ -200,6 +200,11 @@ def test_sigkill_of_the_runner_mid_task_leaves_nothing_trusted(tmp_path: Path) -
     kill_task_group(tmp_path)
     store = LocalStore(tmp_path / ".alamode")
     assert store.recorded_outputs() == {} and store.stored_outputs() == []
+    [attempt] = json.loads(alamode("history", "--json", cwd=tmp_path).stdout)
+    assert (attempt["task"], attempt["status"]) == ("slow", "killed")  # not "running" forever
+    status = json.loads(alamode("status", "p.yaml", "--json", cwd=tmp_path).stdout)
+    assert {"task": "slow", "label": "failed last time"}.items() <= status[0].items()
+    assert status[0]["reason"].startswith("its runner was killed before it finished")
     (tmp_path / "slow").unlink()
     again = alamode("run", "p.yaml", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
@@ -211,6 +216,7 @@ def test_sigkill_of_the_runner_mid_task_leaves_nothing_trusted(tmp_path: Path) -
         / next(p.name for p in (tmp_path / ".alamode" / "plans").iterdir())
     )
     assert (store.output_path(plan.output("after")) / "r").read_text() == "done\n"
+    assert [run["status"] for run in store.runs(5)] == ["succeeded", "killed"]
 
 
 @pytest.mark.parametrize(("step", "rerun"), [("before-rename", True), ("before-record", False)])
