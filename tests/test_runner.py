@@ -281,3 +281,13 @@ def test_a_command_list_is_found_on_the_tasks_own_path(store: LocalStore, tmp_pa
     )
     (fail,) = [e for e in events if e.kind == "fail"]
     assert "cannot start no-such-program-here" in Path(fail.log).read_text()
+
+
+def test_a_task_running_now_elsewhere_is_not_failed_last_time(store: LocalStore) -> None:
+    plan = pipeline()
+    run_id = store.begin_run(plan, "local")  # a live run (this process) is running "top"
+    store.begin_attempt(run_id, "top", plan.output("top"))
+    states = {s.task: s for s in task_states(plan, store)}
+    assert states["top"].label == "would run"
+    assert store.settle_dead_runs() == []  # its runner is alive: nothing is marked killed
+    assert store.history("top", 1)[0]["status"] == "running"
