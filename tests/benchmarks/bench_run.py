@@ -6,7 +6,13 @@
 ``cold``: N trivial tasks (``touch "$ALAMODE_OUTPUT/done"``) on an empty store, ``-j 2``, for
 three shapes (fan-out: independent tasks; chain; lattice of width 10), side by side with
 ``xargs -P 2`` spawning the same N shell commands (the floor: no scheduling at all) and
-``make -j2`` on a Makefile with the same DAG.
+``make -j2`` on a Makefile with the same DAG. A fourth contender, the *protocol floor*, is the
+least any runner that keeps alamode's promises must do per task, in a bare Python loop with
+no scheduling, database or threads: make a staging directory, spawn the same command into
+it, hash each file it wrote and make it read-only, rename the directory into place; one
+``syncfs`` at the end. It runs as two processes taking every other task (one for the chain),
+ignoring dependencies as ``xargs`` does. Between the floor and it lies the protocol's own
+cost; between it and ``alamode run``, alamode's.
 
 ``noop``: N tasks already done (a store holding exactly the rows and directories a run leaves,
 written directly to save set-up time): ``alamode run`` deciding there is nothing to do, next to
@@ -31,6 +37,35 @@ from pathlib import Path
 
 ALAMODE = [sys.executable, "-c", "from a_la_mode.cli import main; main()"]
 COMMAND = 'touch "$ALAMODE_OUTPUT/done"'
+PROTOCOL_FLOOR = """
+import ctypes, hashlib, os, sys
+root, command, workers = sys.argv[1], sys.argv[2], int(sys.argv[3])
+names = sys.stdin.read().split()
+children = []
+for worker in range(workers):
+    pid = os.fork()
+    if pid:
+        children.append(pid)
+        continue
+    env = dict(os.environ)
+    for name in names[worker::workers]:
+        stage = f"{root}/staging/{name}"
+        os.mkdir(stage)
+        env["ALAMODE_OUTPUT"] = stage
+        child = os.posix_spawn("/bin/sh", ["/bin/sh", "-c", command], env, setsid=True)
+        if os.waitpid(child, 0)[1] != 0:
+            os._exit(1)
+        for entry in os.scandir(stage):
+            with open(entry.path, "rb") as handle:
+                hashlib.file_digest(handle, "sha256")
+                os.fchmod(handle.fileno(), 0o444)
+        os.rename(stage, f"{root}/outputs/{name}")
+    os._exit(0)
+failed = [pid for pid in children if os.waitpid(pid, 0)[1] != 0]
+fd = os.open(root, os.O_RDONLY)
+ctypes.CDLL(None, use_errno=True).syncfs(fd)
+sys.exit(1 if failed else 0)
+"""
 
 
 def shape(kind: str, tasks: int) -> list[tuple[str, list[str]]]:
@@ -91,44 +126,58 @@ def timed_with_cpu(command: list[str], cwd: Path, stdin: str | None = None) -> t
 def cold(tasks: int, rounds: int, where: Path) -> None:
     print(f"cold runs, {tasks:,} trivial tasks, 2 at a time; medians of {rounds} rounds")
     print(
-        "| shape | alamode run -j 2 | floor | make -j2 | alamode / floor | alamode / make "
+        "| shape | alamode run -j 2 | floor | protocol floor | make -j2 | alamode / floor "
+        "| protocol floor / floor | alamode / protocol floor | alamode / make "
         "| CPU: alamode / floor |"
     )
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    keys = ("alamode", "floor", "protocol", "make")
     # Nothing is deleted until the end: ext4 allocates new inodes slowly for a minute after
     # many were deleted (it skips recently deleted ones), which would tax whichever contender
     # runs after a clean-up. Round 0 warms up and is not counted; the order rotates.
     with tempfile.TemporaryDirectory(dir=where) as top:
         for kind in ("fan-out", "lattice", "chain"):
             dag = shape(kind, tasks)
+            names = "\n".join(name for name, _ in dag) + "\n"
             # A chain cannot run two at a time: its floor spawns the commands one by one.
             parallel = "1" if kind == "chain" else "2"
-            times = {"alamode": [], "floor": [], "make": []}  # type: dict[str, list[float]]
-            cpus = {"alamode": [], "floor": [], "make": []}  # type: dict[str, list[float]]
+            times: dict[str, list[float]] = {key: [] for key in keys}
+            cpus: dict[str, list[float]] = {key: [] for key in keys}
             for number in range(rounds + 1):
                 folder = Path(top, f"{kind}-{number}")
                 folder.mkdir()
                 plan = write_plan(dag, folder)
                 write_makefile(dag, folder)
-                (folder / "floor").mkdir()
+                for sub in ("floor", "protocol/staging", "protocol/outputs"):
+                    (folder / sub).mkdir(parents=True)
                 contenders = {
                     "alamode": [*ALAMODE, "-q", "run", str(plan), "-j", "2", "--store", "store"],
                     "floor": ["xargs", "-P", parallel, "-I{}", "sh", "-c", 'touch "floor/{}"'],
+                    "protocol": [
+                        sys.executable,
+                        "-c",
+                        PROTOCOL_FLOOR,
+                        "protocol",
+                        COMMAND,
+                        parallel,
+                    ],
                     "make": ["make", "-j2", "-s"],
                 }
-                order = list(contenders)
-                for key in order[number % 3 :] + order[: number % 3]:
-                    stdin = "\n".join(name for name, _ in dag) + "\n" if key == "floor" else None
+                rotation = number % len(keys)
+                for key in keys[rotation:] + keys[:rotation]:
+                    stdin = names if key in ("floor", "protocol") else None
                     seconds, cpu = timed_with_cpu(contenders[key], folder, stdin)
                     if number:
                         times[key].append(seconds)
                         cpus[key].append(cpu)
                     os.sync()
-            ours, floor, make = (statistics.median(times[k]) for k in ("alamode", "floor", "make"))
+            ours, floor, protocol, make = (statistics.median(times[k]) for k in keys)
             cpu_ratio = statistics.median(cpus["alamode"]) / statistics.median(cpus["floor"])
             print(
-                f"| {kind} | {ours:.2f} s | {floor:.2f} s (xargs -P {parallel}) | {make:.2f} s | "
-                f"{ours / floor:.2f}× | {ours / make:.2f}× | {cpu_ratio:.2f}× |"
+                f"| {kind} | {ours:.2f} s | {floor:.2f} s (xargs -P {parallel}) | "
+                f"{protocol:.2f} s | {make:.2f} s | {ours / floor:.2f}× | "
+                f"{protocol / floor:.2f}× | "
+                f"{ours / protocol:.2f}× | {ours / make:.2f}× | {cpu_ratio:.2f}× |"
             )
         startup = [timed_with_cpu([*ALAMODE, "--version"], Path(top)) for _ in range(5)]
         wall = statistics.median(seconds for seconds, _ in startup)
