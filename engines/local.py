@@ -23,6 +23,8 @@ from typing import Any
 
 from a_la_mode.engine import Job, LogFile, Result
 
+from .spawn import spawn
+
 GRACE_SECONDS = 3.0  # between SIGTERM and SIGKILL
 READ_SIZE = 1 << 16
 
@@ -182,21 +184,7 @@ class _Child:
     @classmethod
     def spawn(cls, argv: list[str], env: dict[bytes, bytes], output: int) -> _Child:
         """Start ``argv``; OSError (with ``strerror``) when it cannot be run."""
-        path = _find_program(argv[0], env)
-        pid = os.posix_spawn(
-            path,
-            argv,
-            env,
-            file_actions=[
-                (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-                (os.POSIX_SPAWN_DUP2, output, 1),
-                (os.POSIX_SPAWN_DUP2, output, 2),
-            ],
-            setsid=True,
-            # Python ignores SIGPIPE and SIGXFSZ; a command gets the defaults, as from a shell.
-            setsigdef=(signal.SIGPIPE, signal.SIGXFSZ),
-        )
-        return cls(pid)
+        return cls(spawn(_find_program(argv[0], env), argv, env, output))
 
     def poll(self) -> int | None:
         """The exit status if the command has ended (reaping it), else None."""

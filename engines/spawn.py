@@ -1,0 +1,107 @@
+"""Start a command the way the local engine needs, without holding Python's GIL meanwhile.
+
+``os.posix_spawn`` keeps the GIL while the kernel starts the child: with glibc that is until
+the child has called ``exec``, a few hundred microseconds for ``/bin/sh``. Every other thread
+of alamode (the scheduler, the other workers) stands still for that long, once per task.
+Calling libc's ``posix_spawn`` through ``ctypes`` lets them run meanwhile: ``ctypes`` releases
+the GIL around foreign calls. That path is used on glibc 2.26 or later, whose ``posix_spawn``
+reports a failed ``exec`` (ENOENT...) and knows ``POSIX_SPAWN_SETSID``; elsewhere
+``os.posix_spawn``, with the same effect, is used.
+
+Either way the child gets: a new session (its own process group), SIGPIPE and SIGXFSZ at
+their defaults (Python ignores both), ``/dev/null`` as standard input and ``output`` as
+standard output and error. Descriptors opened by Python are close-on-exec, so nothing else
+is inherited.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import os
+import signal
+from typing import Any
+
+# glibc's values (spawn.h), the same on every Linux architecture.
+_POSIX_SPAWN_SETSIGDEF = 0x04
+_POSIX_SPAWN_SETSID = 0x80
+_OPAQUE_SIZE = 1024  # posix_spawnattr_t is 336 bytes, the file actions 80: room to spare
+_DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ)
+
+
+def spawn(path: str, argv: list[str], env: dict[bytes, bytes], output: int) -> int:
+    """Start ``path`` with ``argv`` and ``env``; return its pid. OSError (with ``strerror``)
+    when it cannot be started."""
+    libc = _glibc()
+    if libc is None:
+        return os.posix_spawn(
+            path,
+            argv,
+            env,
+            file_actions=[
+                (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                (os.POSIX_SPAWN_DUP2, output, 1),
+                (os.POSIX_SPAWN_DUP2, output, 2),
+            ],
+            setsid=True,
+            setsigdef=_DEFAULT_SIGNALS,
+        )
+    actions = ctypes.create_string_buffer(_OPAQUE_SIZE)
+    libc.posix_spawn_file_actions_init(actions)
+    try:
+        libc.posix_spawn_file_actions_addopen(actions, 0, b"/dev/null", os.O_RDONLY, 0)
+        libc.posix_spawn_file_actions_adddup2(actions, output, 1)
+        libc.posix_spawn_file_actions_adddup2(actions, output, 2)
+        args = [os.fsencode(arg) for arg in argv]
+        variables = [key + b"=" + value for key, value in env.items()]
+        pid = ctypes.c_int()
+        error = libc.posix_spawn(
+            ctypes.byref(pid),
+            os.fsencode(path),
+            actions,
+            _attributes(),
+            (ctypes.c_char_p * (len(args) + 1))(*args),
+            (ctypes.c_char_p * (len(variables) + 1))(*variables),
+        )
+    finally:
+        libc.posix_spawn_file_actions_destroy(actions)
+    if error:
+        raise OSError(error, os.strerror(error), path)
+    return pid.value
+
+
+@functools.cache
+def _glibc() -> Any:
+    """libc through ctypes when it is glibc 2.26 or later, else None."""
+    try:
+        name, version = (os.confstr("CS_GNU_LIBC_VERSION") or "").split()
+        if name != "glibc" or tuple(int(part) for part in version.split(".")[:2]) < (2, 26):
+            return None
+    except (ValueError, OSError):  # not glibc, or not a version we can read
+        return None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        function = libc.posix_spawn
+    except (OSError, AttributeError):
+        return None
+    pointer = ctypes.c_void_p
+    function.argtypes = [ctypes.POINTER(ctypes.c_int), ctypes.c_char_p, *[pointer] * 4]
+    function.restype = ctypes.c_int
+    return libc
+
+
+@functools.cache
+def _attributes() -> ctypes.Array[ctypes.c_char]:
+    """The spawn attributes every command shares: a new session, default signals."""
+    libc = _glibc()
+    attributes = ctypes.create_string_buffer(_OPAQUE_SIZE)
+    signals = ctypes.create_string_buffer(_OPAQUE_SIZE)
+    libc.posix_spawnattr_init(attributes)
+    libc.sigemptyset(signals)
+    for number in _DEFAULT_SIGNALS:
+        libc.sigaddset(signals, int(number))
+    libc.posix_spawnattr_setsigdefault(attributes, signals)
+    libc.posix_spawnattr_setflags(
+        attributes, ctypes.c_short(_POSIX_SPAWN_SETSIGDEF | _POSIX_SPAWN_SETSID)
+    )
+    return attributes
