@@ -68,6 +68,9 @@ sys.exit(1 if failed else 0)
 """
 
 
+SHAPES = ("fan-out", "lattice", "chain")
+
+
 def shape(kind: str, tasks: int) -> list[tuple[str, list[str]]]:
     """(name, deps) in topological order."""
     if kind == "fan-out":
@@ -123,7 +126,7 @@ def timed_with_cpu(command: list[str], cwd: Path, stdin: str | None = None) -> t
     return seconds, cpu
 
 
-def cold(tasks: int, rounds: int, where: Path) -> None:
+def cold(tasks: int, rounds: int, where: Path, shapes: list[str]) -> None:
     print(f"cold runs, {tasks:,} trivial tasks, 2 at a time; medians of {rounds} rounds")
     print(
         "| shape | alamode run -j 2 | floor | protocol floor | make -j2 | alamode / floor "
@@ -136,7 +139,7 @@ def cold(tasks: int, rounds: int, where: Path) -> None:
     # many were deleted (it skips recently deleted ones), which would tax whichever contender
     # runs after a clean-up. Round 0 warms up and is not counted; the order rotates.
     with tempfile.TemporaryDirectory(dir=where) as top:
-        for kind in ("fan-out", "lattice", "chain"):
+        for kind in shapes:
             dag = shape(kind, tasks)
             names = "\n".join(name for name, _ in dag) + "\n"
             # A chain cannot run two at a time: its floor spawns the commands one by one.
@@ -236,10 +239,16 @@ def main() -> None:
     parser.add_argument(
         "--dir", type=Path, default=Path.cwd(), help="where the stores go (default: here)"
     )
+    parser.add_argument(
+        "--shape",
+        action="append",
+        choices=SHAPES,
+        help="cold: only this shape (repeatable; default: all three)",
+    )
     args = parser.parse_args()
     os.environ.pop("ALAMODE_STORE", None)
     if args.mode == "cold":
-        cold(args.tasks or 1000, args.rounds, args.dir)
+        cold(args.tasks or 1000, args.rounds, args.dir, args.shape or list(SHAPES))
     else:
         noop(args.tasks or 100_000)
 
