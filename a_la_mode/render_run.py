@@ -14,18 +14,17 @@ import json
 import sys
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
-
-from rich.console import Console, Group
-from rich.markup import escape
-from rich.table import Table
-from rich.tree import Tree
+from typing import TYPE_CHECKING, Any
 
 from . import render
 from .plan import Plan
 from .queries import TaskState
 from .runner import Event, RunReport
 from .scheduler import Scheduler, wanted
+
+if TYPE_CHECKING:
+    from rich.console import Console, Group
+    from rich.tree import Tree
 
 SHORT_ID = 12
 
@@ -36,7 +35,7 @@ def _out(text: str) -> None:
 
 
 def _console() -> Console:
-    return render._out
+    return render.stdout()
 
 
 @contextlib.contextmanager
@@ -99,6 +98,10 @@ class _LiveView:
         self.live.__exit__(None, None, None)
 
     def __rich__(self) -> Group:
+        from rich.console import Group
+        from rich.markup import escape
+        from rich.table import Table
+
         table = Table.grid(padding=(0, 2))
         now = time.monotonic()
         for name, since in list(self.running.items())[:10]:
@@ -108,6 +111,8 @@ class _LiveView:
         return Group(self.progress, table)
 
     def handle(self, event: Event) -> None:
+        from rich.markup import escape
+
         console = self.live.console
         if event.kind == "start":
             self.running[event.task] = time.monotonic()
@@ -163,6 +168,9 @@ def dry_run(order: list[str], scheduler: Scheduler, plan: Plan, as_json: bool) -
 
 
 def status_table(states: list[TaskState], as_json: bool) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
     if as_json:
         _out(json.dumps([s.__dict__ for s in states], indent=2))
         return
@@ -191,6 +199,9 @@ def _when(stamp: float | None) -> str:
 
 
 def history_table(rows: list[dict[str, Any]], as_json: bool) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
     if as_json:
         _out(json.dumps(rows, indent=2))
         return
@@ -231,6 +242,9 @@ def provenance_tree(node: dict[str, Any], as_json: bool) -> None:
 
 
 def _provenance_node(node: dict[str, Any], name: str | None) -> Tree:
+    from rich.markup import escape
+    from rich.tree import Tree
+
     label = f"[bold]{escape(node.get('task') or name or '?')}[/] {node['output'][:SHORT_ID]}"
     if not node["recorded"]:
         return Tree(label + "  [red]no success recorded[/]")
