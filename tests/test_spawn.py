@@ -1,0 +1,73 @@
+"""How the local engine starts a command: both ways (libc through ctypes, and os.posix_spawn
+where that is not available) must give the command the same start."""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+from collections.abc import Iterator
+
+import pytest
+
+from engines import spawn as spawn_module
+
+PROBE = (
+    'echo "sid=$(cut -d" " -f6 /proc/self/stat)"; echo "pid=$$"; '
+    'echo "stdin=$(readlink /proc/self/fd/0)"; '
+    'grep SigIgn /proc/self/status; echo "greeting=$GREETING"; echo oops >&2'
+)
+
+
+@pytest.fixture(params=["libc", "os.posix_spawn"])
+def way(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    if request.param == "os.posix_spawn":
+        monkeypatch.setattr(spawn_module, "_glibc", lambda: None)  # as on musl or macOS
+    elif spawn_module._glibc() is None:
+        pytest.skip("this libc is not glibc 2.26 or later")
+    yield request.param
+
+
+def run_probe(command: str) -> dict[str, str]:
+    reader, writer = os.pipe()
+    try:
+        pid = spawn_module.spawn(
+            "/bin/sh", ["/bin/sh", "-c", command], {b"GREETING": b"hi", b"PATH": b"/bin"}, writer
+        )
+    finally:
+        os.close(writer)
+    with os.fdopen(reader, "rb") as output:
+        text = output.read().decode()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    lines = [line.replace(":\t", "=") for line in text.splitlines()]
+    facts = dict(line.split("=", 1) for line in lines if "=" in line)
+    facts["stderr"] = "oops" if "oops" in lines else ""
+    return facts
+
+
+def test_a_command_starts_in_its_own_session_with_a_clean_start(way: str) -> None:
+    facts = run_probe(PROBE)
+    assert facts["sid"] == facts["pid"]  # a new session: its group can be ended as one
+    assert facts["stdin"] == "/dev/null"
+    assert facts["greeting"] == "hi"  # exactly the environment given
+    assert facts["stderr"] == "oops"  # stdout and stderr both go to the descriptor given
+    ignored = int(facts["SigIgn"], 16)
+    assert not ignored & (1 << (signal.SIGPIPE - 1))
+    assert not ignored & (1 << (signal.SIGXFSZ - 1))
+
+
+def test_a_missing_program_is_an_oserror_naming_it(way: str) -> None:
+    with pytest.raises(OSError) as raised:
+        spawn_module.spawn("/no/such/program", ["/no/such/program"], {}, 1)
+    assert raised.value.errno == errno.ENOENT
+    assert raised.value.strerror == "No such file or directory"
+
+
+def test_glibc_takes_the_path_that_releases_the_gil() -> None:
+    """On glibc 2.26+ (this project's CI) a silent fall-back to os.posix_spawn, which holds
+    the GIL while the child starts, would cost every run time; nothing else would notice."""
+    name, _, version = (os.confstr("CS_GNU_LIBC_VERSION") or "").partition(" ")
+    if name != "glibc" or tuple(int(p) for p in version.split(".")[:2]) < (2, 26):
+        pytest.skip("not glibc 2.26 or later")
+    assert spawn_module._glibc() is not None
