@@ -46,6 +46,9 @@ OPEN_TIMEOUT_SECONDS = 60
 SYNCFS_FROM_FILES = 4  # measured: one syncfs beats per-file fsyncs from a few files on
 OUTPUT_ID = re.compile(r"^[0-9a-f]{64}$")
 HOST = socket.gethostname()
+# How much later than a record its writer may seem to have started (the wall clock may have
+# been stepped since) before the record counts as another process's, its pid reused.
+CLOCK_SLACK_SECONDS = 60.0
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -168,14 +171,32 @@ def checked_id(output_id: str) -> str:
     return output_id
 
 
-def pid_alive(pid: int) -> bool:
+def pid_alive(pid: int, since: float | None = None) -> bool:
+    """Whether the process ``pid`` of this host that wrote something at ``since`` (Unix time)
+    is still running. A process with that pid which started after ``since`` is another one,
+    the pid reused: the writer is gone. Without ``since``, any process with that pid counts."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
+        pass
+    if since is None:
         return True
-    return True
+    started = process_start_time(pid)
+    return started is None or started <= since + CLOCK_SLACK_SECONDS
+
+
+def process_start_time(pid: int) -> float | None:
+    """When process ``pid`` started (Unix time), from /proc; None where that is unknown."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            fields = handle.read().rsplit(b")", 1)[1].split()
+        ticks = int(fields[19])  # field 22, starttime: clock ticks after boot
+        booted = time.time() - time.clock_gettime(time.CLOCK_BOOTTIME)
+        return booted + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError, AttributeError):
+        return None
 
 
 class LocalStore:
@@ -499,11 +520,11 @@ class LocalStore:
         if recorded and self.output_path(output_id).is_dir():
             return Lease("done")
         row = self._db.execute(
-            "SELECT run, host, pid FROM leases WHERE output=?", (output_id,)
+            "SELECT run, host, pid, taken FROM leases WHERE output=?", (output_id,)
         ).fetchone()
         if row is not None:
-            holder_run, host, pid = row
-            alive = host != HOST or pid_alive(pid)
+            holder_run, host, pid, taken = row
+            alive = host != HOST or pid_alive(pid, taken)
             mine = host == HOST and pid == os.getpid()
             if alive and not mine:
                 return Lease("held", f"run {holder_run} (pid {pid} on {host})")
@@ -549,7 +570,9 @@ class LocalStore:
         dead = []
         for journal in (self.root / "staging").glob("journal.*"):
             parts = journal.name.split(".")
-            if not (len(parts) == 3 and parts[1].isdigit() and pid_alive(int(parts[1]))):
+            if not (
+                len(parts) == 3 and parts[1].isdigit() and _writer_alive(int(parts[1]), journal)
+            ):
                 dead.append(journal)
         return dead
 
@@ -576,14 +599,14 @@ class LocalStore:
         for entry in (self.root / "staging").iterdir():
             parts = entry.name.split(".")
             pid = int(parts[1]) if len(parts) == 3 and parts[1].isdigit() else None
-            if pid is None or not pid_alive(pid) or entry.name.startswith("trash-"):
+            if pid is None or not _writer_alive(pid, entry) or entry.name.startswith("trash-"):
                 _remove_tree(entry)
                 removed.append(entry.name)
         with _transaction(self._db):
-            for output, pid in self._db.execute(
-                "SELECT output, pid FROM leases WHERE host=?", (HOST,)
+            for output, pid, taken in self._db.execute(
+                "SELECT output, pid, taken FROM leases WHERE host=?", (HOST,)
             ).fetchall():
-                if not pid_alive(pid):
+                if not pid_alive(pid, taken):
                     self._db.execute("DELETE FROM leases WHERE output=?", (output,))
         return removed
 
@@ -703,9 +726,9 @@ class LocalStore:
         machine went down): mark each, and its attempts that never finished, ``killed``.
         Returns their IDs. What such a runner published is settled by ``adopt_orphans``."""
         rows = self._db.execute(
-            "SELECT id, pid FROM runs WHERE status='running' AND host=?", (HOST,)
+            "SELECT id, pid, started FROM runs WHERE status='running' AND host=?", (HOST,)
         ).fetchall()
-        dead = [run for run, pid in rows if not pid_alive(pid)]
+        dead = [run for run, pid, started in rows if not pid_alive(pid, started)]
         if dead:
             marks = ",".join("?" * len(dead))
             with _transaction(self._db):
@@ -719,8 +742,8 @@ class LocalStore:
 
     def active_runs(self) -> list[int]:
         """Runs still marked running whose process is alive (on this host, or elsewhere)."""
-        rows = self._db.execute("SELECT id, host, pid FROM runs WHERE status='running'")
-        return [run for run, host, pid in rows if host != HOST or pid_alive(pid)]
+        rows = self._db.execute("SELECT id, host, pid, started FROM runs WHERE status='running'")
+        return [run for run, host, pid, started in rows if host != HOST or pid_alive(pid, started)]
 
     def remove_output(self, output_id: str) -> int:
         """Delete an output, its manifest, logs and success record; return bytes freed."""
@@ -762,6 +785,16 @@ def _transaction(db: sqlite3.Connection) -> Iterator[None]:
         db.execute("ROLLBACK")
         raise
     db.execute("COMMIT")
+
+
+def _writer_alive(pid: int, path: Path) -> bool:
+    """Whether runner ``pid``, which made ``path`` (a staging directory or journal), is alive:
+    a process started after ``path`` last changed cannot have written it."""
+    try:
+        changed = path.stat().st_mtime
+    except FileNotFoundError:
+        return False
+    return pid_alive(pid, changed)
 
 
 def _random() -> str:

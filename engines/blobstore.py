@@ -357,6 +357,7 @@ class BlobStore(LocalStore):
             "pid": os.getpid(),
             "run": run,
             "cache": str(self.root),
+            "taken": time.time(),
             "expires": time.time() + LEASE_SECONDS,
         }
         for _ in range(2):
@@ -541,7 +542,9 @@ def _stale(lease: Mapping[str, Any]) -> bool:
     if float(lease.get("expires", 0)) < time.time():
         return True
     pid = lease.get("pid")
-    return lease.get("host") == HOST and isinstance(pid, int) and not pid_alive(pid)
+    taken = lease.get("taken")  # a lease written before 0.2 has none: the pid alone decides
+    since = float(taken) if isinstance(taken, (int, float)) else None
+    return lease.get("host") == HOST and isinstance(pid, int) and not pid_alive(pid, since)
 
 
 def _modified(entry: Mapping[str, Any]) -> tuple[float, str]:

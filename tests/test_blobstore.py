@@ -278,6 +278,29 @@ def test_a_live_runner_s_lease_elsewhere_is_waited_for_until_it_expires(where: W
     assert sorted(kinds["start"]) == ["copy", "join", "top"]
 
 
+def test_a_lease_of_this_host_whose_pid_was_reused_is_taken_over_at_once(where: Where) -> None:
+    """Taken an hour ago by a runner that died; its pid now belongs to a younger process."""
+    plan = pipeline()
+    store = where.machine("a")
+    younger = subprocess.Popen(["sleep", "60"])
+    try:
+        lease = {
+            "host": socket.gethostname(),
+            "pid": younger.pid,
+            "run": 1,
+            "cache": "/x",
+            "taken": time.time() - 3600,
+            "expires": time.time() + 3600,
+        }
+        store._create_only(store._key("leases", plan.output("top")), json.dumps(lease).encode())
+        report, kinds = run(plan, store)
+    finally:
+        younger.kill()
+        younger.wait()
+    assert report.scheduler.succeeded and "wait" not in kinds
+    assert sorted(kinds["start"]) == ["copy", "join", "top"]
+
+
 def test_gc_removes_unreachable_outputs_and_their_markers(where: Where) -> None:
     store = where.machine("a")
     old = pipeline()

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from a_la_mode import TaskDef, compile_plan
-from a_la_mode.localstore import LocalStore, Manifest, StoreError, Success
+from a_la_mode.localstore import HOST, LocalStore, Manifest, StoreError, Success
 
 OUTPUT = "ab" * 32
 
@@ -200,3 +203,63 @@ def test_many_processes_creating_one_new_store_at_once_all_succeed(tmp_path: Pat
     ]
     results = [child.communicate(timeout=120) for child in children]
     assert [out for out, _ in results] == ["ok\n"] * 6, [err for _, err in results]
+
+
+@pytest.fixture
+def younger_process() -> Iterator[int]:
+    """A live process that started after the records below were made: the pid of a runner
+    that died an hour ago, now reused by another program."""
+    process = subprocess.Popen(["sleep", "60"])
+    try:
+        yield process.pid
+    finally:
+        process.kill()
+        process.wait()
+
+
+AN_HOUR_AGO = time.time() - 3600
+
+
+def test_a_reused_pid_does_not_keep_a_dead_runner_s_run_lease_staging_or_journal(
+    tmp_path: Path, younger_process: int
+) -> None:
+    store = LocalStore(tmp_path / "s")
+    plan = compile_plan({}, [TaskDef("a", {"command": "true"})])
+    run = store.begin_run(plan, "local")
+    with store._db:
+        store._db.execute(
+            "UPDATE runs SET pid=?, started=? WHERE id=?", (younger_process, AN_HOUR_AGO, run)
+        )
+        store._db.execute(
+            "INSERT INTO leases VALUES (?, ?, ?, ?, ?)",
+            (OUTPUT, run, HOST, younger_process, AN_HOUR_AGO),
+        )
+    staging = tmp_path / "s" / "staging" / f"{OUTPUT}.{younger_process}.deadbeef"
+    journal = tmp_path / "s" / "staging" / f"journal.{younger_process}.deadbeef"
+    staging.mkdir()
+    journal.write_text("")
+    for path in (staging, journal):
+        os.utime(path, (AN_HOUR_AGO, AN_HOUR_AGO))
+
+    assert store.active_runs() == []
+    assert store.dead_journals() == [journal]
+    assert store.lease(OUTPUT, run=run + 1).state == "ours"  # not "held" by the sleep
+    assert store.settle_dead_runs() == [run]
+    assert sorted(store.clean_staging()) == sorted([staging.name, journal.name])
+
+
+def test_a_live_runner_s_records_are_kept_whatever_their_age(
+    tmp_path: Path, younger_process: int
+) -> None:
+    """The same records, written after their process started: it is alive, they stay."""
+    store = LocalStore(tmp_path / "s")
+    with store._db:
+        store._db.execute(
+            "INSERT INTO leases VALUES (?, ?, ?, ?, ?)",
+            (OUTPUT, 1, HOST, younger_process, time.time()),
+        )
+    staging = tmp_path / "s" / "staging" / f"{OUTPUT}.{younger_process}.deadbeef"
+    staging.mkdir()
+    assert store.lease(OUTPUT, run=2).state == "held"
+    assert store.clean_staging() == []
+    assert staging.exists()
