@@ -40,15 +40,13 @@ from typing import Any
 from .errors import AlamodeError
 from .faults import pause_point
 from .plan import Plan
+from .processes import pid_alive
 
 SCHEMA_VERSION = 3
 OPEN_TIMEOUT_SECONDS = 60
 SYNCFS_FROM_FILES = 4  # measured: one syncfs beats per-file fsyncs from a few files on
 OUTPUT_ID = re.compile(r"^[0-9a-f]{64}$")
 HOST = socket.gethostname()
-# How much later than a record its writer may seem to have started (the wall clock may have
-# been stepped since) before the record counts as another process's, its pid reused.
-CLOCK_SLACK_SECONDS = 60.0
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -169,34 +167,6 @@ def checked_id(output_id: str) -> str:
     if not OUTPUT_ID.match(output_id):
         raise StoreError(f"{output_id!r} is not an output ID (64 lowercase hex digits)")
     return output_id
-
-
-def pid_alive(pid: int, since: float | None = None) -> bool:
-    """Whether the process ``pid`` of this host that wrote something at ``since`` (Unix time)
-    is still running. A process with that pid which started after ``since`` is another one,
-    the pid reused: the writer is gone. Without ``since``, any process with that pid counts."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    if since is None:
-        return True
-    started = process_start_time(pid)
-    return started is None or started <= since + CLOCK_SLACK_SECONDS
-
-
-def process_start_time(pid: int) -> float | None:
-    """When process ``pid`` started (Unix time), from /proc; None where that is unknown."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            fields = handle.read().rsplit(b")", 1)[1].split()
-        ticks = int(fields[19])  # field 22, starttime: clock ticks after boot
-        booted = time.time() - time.clock_gettime(time.CLOCK_BOOTTIME)
-        return booted + ticks / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError, AttributeError):
-        return None
 
 
 class LocalStore:

@@ -45,9 +45,9 @@ from a_la_mode.localstore import (
     StoreError,
     Success,
     checked_id,
-    pid_alive,
 )
 from a_la_mode.plan import Plan
+from a_la_mode.processes import pid_alive
 from a_la_mode.remote import fsspec_settings
 
 T = TypeVar("T")

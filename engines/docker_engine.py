@@ -26,6 +26,7 @@ import requests.exceptions
 from docker.models.containers import Container
 
 from a_la_mode.engine import EngineError, Job, LogFile, Result, task_environment
+from a_la_mode.processes import start_ticks
 
 LABEL = "a_la_mode.runner"  # "<host> <pid> <process start time>" of the runner
 OUTPUT_MOUNT = "/alamode/output"
@@ -240,7 +241,7 @@ def container_options(task: str, spec: Mapping[str, Any]) -> dict[str, Any]:
 
 def runner_label() -> str:
     """This process, as a container label: host, pid, and start time (pids are reused)."""
-    return f"{socket.gethostname()} {os.getpid()} {_start_time(os.getpid())}"
+    return f"{socket.gethostname()} {os.getpid()} {start_ticks(os.getpid())}"
 
 
 def runner_alive(label: str) -> bool:
@@ -253,16 +254,7 @@ def runner_alive(label: str) -> bool:
         return False  # not a label we wrote
     if host != socket.gethostname():
         return True
-    return _start_time(pid_number) == start
-
-
-def _start_time(pid: int) -> str:
-    """The process's start time in clock ticks since boot, or "" if there is no such process."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return ""
-    return stat.rsplit(")", 1)[1].split()[19]
+    return str(start_ticks(pid_number)) == start
 
 
 def _broken(job: Job, started: float, err: Exception) -> Result:

@@ -17,6 +17,7 @@ import pytest
 
 from a_la_mode.engine import EngineError, Job
 from a_la_mode.localstore import LocalStore
+from a_la_mode.processes import start_ticks
 
 from .conftest import ROOT, alamode, missing_service, shell
 from .test_cli_run import spec, start
@@ -356,7 +357,7 @@ def test_a_runner_label_is_alive_only_while_its_process_is() -> None:
     assert docker_engine.runner_alive(docker_engine.runner_label())
     child = subprocess.Popen(["sleep", "60"])
     label = docker_engine.runner_label().split(" ")
-    label[1:] = [str(child.pid), docker_engine._start_time(child.pid)]
+    label[1:] = [str(child.pid), str(start_ticks(child.pid))]
     assert docker_engine.runner_alive(" ".join(label))
     child.kill()
     child.wait()

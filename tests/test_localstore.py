@@ -14,6 +14,7 @@ import pytest
 
 from a_la_mode import TaskDef, compile_plan
 from a_la_mode.localstore import HOST, LocalStore, Manifest, StoreError, Success
+from a_la_mode.processes import start_time
 
 OUTPUT = "ab" * 32
 
@@ -263,3 +264,16 @@ def test_a_live_runner_s_records_are_kept_whatever_their_age(
     assert store.lease(OUTPUT, run=2).state == "held"
     assert store.clean_staging() == []
     assert staging.exists()
+
+
+def test_a_process_start_time_is_read_to_a_tenth_of_a_second() -> None:
+    before = time.time()
+    process = subprocess.Popen(["sleep", "60"])
+    after = time.time()
+    try:
+        started = start_time(process.pid)
+    finally:
+        process.kill()
+        process.wait()
+    assert started is not None and before - 0.1 <= started <= after + 0.1
+    assert start_time(process.pid) is None  # reaped: no such process any more
