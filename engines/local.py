@@ -23,7 +23,7 @@ from typing import Any
 
 from a_la_mode.engine import Job, LogFile, Result
 
-from .spawn import spawn
+from .spawn import closes_inherited_descriptors, spawn
 
 GRACE_SECONDS = 3.0  # between SIGTERM and SIGKILL
 READ_SIZE = 1 << 16
@@ -41,7 +41,8 @@ class LocalEngine:
         # This process's environment, encoded once: encoding forty variables for every
         # command was a measurable share of starting one.
         self._environ = {os.fsencode(k): os.fsencode(v) for k, v in os.environ.items()}
-        _keep_inherited_descriptors_to_ourselves()
+        if not closes_inherited_descriptors():
+            _keep_inherited_descriptors_to_ourselves()
 
     def check(self) -> None:
         """Nothing to check: a POSIX shell is always at /bin/sh."""
@@ -219,7 +220,9 @@ def _find_program(name: str, env: dict[bytes, bytes]) -> str:
 def _keep_inherited_descriptors_to_ourselves() -> None:
     """Mark every descriptor above stderr that this process inherited as close-on-exec, so
     that no command sees them (what ``Popen(close_fds=True)`` does for each command).
-    Python makes every descriptor it opens close-on-exec already."""
+    Python makes every descriptor it opens close-on-exec already. Needed only where
+    ``spawn`` cannot close them in the child; it affects the whole process (a library user
+    keeping an inheritable descriptor for children of their own loses that)."""
     with contextlib.suppress(OSError):
         for entry in os.listdir("/proc/self/fd"):
             fd = int(entry)

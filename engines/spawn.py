@@ -4,14 +4,16 @@
 the child has called ``exec``, a few hundred microseconds for ``/bin/sh``. Every other thread
 of alamode (the scheduler, the other workers) stands still for that long, once per task.
 Calling libc's ``posix_spawn`` through ``ctypes`` lets them run meanwhile: ``ctypes`` releases
-the GIL around foreign calls. That path is used on glibc 2.26 or later, whose ``posix_spawn``
-reports a failed ``exec`` (ENOENT...) and knows ``POSIX_SPAWN_SETSID``; elsewhere
-``os.posix_spawn``, with the same effect, is used.
+the GIL around foreign calls. That path is used on glibc 2.34 or later, whose ``posix_spawn``
+reports a failed ``exec`` (ENOENT...), knows ``POSIX_SPAWN_SETSID``, and can close every other
+descriptor in the child (``posix_spawn_file_actions_addclosefrom_np``); elsewhere
+``os.posix_spawn`` is used.
 
 Either way the child gets: a new session (its own process group), SIGPIPE and SIGXFSZ at
 their defaults (Python ignores both), ``/dev/null`` as standard input and ``output`` as
-standard output and error. Descriptors opened by Python are close-on-exec, so nothing else
-is inherited.
+standard output and error, and no other descriptor: the libc path closes them all in the
+child; with ``os.posix_spawn``, Python's own are close-on-exec and the local engine marks
+those alamode inherited (``closes_inherited_descriptors`` says which applies).
 """
 
 from __future__ import annotations
@@ -27,6 +29,13 @@ _POSIX_SPAWN_SETSIGDEF = 0x04
 _POSIX_SPAWN_SETSID = 0x80
 _OPAQUE_SIZE = 1024  # posix_spawnattr_t is 336 bytes, the file actions 80: room to spare
 _DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ)
+
+
+def closes_inherited_descriptors() -> bool:
+    """Whether ``spawn`` closes every descriptor above stderr in the child itself (glibc
+    2.34+). Otherwise only Python's own descriptors are closed (they are close-on-exec), and
+    the caller must mark those this process inherited."""
+    return _glibc() is not None
 
 
 def spawn(path: str, argv: list[str], env: dict[bytes, bytes], output: int) -> int:
@@ -52,6 +61,7 @@ def spawn(path: str, argv: list[str], env: dict[bytes, bytes], output: int) -> i
         libc.posix_spawn_file_actions_addopen(actions, 0, b"/dev/null", os.O_RDONLY, 0)
         libc.posix_spawn_file_actions_adddup2(actions, output, 1)
         libc.posix_spawn_file_actions_adddup2(actions, output, 2)
+        libc.posix_spawn_file_actions_addclosefrom_np(actions, 3)
         args = [os.fsencode(arg) for arg in argv]
         variables = [key + b"=" + value for key, value in env.items()]
         pid = ctypes.c_int()
@@ -72,10 +82,10 @@ def spawn(path: str, argv: list[str], env: dict[bytes, bytes], output: int) -> i
 
 @functools.cache
 def _glibc() -> Any:
-    """libc through ctypes when it is glibc 2.26 or later, else None."""
+    """libc through ctypes when it is glibc 2.34 or later (for ``closefrom``), else None."""
     try:
         name, version = (os.confstr("CS_GNU_LIBC_VERSION") or "").split()
-        if name != "glibc" or tuple(int(part) for part in version.split(".")[:2]) < (2, 26):
+        if name != "glibc" or tuple(int(part) for part in version.split(".")[:2]) < (2, 34):
             return None
     except (ValueError, OSError):  # not glibc, or not a version we can read
         return None
