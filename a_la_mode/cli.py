@@ -61,6 +61,7 @@ def _main(
         typer.Option(
             "--store-option",
             "-O",
+            metavar="KEY=VALUE",
             help="KEY=VALUE for a URL store's filesystem, e.g. endpoint_url=http://127.0.0.1:9000 "
             "(repeatable; credentials belong in the environment or AWS config).",
         ),
@@ -113,12 +114,16 @@ def open_source(source: str) -> Plan:
 
 @app.command()
 def encode(
-    spec: Annotated[str, typer.Argument(help="The spec file: file.py[:dag], .json, .yaml, .toml.")],
+    spec: Annotated[
+        str,
+        typer.Argument(help="The spec file: file.py[:dag], .json, .yaml, .toml.", metavar="SPEC"),
+    ],
     output: Annotated[
         str | None,
         typer.Option(
             "--output",
             "-o",
+            metavar="FILE",
             help="Plan file to write ('-' for stdout). "
             "Default: <spec name>.plan.bencode in the current directory.",
         ),
@@ -153,7 +158,7 @@ def encode(
 
 @app.command()
 def show(
-    source: Annotated[str, typer.Argument(help=SOURCE_HELP)],
+    source: Annotated[str, typer.Argument(help=SOURCE_HELP, metavar="SOURCE")],
     json_: JsonOption = False,
 ) -> None:
     """Show a plan's tasks in run order with their inputs and short output IDs."""
@@ -166,7 +171,9 @@ def show(
 
 @app.command()
 def validate(
-    sources: Annotated[list[str], typer.Argument(help=SOURCE_HELP + " Several may be given.")],
+    sources: Annotated[
+        list[str], typer.Argument(help=SOURCE_HELP + " Several may be given.", metavar="SOURCE...")
+    ],
     json_: JsonOption = False,
 ) -> None:
     """Check spec or plan files without writing anything; exit 2 on the first bad one."""
@@ -184,8 +191,8 @@ def validate(
 
 @app.command()
 def diff(
-    old: Annotated[str, typer.Argument(help="The old side: " + SOURCE_HELP)],
-    new: Annotated[str, typer.Argument(help="The new side: " + SOURCE_HELP)],
+    old: Annotated[str, typer.Argument(help="The old side: " + SOURCE_HELP, metavar="OLD")],
+    new: Annotated[str, typer.Argument(help="The new side: " + SOURCE_HELP, metavar="NEW")],
     json_: JsonOption = False,
     stat: Annotated[bool, typer.Option("--stat", help="One line per task.")] = False,
     show_all: Annotated[bool, typer.Option("--all", help="Also list the unchanged tasks.")] = False,
@@ -201,6 +208,7 @@ def diff(
         typer.Option(
             "--store",
             "-s",
+            metavar="STORE",
             help="Say which new outputs this store already has, "
             "and the estimated time to compute the rest.",
         ),
@@ -238,9 +246,10 @@ class GraphFormat(StrEnum):
 
 @app.command()
 def graph(
-    source: Annotated[str, typer.Argument(help=SOURCE_HELP)],
+    source: Annotated[str, typer.Argument(help=SOURCE_HELP, metavar="SOURCE")],
     format_: Annotated[
-        GraphFormat, typer.Option("--format", "-f", help="dot (Graphviz) or mermaid.")
+        GraphFormat,
+        typer.Option("--format", "-f", help="dot (Graphviz) or mermaid.", metavar="FORMAT"),
     ] = GraphFormat.dot,
 ) -> None:
     """Print the dependency graph as Graphviz dot or Mermaid."""

@@ -29,7 +29,12 @@ DEFAULT_STORE = ".alamode"
 
 StoreOption = Annotated[
     str | None,
-    typer.Option("--store", "-s", help="Store directory (default: $ALAMODE_STORE or .alamode)."),
+    typer.Option(
+        "--store",
+        "-s",
+        metavar="STORE",
+        help="Store directory or URL (default: $ALAMODE_STORE or .alamode).",
+    ),
 ]
 PLAN_HELP = "A plan file or a spec file (compiled on the fly)."
 
@@ -56,14 +61,20 @@ def _sigterm_as_interrupt(signum: int, frame: FrameType | None) -> None:
 
 @app.command()
 def run(
-    source: Annotated[str, typer.Argument(help=PLAN_HELP)],
+    source: Annotated[str, typer.Argument(help=PLAN_HELP, metavar="PLAN")],
     store: StoreOption = None,
     jobs: Annotated[
-        int, typer.Option("--jobs", "-j", min=1, help="Tasks at once (default: cores).")
+        int,
+        typer.Option("--jobs", "-j", min=1, metavar="N", help="Tasks at once (default: cores)."),
     ] = os.cpu_count() or 1,
     target: Annotated[
         list[str] | None,
-        typer.Option("--target", "-t", help="Run only this task and its upstream (repeatable)."),
+        typer.Option(
+            "--target",
+            "-t",
+            metavar="TASK",
+            help="Run only this task and its upstream (repeatable).",
+        ),
     ] = None,
     keep_going: Annotated[
         bool, typer.Option("--keep-going", "-k", help="After a failure, go on with other branches.")
@@ -72,11 +83,16 @@ def run(
         bool, typer.Option("--dry-run", "-n", help="Say what would run, in order; run nothing.")
     ] = False,
     engine: Annotated[
-        str, typer.Option("--engine", "-e", help="Engine plugin ('alamode engines' lists them).")
+        str,
+        typer.Option(
+            "--engine", "-e", metavar="NAME", help="Engine plugin ('alamode engines' lists them)."
+        ),
     ] = "local",
     default_image: Annotated[
         str | None,
-        typer.Option(help="docker engine: the image for tasks without an 'image' key."),
+        typer.Option(
+            metavar="IMAGE", help="docker engine: the image for tasks without an 'image' key."
+        ),
     ] = None,
     pull: Annotated[
         bool, typer.Option("--pull", help="docker engine: pull missing images first.")
@@ -116,9 +132,12 @@ def run(
 
 @app.command()
 def status(
-    source: Annotated[str, typer.Argument(help=PLAN_HELP)],
+    source: Annotated[str, typer.Argument(help=PLAN_HELP, metavar="PLAN")],
     store: StoreOption = None,
-    target: Annotated[list[str] | None, typer.Option("--target", "-t")] = None,
+    target: Annotated[
+        list[str] | None,
+        typer.Option("--target", "-t", metavar="TASK", help="Only these tasks and their upstream."),
+    ] = None,
     json_: JsonOption = False,
 ) -> None:
     """Each task as done / would run / blocked / failed last time, with the reason."""
@@ -129,8 +148,8 @@ def status(
 
 @app.command()
 def explain(
-    source: Annotated[str, typer.Argument(help=PLAN_HELP)],
-    task: Annotated[str, typer.Argument(help="The task to explain.")],
+    source: Annotated[str, typer.Argument(help=PLAN_HELP, metavar="PLAN")],
+    task: Annotated[str, typer.Argument(help="The task to explain.", metavar="TASK")],
     store: StoreOption = None,
 ) -> None:
     """Why TASK will or won't run; what changed since its last success."""
@@ -141,9 +160,13 @@ def explain(
 
 @app.command()
 def history(
-    task: Annotated[str | None, typer.Argument(help="Only this task's attempts.")] = None,
+    task: Annotated[
+        str | None, typer.Argument(help="Only this task's attempts.", metavar="TASK")
+    ] = None,
     store: StoreOption = None,
-    limit: Annotated[int, typer.Option("--limit", "-n", min=1)] = 20,
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", min=1, metavar="N", help="Show the last N attempts.")
+    ] = 20,
     json_: JsonOption = False,
 ) -> None:
     """Recent attempts: run, task, attempt, duration, exit status."""
@@ -152,9 +175,13 @@ def history(
 
 @app.command()
 def log(
-    task_or_id: Annotated[str, typer.Argument(help="A task name, or an output ID (or prefix).")],
+    task_or_id: Annotated[
+        str, typer.Argument(help="A task name, or an output ID (or prefix).", metavar="TASK|ID")
+    ],
     store: StoreOption = None,
-    attempt: Annotated[int | None, typer.Option("--attempt", "-a", help="Default: last.")] = None,
+    attempt: Annotated[
+        int | None, typer.Option("--attempt", "-a", metavar="N", help="Default: last.")
+    ] = None,
 ) -> None:
     """Print the captured output of a task's last (or given) attempt."""
     the_store = store_at(store)
@@ -178,8 +205,10 @@ def log(
 
 @app.command()
 def push(
-    source: Annotated[str, typer.Argument(help=PLAN_HELP)],
-    store: Annotated[str, typer.Option("--store", "-s", help="The store's URL (or directory).")],
+    source: Annotated[str, typer.Argument(help=PLAN_HELP, metavar="PLAN")],
+    store: Annotated[
+        str, typer.Option("--store", "-s", metavar="STORE", help="The store's URL (or directory).")
+    ],
     json_: JsonOption = False,
 ) -> None:
     """Upload a plan to a store, so that anyone can run it by its URL:
@@ -195,7 +224,9 @@ def push(
 
 @app.command()
 def provenance(
-    output: Annotated[str, typer.Argument(help="An output ID (or unique prefix) or task name.")],
+    output: Annotated[
+        str, typer.Argument(help="An output ID (or unique prefix) or task name.", metavar="ID|TASK")
+    ],
     store: StoreOption = None,
     json_: JsonOption = False,
 ) -> None:
@@ -208,12 +239,14 @@ def provenance(
 def gc(
     store: StoreOption = None,
     keep: Annotated[
-        int, typer.Option("--keep", min=1, help="Keep outputs of the last K plans run.")
+        int,
+        typer.Option("--keep", min=1, metavar="K", help="Keep outputs of the last K plans run."),
     ] = 5,
     since: Annotated[
         str | None,
         typer.Option(
             "--since",
+            metavar="DATE",
             help="Instead of --keep: keep what plans run since this date "
             "(YYYY-MM-DD or ISO time) use; older outputs go.",
         ),

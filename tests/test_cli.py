@@ -122,3 +122,13 @@ def test_help_lists_the_commands_and_usage_errors_exit_2() -> None:
         assert command in helped.stdout
     assert alamode("graph", str(SPECS / "diamond.py"), "--format", "png").returncode == 2
     assert alamode("--version").stdout.startswith("alamode ")
+
+
+def test_help_names_what_each_option_takes() -> None:
+    """Metavars a reader understands (PLAN, STORE, N, TASK), not Python types."""
+    helped = alamode("run", "--help").stdout
+    for shown in ("PLAN", "--store STORE", "--jobs N", "--target TASK", "--engine NAME"):
+        assert shown in helped
+    assert "<list[str]>" not in helped
+    assert "--limit N" in alamode("history", "--help").stdout
+    assert "--output FILE" in alamode("encode", "--help").stdout
