@@ -552,15 +552,22 @@ class LocalStore:
         if recorded.fetchone() is not None or not folder.is_dir():
             return None
         attempt = self._db.execute(
-            "SELECT a.task, a.run, r.plan, r.engine FROM attempts a JOIN runs r ON r.id = a.run "
-            "WHERE a.output=? ORDER BY a.id DESC LIMIT 1",
+            "SELECT a.id, a.task, a.run, r.plan, r.engine FROM attempts a "
+            "JOIN runs r ON r.id = a.run WHERE a.output=? ORDER BY a.id DESC LIMIT 1",
             (output_id,),
         ).fetchone()
         if attempt is None or _mismatch(folder, manifest, deep=True) is not None:
             self.discard_output(folder)  # never trusted: it is made anew
             return None
-        task, run, plan, engine = attempt
-        self.record_success(Success(output_id, task, plan, run, 0.0, engine, manifest))
+        row, task, run, plan, engine = attempt
+        with _transaction(self._db):
+            self._insert_success(Success(output_id, task, plan, run, 0.0, engine, manifest))
+            # Its command succeeded and its output is whole: only the record was lost.
+            self._db.execute(
+                "UPDATE attempts SET status='succeeded', exit_code=0, finished=? "
+                "WHERE id=? AND status IN ('running', 'killed')",
+                (time.time(), row),
+            )
         return str(task)
 
     def clean_staging(self) -> list[str]:

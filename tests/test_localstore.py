@@ -159,6 +159,8 @@ def test_a_killed_runner_s_journal_is_settled_by_the_next_run(tmp_path: Path) ->
     changed.chmod(0o644)
     changed.write_text("CHANGED")  # behind our back, same size: only a re-hash can tell
     assert store.adopt_orphans() == {plan.output("kept"): "kept"}
+    assert store.history("kept", 1)[0]["status"] == "succeeded"  # only its record was lost
+    assert store.history("changed", 1)[0]["status"] == "running"  # its runner is this process
     assert store.successes(plan.output(n) for n in plan.tasks) == {plan.output("kept")}
     assert not store.output_path(plan.output("changed")).exists()  # discarded, made anew
     assert list((tmp_path / "s" / "staging").glob("journal.*")) == []
