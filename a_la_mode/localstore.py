@@ -40,7 +40,7 @@ from typing import Any
 from .errors import AlamodeError
 from .faults import pause_point
 from .plan import Plan
-from .processes import pid_alive
+from .processes import pid_alive, runner_tag, tag_alive
 
 SCHEMA_VERSION = 3
 OPEN_TIMEOUT_SECONDS = 60
@@ -183,6 +183,7 @@ class LocalStore:
             raise StoreError(f"cannot create store {self.root}: {err.strerror}") from None
         self._root = str(self.root)  # str paths on the hot paths: pathlib costs microseconds
         self._outputs = str(self.root / "outputs")
+        self._tag = runner_tag()  # in the names of our staging directories and journal
         self._db = self._open_db()
         self._journal: _Journal | None = None  # outputs published by the run in progress
 
@@ -331,7 +332,7 @@ class LocalStore:
                 "INSERT OR IGNORE INTO plans VALUES (?, ?)", (plan.digest, time.time())
             )
         assert cursor.lastrowid is not None
-        self._journal = _Journal(self.root / "staging" / f"journal.{os.getpid()}.{_random()}")
+        self._journal = _Journal(self.root / "staging" / f"journal.{self._tag}.{_random()}")
         return cursor.lastrowid
 
     def end_run(self, run: int, status: str) -> None:
@@ -520,7 +521,7 @@ class LocalStore:
     def staging_path(self, output_id: str) -> Path:
         """A fresh staging directory's name, not created yet: the runner's worker threads
         create it, off the main thread's critical path."""
-        return Path(self._root, "staging", f"{checked_id(output_id)}.{os.getpid()}.{_random()}")
+        return Path(self._root, "staging", f"{checked_id(output_id)}.{self._tag}.{_random()}")
 
     def adopt_orphans(self) -> dict[str, str]:
         """Settle the journals of runners that were killed: an output they published but
@@ -540,9 +541,7 @@ class LocalStore:
         dead = []
         for journal in (self.root / "staging").glob("journal.*"):
             parts = journal.name.split(".")
-            if not (
-                len(parts) == 3 and parts[1].isdigit() and _writer_alive(int(parts[1]), journal)
-            ):
+            if not (len(parts) == 3 and tag_alive(parts[1])):
                 dead.append(journal)
         return dead
 
@@ -575,8 +574,7 @@ class LocalStore:
         removed = []
         for entry in (self.root / "staging").iterdir():
             parts = entry.name.split(".")
-            pid = int(parts[1]) if len(parts) == 3 and parts[1].isdigit() else None
-            if pid is None or not _writer_alive(pid, entry) or entry.name.startswith("trash-"):
+            if len(parts) != 3 or not tag_alive(parts[1]) or entry.name.startswith("trash-"):
                 _remove_tree(entry)
                 removed.append(entry.name)
         with _transaction(self._db):
@@ -762,16 +760,6 @@ def _transaction(db: sqlite3.Connection) -> Iterator[None]:
         db.execute("ROLLBACK")
         raise
     db.execute("COMMIT")
-
-
-def _writer_alive(pid: int, path: Path) -> bool:
-    """Whether runner ``pid``, which made ``path`` (a staging directory or journal), is alive:
-    a process started after ``path`` last changed cannot have written it."""
-    try:
-        changed = path.stat().st_mtime
-    except FileNotFoundError:
-        return False
-    return pid_alive(pid, changed)
 
 
 def _random() -> str:

@@ -1,5 +1,9 @@
 """Whether a process of this host is still the one that wrote something: pids are reused,
-so a pid alone is not enough; its start time (from /proc) tells two processes apart."""
+so a pid alone is not enough; its start time (from /proc) tells two processes apart.
+
+Files a runner leaves in the store (staging directories, journals) carry its *tag* in their
+names, ``<pid>-<start ticks>``; rows in the database carry its pid and a time it wrote them.
+"""
 
 from __future__ import annotations
 
@@ -45,3 +49,21 @@ def start_ticks(pid: int) -> int | None:
         return int(fields[19])
     except (OSError, IndexError, ValueError):
         return None
+
+
+def runner_tag() -> str:
+    """This process as ``<pid>-<start ticks>`` (just ``<pid>`` where /proc is missing)."""
+    pid = os.getpid()
+    ticks = start_ticks(pid)
+    return str(pid) if ticks is None else f"{pid}-{ticks}"
+
+
+def tag_alive(tag: str) -> bool | None:
+    """Whether the process a ``runner_tag`` names still runs: the same pid *and* start. A bare
+    pid (older names) is judged by the pid alone. None if ``tag`` is not a tag."""
+    pid, _, ticks = tag.partition("-")
+    if not pid.isdigit() or not (ticks.isdigit() or not ticks):
+        return None
+    if not ticks:
+        return pid_alive(int(pid))
+    return start_ticks(int(pid)) == int(ticks)

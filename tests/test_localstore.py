@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import subprocess
 import sys
@@ -14,7 +13,7 @@ import pytest
 
 from a_la_mode import TaskDef, compile_plan
 from a_la_mode.localstore import HOST, LocalStore, Manifest, StoreError, Success
-from a_la_mode.processes import start_time
+from a_la_mode.processes import start_ticks, start_time
 
 OUTPUT = "ab" * 32
 
@@ -229,7 +228,7 @@ def test_a_reused_pid_does_not_keep_a_dead_runner_s_run_lease_staging_or_journal
     store = LocalStore(tmp_path / "s")
     plan = compile_plan({}, [TaskDef("a", {"command": "true"})])
     run = store.begin_run(plan, "local")
-    with store._db:
+    with store._db:  # rows written an hour ago by a runner with that pid
         store._db.execute(
             "UPDATE runs SET pid=?, started=? WHERE id=?", (younger_process, AN_HOUR_AGO, run)
         )
@@ -237,12 +236,14 @@ def test_a_reused_pid_does_not_keep_a_dead_runner_s_run_lease_staging_or_journal
             "INSERT INTO leases VALUES (?, ?, ?, ?, ?)",
             (OUTPUT, run, HOST, younger_process, AN_HOUR_AGO),
         )
-    staging = tmp_path / "s" / "staging" / f"{OUTPUT}.{younger_process}.deadbeef"
-    journal = tmp_path / "s" / "staging" / f"journal.{younger_process}.deadbeef"
+    # files named by a runner with that pid and an earlier start
+    ticks = start_ticks(younger_process)
+    assert ticks is not None
+    earlier = f"{younger_process}-{ticks - 100}"
+    staging = tmp_path / "s" / "staging" / f"{OUTPUT}.{earlier}.deadbeef"
+    journal = tmp_path / "s" / "staging" / f"journal.{earlier}.deadbeef"
     staging.mkdir()
     journal.write_text("")
-    for path in (staging, journal):
-        os.utime(path, (AN_HOUR_AGO, AN_HOUR_AGO))
 
     assert store.active_runs() == []
     assert store.dead_journals() == [journal]
@@ -251,21 +252,22 @@ def test_a_reused_pid_does_not_keep_a_dead_runner_s_run_lease_staging_or_journal
     assert sorted(store.clean_staging()) == sorted([staging.name, journal.name])
 
 
-def test_a_live_runner_s_records_are_kept_whatever_their_age(
-    tmp_path: Path, younger_process: int
-) -> None:
-    """The same records, written after their process started: it is alive, they stay."""
+def test_a_live_runner_s_records_are_kept(tmp_path: Path, younger_process: int) -> None:
+    """The same records, written by the live process itself: they stay."""
     store = LocalStore(tmp_path / "s")
     with store._db:
         store._db.execute(
             "INSERT INTO leases VALUES (?, ?, ?, ?, ?)",
             (OUTPUT, 1, HOST, younger_process, time.time()),
         )
-    staging = tmp_path / "s" / "staging" / f"{OUTPUT}.{younger_process}.deadbeef"
-    staging.mkdir()
+    tag = f"{younger_process}-{start_ticks(younger_process)}"
+    staging = tmp_path / "s" / "staging" / f"{OUTPUT}.{tag}.deadbeef"
+    older_name = tmp_path / "s" / "staging" / f"{OUTPUT}.{younger_process}.deadbeef"
+    for folder in (staging, older_name):  # this alamode's names, and older ones (a pid alone)
+        folder.mkdir()
     assert store.lease(OUTPUT, run=2).state == "held"
     assert store.clean_staging() == []
-    assert staging.exists()
+    assert staging.exists() and older_name.exists()
 
 
 def test_a_process_start_time_is_read_to_a_tenth_of_a_second() -> None:
