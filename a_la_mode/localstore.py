@@ -44,6 +44,7 @@ from .processes import pid_alive, runner_tag, tag_alive
 
 SCHEMA_VERSION = 3
 OPEN_TIMEOUT_SECONDS = 60
+CLAIM_CHUNK = 500  # outputs per set-based claim: well under SQLite's limit on parameters
 SYNCFS_FROM_FILES = 4  # measured: one syncfs beats per-file fsyncs from a few files on
 OUTPUT_ID = re.compile(r"^[0-9a-f]{64}$")
 HOST = socket.gethostname()
@@ -410,7 +411,7 @@ class LocalStore:
                 ),
             )
             if success is not None:
-                self._insert_success(success)
+                self._insert_successes([success], time.time())
 
     def durations(self) -> dict[str, float]:
         """The last successful duration of each task name, for the scheduler's priorities."""
@@ -475,35 +476,88 @@ class LocalStore:
     def _claim_all(self, wanted: list[tuple[str, str]], run: int) -> list[Lease]:
         leases = []
         with _transaction(self._db):
-            for output_id, task in wanted:
-                lease = self._lease(output_id, run)
-                if lease.state == "ours" and not os.path.exists(f"{self._outputs}/{output_id}"):
-                    row, log = self._insert_attempt(run, task, output_id)
-                    lease = Lease("ours", attempt=row, log=log)
-                leases.append(lease)
+            for first in range(0, len(wanted), CLAIM_CHUNK):
+                leases.extend(self._claim_chunk(wanted[first : first + CLAIM_CHUNK], run))
+        return leases
+
+    def _claim_chunk(self, wanted: list[tuple[str, str]], run: int) -> list[Lease]:
+        """``claim`` for each pair, in a few statements for the whole chunk (not six per
+        output: that was most of a cold run's database time)."""
+        outputs = [checked_id(output) for output, _ in wanted]
+        marks = ",".join("?" * len(outputs))
+        recorded = {
+            output
+            for (output,) in self._db.execute(
+                f"SELECT output FROM successes WHERE output IN ({marks})", outputs
+            )
+        }
+        holders = {
+            output: rest
+            for output, *rest in self._db.execute(
+                f"SELECT output, run, host, pid, taken FROM leases WHERE output IN ({marks})",
+                outputs,
+            )
+        }
+        tries: dict[str, int] = dict(
+            self._db.execute(
+                f"SELECT output, COUNT(*) FROM attempts WHERE output IN ({marks}) GROUP BY output",
+                outputs,
+            ).fetchall()
+        )
+        (row,) = self._db.execute("SELECT COALESCE(MAX(id), 0) FROM attempts").fetchone()
+        now, me = time.time(), os.getpid()
+        taken: list[tuple[Any, ...]] = []
+        begun: list[tuple[Any, ...]] = []
+        leases = []
+        for output, task in wanted:
+            lease = self._refusal(output, output in recorded, holders.get(output))
+            if lease is None:
+                holders[output] = [run, HOST, me, now]
+                taken.append((output, run, HOST, me, now))
+                if os.path.exists(f"{self._outputs}/{output}"):
+                    lease = Lease("ours")  # an orphan's directory: to inspect first
+                else:
+                    row += 1
+                    tries[output] = number = tries.get(output, 0) + 1
+                    log = f"logs/{output}/{number}.log"
+                    begun.append((row, run, task, output, number, now, log))
+                    lease = Lease("ours", attempt=row, log=Path(self._root, log))
+            leases.append(lease)
+        self._db.executemany("INSERT OR REPLACE INTO leases VALUES (?, ?, ?, ?, ?)", taken)
+        self._db.executemany(
+            "INSERT INTO attempts (id, run, task, output, attempt, started, status, log) "
+            "VALUES (?, ?, ?, ?, ?, ?, 'running', ?)",
+            begun,
+        )
         return leases
 
     def _lease(self, output_id: str, run: int) -> Lease:
         checked_id(output_id)
-        recorded = self._db.execute(
-            "SELECT 1 FROM successes WHERE output=?", (output_id,)
-        ).fetchone()
-        if recorded and self.output_path(output_id).is_dir():
-            return Lease("done")
-        row = self._db.execute(
+        recorded = self._db.execute("SELECT 1 FROM successes WHERE output=?", (output_id,))
+        holder = self._db.execute(
             "SELECT run, host, pid, taken FROM leases WHERE output=?", (output_id,)
         ).fetchone()
-        if row is not None:
-            holder_run, host, pid, taken = row
-            alive = host != HOST or pid_alive(pid, taken)
-            mine = host == HOST and pid == os.getpid()
-            if alive and not mine:
-                return Lease("held", f"run {holder_run} (pid {pid} on {host})")
+        refusal = self._refusal(output_id, recorded.fetchone() is not None, holder)
+        if refusal is not None:
+            return refusal
         self._db.execute(
             "INSERT OR REPLACE INTO leases VALUES (?, ?, ?, ?, ?)",
             (output_id, run, HOST, os.getpid(), time.time()),
         )
         return Lease("ours")
+
+    def _refusal(self, output_id: str, recorded: bool, holder: Any) -> Lease | None:
+        """Why ``output_id`` cannot be ours: done already, or leased by another live runner
+        (``holder``: the lease's run, host, pid and when it was taken). None: it can."""
+        if recorded and self.output_path(output_id).is_dir():
+            return Lease("done")
+        if holder is not None:
+            holder_run, host, pid, taken = holder
+            alive = host != HOST or pid_alive(pid, taken)
+            mine = host == HOST and pid == os.getpid()
+            if alive and not mine:
+                return Lease("held", f"run {holder_run} (pid {pid} on {host})")
+        return None
 
     def release(self, output_id: str) -> None:
         with _transaction(self._db):
@@ -560,7 +614,9 @@ class LocalStore:
             return None
         row, task, run, plan, engine = attempt
         with _transaction(self._db):
-            self._insert_success(Success(output_id, task, plan, run, 0.0, engine, manifest))
+            self._insert_successes(
+                [Success(output_id, task, plan, run, 0.0, engine, manifest)], time.time()
+            )
             # Its command succeeded and its output is whole: only the record was lost.
             self._db.execute(
                 "UPDATE attempts SET status='succeeded', exit_code=0, finished=? "
@@ -639,37 +695,42 @@ class LocalStore:
     def record_successes(self, finished: list[tuple[int, float, Success]]) -> None:
         """Group commit: (attempt row, seconds, success) for outputs already made durable,
         all recorded in one transaction."""
+        now = time.time()
         with _transaction(self._db):
-            for attempt, seconds, success in finished:
-                self._db.execute(
-                    "UPDATE attempts SET finished=?, seconds=?, exit_code=0, status='succeeded' "
-                    "WHERE id=?",
-                    (time.time(), seconds, attempt),
-                )
-                self._insert_success(success)
+            self._db.executemany(
+                "UPDATE attempts SET finished=?, seconds=?, exit_code=0, status='succeeded' "
+                "WHERE id=?",
+                [(now, seconds, attempt) for attempt, seconds, _ in finished],
+            )
+            self._insert_successes([success for _, _, success in finished], now)
 
     def record_success(self, success: Success) -> None:
         """Record a success on its own (an adopted orphan): one transaction."""
         with _transaction(self._db):
-            self._insert_success(success)
+            self._insert_successes([success], time.time())
 
-    def _insert_success(self, success: Success) -> None:
-        self._db.execute(
+    def _insert_successes(self, successes: list[Success], now: float) -> None:
+        self._db.executemany(
             "INSERT OR IGNORE INTO successes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                success.output,
-                success.task,
-                success.plan,
-                success.run,
-                time.time(),
-                success.seconds,
-                success.engine,
-                len(success.manifest.files),
-                success.manifest.total_bytes,
-                success.manifest.to_json(),
-            ),
+            [
+                (
+                    success.output,
+                    success.task,
+                    success.plan,
+                    success.run,
+                    now,
+                    success.seconds,
+                    success.engine,
+                    len(success.manifest.files),
+                    success.manifest.total_bytes,
+                    success.manifest.to_json(),
+                )
+                for success in successes
+            ],
         )
-        self._db.execute("DELETE FROM leases WHERE output=?", (success.output,))
+        self._db.executemany(
+            "DELETE FROM leases WHERE output=?", [(success.output,) for success in successes]
+        )
 
     def adopt_orphan(self, output_id: str) -> Manifest | None:
         """An output renamed into place by a runner killed before it recorded success: its

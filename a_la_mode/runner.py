@@ -12,6 +12,7 @@ import collections
 import contextlib
 import queue
 import shutil
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -159,7 +160,7 @@ def run_plan(
 class _Runner:
     """The main thread's loop. Worker threads run jobs and post notices to ``inbox``: the
     main thread claims, records and emits; workers never wait for it. Up to ``jobs``
-    commands run at once, and as many more jobs wait claimed in the pool's queue, so a
+    commands run at once, and as many more jobs wait claimed in the workers' queue, so a
     worker that finishes starts the next command at once."""
 
     def __init__(
@@ -174,7 +175,6 @@ class _Runner:
     ) -> None:
         self.plan, self.store, self.engine, self.scheduler = plan, store, engine, scheduler
         self.run, self.emit, self.jobs = run, emit, max(1, jobs)
-        self.pool = ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="alamode-task")
         self.inbox: queue.SimpleQueue[_Notice] = queue.SimpleQueue()
         self.reserved: collections.deque[_Attempt] = collections.deque()  # claimed, no worker yet
         self.running: dict[int, _Attempt] = {}  # handed to a worker: queued or running, by row
@@ -186,6 +186,15 @@ class _Runner:
         # Making a batch durable (a syncfs) takes milliseconds: a thread of its own does it.
         self.flusher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="alamode-flush")
         self.flushing: Future[list[tuple[int, float, Success]]] | None = None
+        # Plain threads fed by a queue: a thread pool's futures cost the main thread time
+        # for every task (measured: docs/benchmarks.md).
+        self.queue: queue.SimpleQueue[tuple[int, Job] | None] = queue.SimpleQueue()
+        self.workers = [
+            threading.Thread(target=self._worker, name=f"alamode-task-{n}", daemon=True)
+            for n in range(self.jobs)
+        ]
+        for worker in self.workers:
+            worker.start()
 
     def loop(self) -> None:
         while True:
@@ -203,7 +212,7 @@ class _Runner:
             self._recheck_deferred()
             self._flush(force=False)
         self._flush(force=True)
-        self.pool.shutdown(wait=True)
+        self._stop_workers()
         self.flusher.shutdown(wait=True)
 
     def _handle(self, notice: _Notice) -> None:
@@ -261,7 +270,7 @@ class _Runner:
                 return
             attempt = self.reserved.popleft()
             self.running[attempt.row] = attempt
-            self.pool.submit(self._work, attempt.row, attempt.job)
+            self.queue.put((attempt.row, attempt.job))
 
     def _reserve(self) -> bool:
         """Claim a batch of ready tasks in one transaction; False when none is ready. A batch
@@ -333,6 +342,23 @@ class _Runner:
             spec=self.plan.spec(name),
         )
         return _Attempt(name, row, int(log.stem), job)
+
+    def _worker(self) -> None:
+        """A worker thread: run the jobs handed to it, until told to stop (None)."""
+        while (item := self.queue.get()) is not None:
+            self._work(*item)
+
+    def _stop_workers(self, cancel: bool = False) -> None:
+        """Let the workers finish the job each is on (and, unless ``cancel``, every job
+        still queued), then end them."""
+        if cancel:
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    self.queue.get_nowait()
+        for _ in self.workers:
+            self.queue.put(None)
+        for worker in self.workers:
+            worker.join()
 
     def _work(self, row: int, job: Job) -> None:
         """On a worker thread: run ``job`` and post what happened; never raises."""
@@ -441,7 +467,7 @@ class _Runner:
         """Ctrl-C: stop every command, record finished work, mark what had started
         interrupted, and drop the attempts that never started."""
         self.engine.stop_all()
-        self.pool.shutdown(wait=True, cancel_futures=True)
+        self._stop_workers(cancel=True)
         self.flusher.shutdown(wait=True)
         self._flush(force=True)  # whole, published outputs: recording them loses nothing
         seconds: dict[int, float] = {}
