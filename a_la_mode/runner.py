@@ -103,13 +103,25 @@ def check_engine_keys(plan: Plan, names: list[str]) -> None:
             or (isinstance(command, list) and command and all(isinstance(c, str) for c in command))
         ):
             raise AlamodeError(f"{where} 'command' must be a non-empty string or list of strings")
+        if command is not None and any("\0" in part for part in _parts(command)):
+            raise AlamodeError(f"{where} 'command' must not contain a NUL character")
         env = spec.get("env", {})
         if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
             raise AlamodeError(f"{where} 'env' must be a dict of strings, e.g. {{'LANG': 'C'}}")
+        for variable, value in env.items():
+            if not variable or "=" in variable or "\0" in variable + value:
+                raise AlamodeError(
+                    f"{where} 'env': {variable!r} is not a variable a command can be given "
+                    "(a name without '=' or NUL, a value without NUL)"
+                )
         for key, least in (("timeout", 1), ("retries", 0)):
             value = spec.get(key, least)
             if not isinstance(value, int) or value < least:
                 raise AlamodeError(f"{where} {key!r} must be an integer of at least {least}")
+
+
+def _parts(command: str | list[str]) -> list[str]:
+    return [command] if isinstance(command, str) else command
 
 
 def run_plan(

@@ -19,6 +19,7 @@ those alamode inherited (``closes_inherited_descriptors`` says which applies).
 from __future__ import annotations
 
 import ctypes
+import errno
 import functools
 import os
 import signal
@@ -64,6 +65,9 @@ def spawn(path: str, argv: list[str], env: dict[bytes, bytes], output: int) -> i
         libc.posix_spawn_file_actions_addclosefrom_np(actions, 3)
         args = [os.fsencode(arg) for arg in argv]
         variables = [key + b"=" + value for key, value in env.items()]
+        if any(b"\0" in item for item in (*args, *variables)) or any(b"=" in key for key in env):
+            # C strings would cut them short silently; os.posix_spawn refuses them too
+            raise OSError(errno.EINVAL, "an argument or variable holds a NUL or a bad name", path)
         pid = ctypes.c_int()
         error = libc.posix_spawn(
             ctypes.byref(pid),

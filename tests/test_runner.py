@@ -197,6 +197,26 @@ def test_bad_engine_keys_are_refused_before_anything_runs(store: LocalStore) -> 
     assert store.runs(5) == []
 
 
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({"command": "echo a\0b"}, "'command' must not contain a NUL character"),
+        ({"command": ["echo", "a\0b"]}, "'command' must not contain a NUL character"),
+        ({"command": "true", "env": {"A=B": "1"}}, "'env': 'A=B' is not a variable"),
+        ({"command": "true", "env": {"A": "x\0y"}}, "'env': 'A' is not a variable"),
+    ],
+)
+def test_what_a_command_cannot_be_given_is_refused_before_anything_runs(
+    store: LocalStore, spec: dict[str, object], message: str
+) -> None:
+    """C strings end at NUL and a variable's name at '=': such a spec would run something
+    other than it says."""
+    plan = compile_plan({}, [TaskDef("t", spec)])
+    with pytest.raises(AlamodeError, match=message):
+        run(plan, store)
+    assert store.runs(5) == []
+
+
 def test_a_deleted_output_counts_as_not_done(store: LocalStore) -> None:
     plan = pipeline()
     run(plan, store)

@@ -86,3 +86,13 @@ def test_the_libc_way_closes_even_descriptors_made_inheritable_later() -> None:
         os.close(reader)
         os.close(writer)
     assert sorted(int(fd) for fd in facts["fds"].split()) == [0, 1, 2, 3]  # 3: ls's own
+
+
+def test_a_nul_or_a_bad_variable_name_is_refused_not_cut_short(way: str) -> None:
+    for argv, env in (
+        (["/bin/echo", "a\0b"], {}),
+        (["/bin/echo"], {b"A=B": b"1"}),
+        (["/bin/echo"], {b"A": b"x\0y"}),
+    ):
+        with pytest.raises((OSError, ValueError)):
+            spawn_module.spawn("/bin/echo", argv, env, 1)
