@@ -44,6 +44,7 @@ from .processes import pid_alive, runner_tag, tag_alive
 
 SCHEMA_VERSION = 3
 OPEN_TIMEOUT_SECONDS = 60
+SMALL_FILE_BYTES = 1 << 16  # hashed from one read; larger files in file_digest's chunks
 CLAIM_CHUNK = 500  # outputs per set-based claim: well under SQLite's limit on parameters
 SYNCFS_FROM_FILES = 4  # measured: one syncfs beats per-file fsyncs from a few files on
 OUTPUT_ID = re.compile(r"^[0-9a-f]{64}$")
@@ -648,7 +649,7 @@ class LocalStore:
         recorded (the runner does it for a batch at a time). Called from worker threads:
         touches only files, never the database.
         """
-        target = self.output_path(output_id)
+        target = f"{self._outputs}/{checked_id(output_id)}"
         manifest = _seal(staging)  # published outputs are immutable, as in a Nix store
         # The journal line and the rename need no fsync of their own: if a power loss drops
         # the line, the orphan is not adopted but re-run; if it drops the rename, the success
@@ -656,8 +657,8 @@ class LocalStore:
         if self._journal is not None:
             self._journal.append(output_id, manifest)
         pause_point("before-rename")
-        if target.exists():  # an orphan of a runner killed before recording success
-            self.discard_output(target)
+        if os.path.exists(target):  # an orphan of a runner killed before recording success
+            self.discard_output(Path(target))
         try:
             os.rename(staging, target)
         except OSError as err:
@@ -901,10 +902,15 @@ def _seal(root: Path) -> Manifest:
                     _read_only(entry.path)
                 elif entry.is_file():
                     with open(entry.path, "rb") as handle:
-                        digest = hashlib.file_digest(handle, "sha256").hexdigest()
                         status = os.fstat(handle.fileno())
+                        if status.st_size <= SMALL_FILE_BYTES:  # file_digest would zero 256 KB
+                            data = handle.read()
+                            size, digest = len(data), hashlib.sha256(data).hexdigest()
+                        else:
+                            digest = hashlib.file_digest(handle, "sha256").hexdigest()
+                            size = os.fstat(handle.fileno()).st_size
                         os.fchmod(handle.fileno(), status.st_mode & ~0o222)
-                    files[prefix + entry.name] = (status.st_size, digest)
+                    files[prefix + entry.name] = (size, digest)
                 else:
                     _read_only(entry.path)
 

@@ -187,6 +187,7 @@ class _Runner:
     ) -> None:
         self.plan, self.store, self.engine, self.scheduler = plan, store, engine, scheduler
         self.run, self.emit, self.jobs = run, emit, max(1, jobs)
+        self.digest = plan.digest  # read once: a pydantic private attribute costs microseconds
         self.inbox: queue.SimpleQueue[_Notice] = queue.SimpleQueue()
         self.reserved: collections.deque[_Attempt] = collections.deque()  # claimed, no worker yet
         self.running: dict[int, _Attempt] = {}  # handed to a worker: queued or running, by row
@@ -456,7 +457,7 @@ class _Runner:
         return Success(
             self.plan.output(name),
             name,
-            self.plan.digest,
+            self.digest,
             self.run,
             seconds,
             self.engine.name,

@@ -128,6 +128,20 @@ def test_publish_then_record_makes_a_success(tmp_path: Path) -> None:
     assert store.check_output(OUTPUT, deep=True) is None
 
 
+def test_files_of_every_size_are_hashed_alike(tmp_path: Path) -> None:
+    """Small files are hashed from one read, large ones in chunks: the manifest is sha256
+    and size either way, on both sides of the switch and of file_digest's 256 KB buffer."""
+    store = LocalStore(tmp_path / "s")
+    staging = store.new_staging(OUTPUT)
+    contents = {f"f{size}": os.urandom(size) for size in (0, 10, 65_536, 65_537, 262_144, 700_000)}
+    for name, data in contents.items():
+        (staging / name).write_bytes(data)
+    manifest = store.publish(OUTPUT, staging)
+    assert manifest.files == {
+        name: (len(data), hashlib.sha256(data).hexdigest()) for name, data in contents.items()
+    }
+
+
 def dead_pid() -> int:
     """The pid of a process that has ended."""
     child = subprocess.run(
