@@ -54,6 +54,8 @@ class LocalEngine:
         argv = ["/bin/sh", "-c", job.command] if isinstance(job.command, str) else job.command
         env = self._environ.copy()
         for key, value in (*job.env.items(), *job.environment().items()):
+            if "\0" in value:
+                return _refused(job, f"variable {key} holds a NUL character")
             env[os.fsencode(key)] = os.fsencode(value)
         started = time.monotonic()
         with LogFile(job.log_path) as log:
@@ -99,6 +101,13 @@ class LocalEngine:
             running = list(self._running)
         for process in running:
             _end_group(process)
+
+
+def _refused(job: Job, why: str) -> Result:
+    """A command that cannot be started as asked: said in its log and its result."""
+    with LogFile(job.log_path) as log:
+        log.write(f"alamode: cannot start the command: {why}\n".encode())
+    return Result(None, 0.0, detail=f"cannot start the command: {why}")
 
 
 def _copy_until_exit(process: _Child, reader: int, log: LogFile, timeout: int | None) -> bool:

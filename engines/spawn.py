@@ -41,7 +41,8 @@ def closes_inherited_descriptors() -> bool:
 
 def spawn(path: str, argv: list[str], env: dict[bytes, bytes], output: int) -> int:
     """Start ``path`` with ``argv`` and ``env``; return its pid. OSError (with ``strerror``)
-    when it cannot be started."""
+    when it cannot be started. No value in ``env`` may hold a NUL: the caller checks (the
+    local engine does, for what a task adds to alamode's own environment)."""
     libc = _glibc()
     if libc is None:
         return os.posix_spawn(
@@ -56,29 +57,20 @@ def spawn(path: str, argv: list[str], env: dict[bytes, bytes], output: int) -> i
             setsid=True,
             setsigdef=_DEFAULT_SIGNALS,
         )
-    actions = ctypes.create_string_buffer(_OPAQUE_SIZE)
-    libc.posix_spawn_file_actions_init(actions)
-    try:
-        libc.posix_spawn_file_actions_addopen(actions, 0, b"/dev/null", os.O_RDONLY, 0)
-        libc.posix_spawn_file_actions_adddup2(actions, output, 1)
-        libc.posix_spawn_file_actions_adddup2(actions, output, 2)
-        libc.posix_spawn_file_actions_addclosefrom_np(actions, 3)
-        args = [os.fsencode(arg) for arg in argv]
-        variables = [key + b"=" + value for key, value in env.items()]
-        if any(b"\0" in item for item in (*args, *variables)) or any(b"=" in key for key in env):
-            # C strings would cut them short silently; os.posix_spawn refuses them too
-            raise OSError(errno.EINVAL, "an argument or variable holds a NUL or a bad name", path)
-        pid = ctypes.c_int()
-        error = libc.posix_spawn(
-            ctypes.byref(pid),
-            os.fsencode(path),
-            actions,
-            _attributes(),
-            (ctypes.c_char_p * (len(args) + 1))(*args),
-            (ctypes.c_char_p * (len(variables) + 1))(*variables),
-        )
-    finally:
-        libc.posix_spawn_file_actions_destroy(actions)
+    args = [os.fsencode(arg) for arg in argv]
+    if b"\0" in b"".join(args) or any(b"=" in key or b"\0" in key for key in env):
+        # C strings would cut them short silently; os.posix_spawn refuses them too
+        raise OSError(errno.EINVAL, "an argument or variable name holds a NUL or '='", path)
+    variables = [key + b"=" + value for key, value in env.items()]
+    pid = ctypes.c_int()
+    error = libc.posix_spawn(
+        ctypes.byref(pid),
+        os.fsencode(path),
+        _file_actions(output),
+        _attributes(),
+        (ctypes.c_char_p * (len(args) + 1))(*args),
+        (ctypes.c_char_p * (len(variables) + 1))(*variables),
+    )
     if error:
         raise OSError(error, os.strerror(error), path)
     return pid.value
@@ -102,6 +94,20 @@ def _glibc() -> Any:
     function.argtypes = [ctypes.POINTER(ctypes.c_int), ctypes.c_char_p, *[pointer] * 4]
     function.restype = ctypes.c_int
     return libc
+
+
+@functools.cache
+def _file_actions(output: int) -> ctypes.Array[ctypes.c_char]:
+    """stdin from /dev/null, stdout and stderr to ``output``, every other descriptor closed.
+    Made once per descriptor number (pipes reuse a few) and only read by ``posix_spawn``."""
+    libc = _glibc()
+    actions = ctypes.create_string_buffer(_OPAQUE_SIZE)
+    libc.posix_spawn_file_actions_init(actions)
+    libc.posix_spawn_file_actions_addopen(actions, 0, b"/dev/null", os.O_RDONLY, 0)
+    libc.posix_spawn_file_actions_adddup2(actions, output, 1)
+    libc.posix_spawn_file_actions_adddup2(actions, output, 2)
+    libc.posix_spawn_file_actions_addclosefrom_np(actions, 3)
+    return actions
 
 
 @functools.cache

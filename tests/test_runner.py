@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from a_la_mode import AlamodeError, TaskDef, compile_plan
+from a_la_mode.engine import Job
 from a_la_mode.localstore import LocalStore
 from a_la_mode.plan import Plan
 from a_la_mode.queries import task_states, verify
@@ -311,3 +312,20 @@ def test_a_task_running_now_elsewhere_is_not_failed_last_time(store: LocalStore)
     assert states["top"].label == "would run"
     assert store.settle_dead_runs() == []  # its runner is alive: nothing is marked killed
     assert store.history("top", 1)[0]["status"] == "running"
+
+
+def test_the_engine_refuses_a_variable_holding_a_nul(tmp_path: Path) -> None:
+    """For a library caller that skips the run's checks: said, not cut short."""
+    job = Job(
+        task="t",
+        output_id="ab" * 32,
+        command="true",
+        env={"A": "x\0y"},
+        output_dir=tmp_path / "out",
+        inputs={},
+        log_path=tmp_path / "log",
+    )
+    result = LocalEngine().run(job)
+    assert not result.ok
+    assert result.describe() == "cannot start the command: variable A holds a NUL character"
+    assert "variable A holds a NUL character" in (tmp_path / "log").read_text()

@@ -92,7 +92,7 @@ def test_a_nul_or_a_bad_variable_name_is_refused_not_cut_short(way: str) -> None
     for argv, env in (
         (["/bin/echo", "a\0b"], {}),
         (["/bin/echo"], {b"A=B": b"1"}),
-        (["/bin/echo"], {b"A": b"x\0y"}),
+        (["/bin/echo"], {b"A\0": b"1"}),
     ):
         with pytest.raises((OSError, ValueError)):
             spawn_module.spawn("/bin/echo", argv, env, 1)
