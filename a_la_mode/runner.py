@@ -144,24 +144,33 @@ def run_plan(
     engine.prepare({n: plan.spec(n) for n in to_run if plan.tasks[n].get("command")})
     scheduler = Scheduler(plan, done, options.targets, store.durations(), options.keep_going)
     run = store.begin_run(plan, engine.name)
-    for name in scheduler.order:
-        if scheduler.status[name].state is State.DONE:
-            output = plan.output(name)
-            if output in adopted:
-                emit(Event("adopt", name, output, ADOPTED))
-            else:
-                emit(Event("skip", name, output, scheduler.status[name].reason))
-    runner = _Runner(plan, store, engine, scheduler, run, emit, options.jobs)
     status = "failed"
+    runner: _Runner | None = None
     try:
+        for name in scheduler.order:
+            if scheduler.status[name].state is State.DONE:
+                output = plan.output(name)
+                if output in adopted:
+                    emit(Event("adopt", name, output, ADOPTED))
+                else:
+                    emit(Event("skip", name, output, scheduler.status[name].reason))
+        runner = _Runner(plan, store, engine, scheduler, run, emit, options.jobs)
         runner.loop()
         status = "succeeded" if scheduler.succeeded else "failed"
     except KeyboardInterrupt:
         status = "interrupted"
-        runner.interrupt()
+        if runner is not None:
+            runner.interrupt()
         raise RunInterrupted(
             "interrupted: running tasks were stopped and nothing half-done was recorded"
         ) from None
+    except BaseException:
+        # Anything else (the event stream's reader went away, the disk filled up...): stop
+        # as on Ctrl-C, so what was published is recorded and nothing is left half-done.
+        if runner is not None:
+            with contextlib.suppress(Exception):
+                runner.interrupt()
+        raise
     finally:
         store.end_run(run, status)
     seconds = time.monotonic() - started

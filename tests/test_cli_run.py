@@ -318,3 +318,36 @@ def test_diff_with_a_store_says_what_exists_and_what_is_left(tmp_path: Path) -> 
     assert report["estimated_seconds"] >= 0
     text = alamode("diff", "old.yaml", "new.yaml", "--store", ".alamode", cwd=tmp_path).stdout
     assert "store .alamode: 1 of 4 new outputs exist (a); to compute: 3 tasks, about" in text
+
+
+def test_a_run_whose_event_reader_goes_away_stops_cleanly(tmp_path: Path) -> None:
+    """``alamode run --json plan | head -3``: the run stops, as on Ctrl-C. What was published
+    is recorded, nothing is left marked running, and the next run does only the rest."""
+    tasks = "\n".join(
+        f"  t{n}: {{spec: {{command: 'sleep 0.3; echo {n} > \"$ALAMODE_OUTPUT/n\"'}}}}"
+        for n in range(8)
+    )
+    spec(tmp_path, f"tasks:\n{tasks}\n")
+    runner = start(tmp_path, "run", "p.yaml", "-j", "2", "--json")
+    assert runner.stdout is not None and runner.stderr is not None
+    first = [json.loads(runner.stdout.readline()) for _ in range(3)]  # two starts, a success
+    runner.stdout.close()  # like `head -3`
+    runner.wait(timeout=30)
+    with runner.stderr:
+        assert "Traceback" not in runner.stderr.read()
+    assert runner.returncode != 0
+
+    store = LocalStore(tmp_path / ".alamode")
+    assert "running" not in [row["status"] for row in store.history(None, 50)]
+    recorded = set(store.recorded_outputs())
+    assert {e["output"] for e in first if e["event"] == "succeed"} <= recorded
+    published = {p.name for p in (tmp_path / ".alamode" / "outputs").iterdir()}
+    assert published == recorded  # nothing published and left unrecorded
+
+    again = alamode("run", "p.yaml", "--json", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    events = [json.loads(line) for line in again.stdout.splitlines()]
+    skipped = {e["output"] for e in events if e["event"] == "skip"}
+    started = {e["task"] for e in events if e["event"] == "start"}
+    assert skipped == recorded  # the first run's work is kept...
+    assert len(started) == 8 - len(recorded)  # ...and only the rest runs
