@@ -2,8 +2,9 @@
 
     .alamode/
       outputs/<output-id>/      immutable once published
-      staging/                  in-flight work: <output-id>.<pid>.<random>/, and each
-                                runner's journal.<pid>.<random> of outputs it published
+      staging/                  in-flight work: <output-id>.<runner>.<random>/, and each
+                                runner's journal.<runner>.<random> of outputs it published
+                                (<runner>: its pid and start, see processes.py)
       logs/<output-id>/<n>.log  one log per attempt that printed anything
       plans/<digest>.bencode    every plan ever run
       state.sqlite              runs, attempts, successes, leases (schema version in `meta`)
@@ -24,6 +25,7 @@ import ctypes
 import errno
 import functools
 import hashlib
+import io
 import json
 import os
 import re
@@ -123,21 +125,16 @@ class Manifest:
         return cls.from_dict(json.loads(text))
 
     @classmethod
-    def of_directory(cls, root: Path, fsync: bool = False) -> Manifest:
-        """Hash every regular file below ``root`` (fsyncing them first when asked)."""
+    def of_directory(cls, root: Path) -> Manifest:
+        """Hash every regular file below ``root``."""
         files: dict[str, tuple[int, str]] = {}
         for folder, _, names in os.walk(root):
             for name in names:
                 path = Path(folder, name)
                 if path.is_symlink() or not path.is_file():
                     continue
-                digest = hashlib.sha256()
                 with open(path, "rb") as handle:
-                    for block in iter(lambda: handle.read(1 << 20), b""):
-                        digest.update(block)
-                    if fsync:
-                        os.fsync(handle.fileno())
-                files[path.relative_to(root).as_posix()] = (path.stat().st_size, digest.hexdigest())
+                    files[path.relative_to(root).as_posix()] = _size_and_digest(handle)
         return cls(files)
 
 
@@ -368,7 +365,7 @@ class LocalStore:
         (count,) = self._db.execute(
             "SELECT COUNT(*) FROM attempts WHERE output=?", (output_id,)
         ).fetchone()
-        log = f"logs/{checked_id(output_id)}/{count + 1}.log"
+        log = _log_name(checked_id(output_id), count + 1)
         cursor = self._db.execute(
             "INSERT INTO attempts (run, task, output, attempt, started, status, log) "
             "VALUES (?, ?, ?, ?, ?, 'running', ?)",
@@ -520,7 +517,7 @@ class LocalStore:
                 else:
                     row += 1
                     tries[output] = number = tries.get(output, 0) + 1
-                    log = f"logs/{output}/{number}.log"
+                    log = _log_name(output, number)
                     begun.append((row, run, task, output, number, now, log))
                     lease = Lease("ours", attempt=row, log=Path(self._root, log))
             leases.append(lease)
@@ -614,15 +611,16 @@ class LocalStore:
             self.discard_output(folder)  # never trusted: it is made anew
             return None
         row, task, run, plan, engine = attempt
+        now = time.time()
         with _transaction(self._db):
             self._insert_successes(
-                [Success(output_id, task, plan, run, 0.0, engine, manifest)], time.time()
+                [Success(output_id, task, plan, run, 0.0, engine, manifest)], now
             )
             # Its command succeeded and its output is whole: only the record was lost.
             self._db.execute(
                 "UPDATE attempts SET status='succeeded', exit_code=0, finished=? "
                 "WHERE id=? AND status IN ('running', 'killed')",
-                (time.time(), row),
+                (now, row),
             )
         return str(task)
 
@@ -824,6 +822,11 @@ def _transaction(db: sqlite3.Connection) -> Iterator[None]:
     db.execute("COMMIT")
 
 
+def _log_name(output_id: str, attempt: int) -> str:
+    """Where attempt ``attempt`` at ``output_id`` logs, relative to the store."""
+    return f"logs/{output_id}/{attempt}.log"
+
+
 def _random() -> str:
     """Eight hex digits, for names that must not collide."""
     return os.urandom(4).hex()
@@ -902,21 +905,26 @@ def _seal(root: Path) -> Manifest:
                     _read_only(entry.path)
                 elif entry.is_file():
                     with open(entry.path, "rb") as handle:
-                        status = os.fstat(handle.fileno())
-                        if status.st_size <= SMALL_FILE_BYTES:  # file_digest would zero 256 KB
-                            data = handle.read()
-                            size, digest = len(data), hashlib.sha256(data).hexdigest()
-                        else:
-                            digest = hashlib.file_digest(handle, "sha256").hexdigest()
-                            size = os.fstat(handle.fileno()).st_size
-                        os.fchmod(handle.fileno(), status.st_mode & ~0o222)
-                    files[prefix + entry.name] = (size, digest)
+                        files[prefix + entry.name] = _size_and_digest(handle)
+                        mode = os.fstat(handle.fileno()).st_mode
+                        os.fchmod(handle.fileno(), mode & ~0o222)
                 else:
                     _read_only(entry.path)
 
     walk(str(root), "")
     _read_only(str(root))
     return Manifest(files)
+
+
+def _size_and_digest(handle: io.BufferedReader) -> tuple[int, str]:
+    """The size and sha256 of an open file, read to its end. A small file in one read:
+    ``hashlib.file_digest`` zeroes a 256 KB buffer for every file, even an empty one."""
+    status = os.fstat(handle.fileno())
+    if status.st_size <= SMALL_FILE_BYTES:
+        data = handle.read()
+        return len(data), hashlib.sha256(data).hexdigest()
+    digest = hashlib.file_digest(handle, "sha256").hexdigest()
+    return os.fstat(handle.fileno()).st_size, digest
 
 
 def _read_only(path: str) -> None:

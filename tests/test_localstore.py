@@ -142,6 +142,7 @@ def test_files_of_every_size_are_hashed_alike(tmp_path: Path) -> None:
     assert manifest.files == {
         name: (len(data), hashlib.sha256(data).hexdigest()) for name, data in contents.items()
     }
+    assert Manifest.of_directory(store.output_path(OUTPUT)) == manifest  # what verify re-hashes
 
 
 def dead_pid() -> int:
