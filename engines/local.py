@@ -52,24 +52,20 @@ class LocalEngine:
 
     def run(self, job: Job) -> Result:
         argv = ["/bin/sh", "-c", job.command] if isinstance(job.command, str) else job.command
-        env = self._environ.copy()
-        for key, value in (*job.env.items(), *job.environment().items()):
-            if "\0" in value:
-                return _refused(job, f"variable {key} holds a NUL character")
-            env[os.fsencode(key)] = os.fsencode(value)
         started = time.monotonic()
-        with LogFile(job.log_path) as log:
+        with LogFile(job.log_path) as log:  # created only when written to
+            env = self._environ.copy()
+            for key, value in (*job.env.items(), *job.environment().items()):
+                if "\0" in value:
+                    why = f"the command: variable {key} holds a NUL character"
+                    return _cannot_start(log, why, started)
+                env[os.fsencode(key)] = os.fsencode(value)
             reader, writer = os.pipe()
             try:
                 process = _Child.spawn(argv, env, writer)
             except OSError as err:
                 os.close(reader)
-                log.write(f"alamode: cannot start {argv[0]}: {err.strerror}\n".encode())
-                return Result(
-                    None,
-                    time.monotonic() - started,
-                    detail=f"cannot start {argv[0]}: {err.strerror}",
-                )
+                return _cannot_start(log, f"{argv[0]}: {err.strerror}", started)
             finally:
                 os.close(writer)  # the command holds the only write end now
             with self._lock:
@@ -103,11 +99,10 @@ class LocalEngine:
             _end_group(process)
 
 
-def _refused(job: Job, why: str) -> Result:
-    """A command that cannot be started as asked: said in its log and its result."""
-    with LogFile(job.log_path) as log:
-        log.write(f"alamode: cannot start the command: {why}\n".encode())
-    return Result(None, 0.0, detail=f"cannot start the command: {why}")
+def _cannot_start(log: LogFile, why: str, started: float) -> Result:
+    """A command that could not be started: said in its log and its result."""
+    log.write(f"alamode: cannot start {why}\n".encode())
+    return Result(None, time.monotonic() - started, detail=f"cannot start {why}")
 
 
 def _copy_until_exit(process: _Child, reader: int, log: LogFile, timeout: int | None) -> bool:
