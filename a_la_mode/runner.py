@@ -491,7 +491,6 @@ class _Runner:
         self.engine.stop_all()
         self._stop_workers(cancel=True)
         self.flusher.shutdown(wait=True)
-        self._flush(force=True)  # whole, published outputs: recording them loses nothing
         seconds: dict[int, float] = {}
         with contextlib.suppress(queue.Empty):
             while True:
@@ -499,7 +498,15 @@ class _Runner:
                 if kind == "started":
                     self.running[row].started = True
                 elif kind == "finished" and isinstance(outcome, tuple):
-                    seconds[row] = outcome[0].seconds
+                    result, manifest = outcome
+                    if manifest is None:
+                        seconds[row] = result.seconds
+                        continue
+                    # it finished and was published before the stop: a whole output
+                    attempt = self.running.pop(row)
+                    success = self._success(attempt.name, result.seconds, manifest)
+                    self.unrecorded.append((row, result.seconds, success))
+        self._flush(force=True)  # whole, published outputs: recording them loses nothing
         self._withdraw_reserved()
         never = [attempt for attempt in self.running.values() if not attempt.started]
         self.store.drop_attempts([attempt.row for attempt in never])

@@ -64,10 +64,13 @@ class DockerEngine:
 
     def check(self) -> None:
         """The daemon answers; else one line saying how to start it."""
+        client: docker.DockerClient | None = None
         try:
             client = docker.from_env()
             client.ping()
         except docker.errors.DockerException as err:
+            if client is not None:
+                client.close()  # its connection pool holds a socket
             where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
             raise EngineError(
                 f"cannot reach the Docker daemon at {where} ({_first_line(err)}); {START_HINT}"

@@ -329,3 +329,32 @@ def test_the_engine_refuses_a_variable_holding_a_nul(tmp_path: Path) -> None:
     assert not result.ok
     assert result.describe() == "cannot start the command: variable A holds a NUL character"
     assert "variable A holds a NUL character" in (tmp_path / "log").read_text()
+
+
+def test_an_output_published_while_the_run_stops_is_recorded(store: LocalStore) -> None:
+    """The run stops on an error of its own (here: its event reader went away) while a task
+    it does not know has finished is already published. That output is whole: it is
+    recorded, not left published and unrecorded."""
+    plan = compile_plan(
+        {},
+        [
+            TaskDef("quick", {"command": 'echo 1 > "$ALAMODE_OUTPUT/n"'}),
+            TaskDef("slow", {"command": "sleep 30"}),
+        ],
+    )
+    quick = store.output_path(plan.output("quick"))
+
+    def emit(event: Event) -> None:
+        if event.kind == "start" and event.task == "slow":
+            deadline = time.monotonic() + 10
+            while not quick.exists() and time.monotonic() < deadline:
+                time.sleep(0.01)  # quick publishes while the main thread is still in here
+            time.sleep(0.1)
+            raise BrokenPipeError("the event reader went away")
+
+    with pytest.raises(BrokenPipeError):
+        run_plan(plan, store, LocalEngine(), RunOptions(jobs=2), emit)
+
+    assert quick.exists()
+    assert set(store.recorded_outputs()) == {plan.output("quick")}
+    assert "running" not in [row["status"] for row in store.history(None, 50)]
