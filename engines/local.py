@@ -23,7 +23,7 @@ from typing import Any
 
 from a_la_mode.engine import Job, LogFile, Result
 
-from .spawn import closes_inherited_descriptors, spawn
+from .spawn import Environment, closes_inherited_descriptors, spawn
 
 GRACE_SECONDS = 3.0  # between SIGTERM and SIGKILL
 READ_SIZE = 1 << 16
@@ -38,9 +38,9 @@ class LocalEngine:
         self._running: set[_Child] = set()
         self._lock = threading.Lock()
         self._stopping = False
-        # This process's environment, encoded once: encoding forty variables for every
-        # command was a measurable share of starting one.
-        self._environ = {os.fsencode(k): os.fsencode(v) for k, v in os.environ.items()}
+        # This process's environment, checked and encoded once: doing that for forty
+        # variables at every command was a measurable share of starting one.
+        self._environ = Environment(os.environ)
         if not closes_inherited_descriptors():
             _keep_inherited_descriptors_to_ourselves()
 
@@ -54,12 +54,10 @@ class LocalEngine:
         argv = ["/bin/sh", "-c", job.command] if isinstance(job.command, str) else job.command
         started = time.monotonic()
         with LogFile(job.log_path) as log:  # created only when written to
-            env = self._environ.copy()
-            for key, value in (*job.env.items(), *job.environment().items()):
-                if "\0" in value:
-                    why = f"the command: variable {key} holds a NUL character"
-                    return _cannot_start(log, why, started)
-                env[os.fsencode(key)] = os.fsencode(value)
+            try:
+                env = self._environ.overlay({**job.env, **job.environment()})
+            except ValueError as err:
+                return _cannot_start(log, f"the command: {err}", started)
             reader, writer = os.pipe()
             try:
                 process = _Child.spawn(argv, env, writer)
@@ -187,7 +185,7 @@ class _Child:
         self._lock = threading.Lock()  # the worker and a Ctrl-C may both wait for it
 
     @classmethod
-    def spawn(cls, argv: list[str], env: dict[bytes, bytes], output: int) -> _Child:
+    def spawn(cls, argv: list[str], env: Environment, output: int) -> _Child:
         """Start ``argv``; OSError (with ``strerror``) when it cannot be run."""
         return cls(spawn(_find_program(argv[0], env), argv, env, output))
 
@@ -210,11 +208,13 @@ class _Child:
         return code
 
 
-def _find_program(name: str, env: dict[bytes, bytes]) -> str:
+def _find_program(name: str, env: Environment) -> str:
     """Where ``name`` is, searched in the command's own PATH as a shell would."""
     if "/" in name:
         return name
-    search = env.get(b"PATH", os.defpath.encode())
+    search = env.get(b"PATH")
+    if search is None:
+        search = os.defpath.encode()
     found = shutil.which(name, path=os.fsdecode(search))
     if found is None:
         raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), name)

@@ -23,6 +23,7 @@ import errno
 import functools
 import os
 import signal
+from collections.abc import Mapping
 from typing import Any
 
 # glibc's values (spawn.h), the same on every Linux architecture.
@@ -39,16 +40,76 @@ def closes_inherited_descriptors() -> bool:
     return _glibc() is not None
 
 
-def spawn(path: str, argv: list[str], env: dict[bytes, bytes], output: int) -> int:
+class Environment:
+    """The variables a command is given, checked and encoded when they are given, not at
+    every spawn: a base (this process's own, once per engine) and, with ``overlay``, each
+    command's own on top. ValueError for a name holding ``=`` or NUL, or a value holding NUL:
+    C strings would cut them short silently."""
+
+    def __init__(self, variables: Mapping[str, str], _base: Environment | None = None) -> None:
+        self._base = _base
+        self._entries: dict[bytes, bytes] = {}  # name -> b"name=value"
+        for name, value in variables.items():
+            if "\0" in value:
+                raise ValueError(f"variable {name} holds a NUL character")
+            if not name or "=" in name or "\0" in name:
+                raise ValueError(f"{name!r} cannot be a variable's name (it holds '=' or NUL)")
+            key = name.encode("utf-8", "surrogateescape")
+            self._entries[key] = key + b"=" + value.encode("utf-8", "surrogateescape")
+        # base only: the ctypes array of its entries, leaving out those an overlay replaces
+        self._arrays: dict[frozenset[bytes], tuple[int, ctypes.Array[ctypes.c_char_p]]] = {}
+
+    def overlay(self, variables: Mapping[str, str]) -> Environment:
+        """This environment with ``variables`` added or replaced."""
+        return Environment(variables, _base=self)
+
+    def get(self, name: bytes) -> bytes | None:
+        """A variable's value, encoded."""
+        entry = self._entries.get(name)
+        if entry is None and self._base is not None:
+            return self._base.get(name)
+        return None if entry is None else entry[len(name) + 1 :]
+
+    def as_dict(self) -> dict[bytes, bytes]:
+        """Every variable, name to value, encoded."""
+        whole = self._base.as_dict() if self._base is not None else {}
+        for name, entry in self._entries.items():
+            whole[name] = entry[len(name) + 1 :]
+        return whole
+
+    def pointers(self) -> ctypes.Array[ctypes.c_char_p]:
+        """The NULL-terminated ``char *envp[]`` that libc's ``posix_spawn`` takes. Only the
+        overlay's entries are converted per command; the base's are copied as pointers."""
+        if self._base is None:
+            count, array = self._kept(frozenset())
+            return array
+        count, kept = self._base._kept(frozenset(self._entries))
+        array = (ctypes.c_char_p * (count + len(self._entries) + 1))()
+        ctypes.memmove(array, kept, count * ctypes.sizeof(ctypes.c_char_p))
+        for index, entry in enumerate(self._entries.values(), count):
+            array[index] = entry  # the array keeps the bytes alive
+        return array
+
+    def _kept(self, replaced: frozenset[bytes]) -> tuple[int, ctypes.Array[ctypes.c_char_p]]:
+        """The base's entries but those named in ``replaced``, as a ctypes array; made once
+        per set of names (the tasks of a plan share a few)."""
+        found = self._arrays.get(replaced)
+        if found is None:
+            entries = [e for name, e in self._entries.items() if name not in replaced]
+            found = len(entries), (ctypes.c_char_p * (len(entries) + 1))(*entries)
+            self._arrays[replaced] = found
+        return found
+
+
+def spawn(path: str, argv: list[str], env: Environment, output: int) -> int:
     """Start ``path`` with ``argv`` and ``env``; return its pid. OSError (with ``strerror``)
-    when it cannot be started. No value in ``env`` may hold a NUL: the caller checks (the
-    local engine does, for what a task adds to alamode's own environment)."""
+    when it cannot be started, or when an argument holds a NUL."""
     libc = _glibc()
     if libc is None:
         return os.posix_spawn(
             path,
             argv,
-            env,
+            env.as_dict(),
             file_actions=[
                 (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
                 (os.POSIX_SPAWN_DUP2, output, 1),
@@ -57,19 +118,17 @@ def spawn(path: str, argv: list[str], env: dict[bytes, bytes], output: int) -> i
             setsid=True,
             setsigdef=_DEFAULT_SIGNALS,
         )
-    args = [os.fsencode(arg) for arg in argv]
-    if b"\0" in b"".join(args) or any(b"=" in key or b"\0" in key for key in env):
-        # C strings would cut them short silently; os.posix_spawn refuses them too
-        raise OSError(errno.EINVAL, "an argument or variable name holds a NUL or '='", path)
-    variables = [key + b"=" + value for key, value in env.items()]
+    args = [arg.encode("utf-8", "surrogateescape") for arg in argv]
+    if b"\0" in b"".join(args):  # C strings would cut it short silently
+        raise OSError(errno.EINVAL, "an argument holds a NUL character", path)
     pid = ctypes.c_int()
     error = libc.posix_spawn(
         ctypes.byref(pid),
-        os.fsencode(path),
+        path.encode("utf-8", "surrogateescape"),
         _file_actions(output),
         _attributes(),
         (ctypes.c_char_p * (len(args) + 1))(*args),
-        (ctypes.c_char_p * (len(variables) + 1))(*variables),
+        env.pointers(),
     )
     if error:
         raise OSError(error, os.strerror(error), path)

@@ -28,12 +28,17 @@ def way(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iter
     yield request.param
 
 
+BASE = spawn_module.Environment({"PATH": "/bin"})
+
+
 def run_probe(command: str) -> dict[str, str]:
+    return run_with(BASE.overlay({"GREETING": "hi"}), command)
+
+
+def run_with(env: spawn_module.Environment, command: str) -> dict[str, str]:
     reader, writer = os.pipe()
     try:
-        pid = spawn_module.spawn(
-            "/bin/sh", ["/bin/sh", "-c", command], {b"GREETING": b"hi", b"PATH": b"/bin"}, writer
-        )
+        pid = spawn_module.spawn("/bin/sh", ["/bin/sh", "-c", command], env, writer)
     finally:
         os.close(writer)
     with os.fdopen(reader, "rb") as output:
@@ -59,7 +64,7 @@ def test_a_command_starts_in_its_own_session_with_a_clean_start(way: str) -> Non
 
 def test_a_missing_program_is_an_oserror_naming_it(way: str) -> None:
     with pytest.raises(OSError) as raised:
-        spawn_module.spawn("/no/such/program", ["/no/such/program"], {}, 1)
+        spawn_module.spawn("/no/such/program", ["/no/such/program"], BASE, 1)
     assert raised.value.errno == errno.ENOENT
     assert raised.value.strerror == "No such file or directory"
 
@@ -88,11 +93,46 @@ def test_the_libc_way_closes_even_descriptors_made_inheritable_later() -> None:
     assert sorted(int(fd) for fd in facts["fds"].split()) == [0, 1, 2, 3]  # 3: ls's own
 
 
-def test_a_nul_or_a_bad_variable_name_is_refused_not_cut_short(way: str) -> None:
-    for argv, env in (
-        (["/bin/echo", "a\0b"], {}),
-        (["/bin/echo"], {b"A=B": b"1"}),
-        (["/bin/echo"], {b"A\0": b"1"}),
-    ):
-        with pytest.raises((OSError, ValueError)):
-            spawn_module.spawn("/bin/echo", argv, env, 1)
+def test_a_nul_in_an_argument_is_refused_not_cut_short(way: str) -> None:
+    with pytest.raises((OSError, ValueError)):
+        spawn_module.spawn("/bin/echo", ["/bin/echo", "a\0b"], BASE, 1)
+
+
+@pytest.mark.parametrize(
+    ("variables", "message"),
+    [
+        ({"A=B": "1"}, "'A=B' cannot be a variable's name"),
+        ({"A\0": "1"}, "cannot be a variable's name"),
+        ({"": "1"}, "'' cannot be a variable's name"),
+        ({"A": "x\0y"}, "variable A holds a NUL character"),
+    ],
+)
+def test_a_variable_a_command_cannot_be_given_is_refused(
+    variables: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        BASE.overlay(variables)
+    with pytest.raises(ValueError, match=message):
+        spawn_module.Environment(variables)
+
+
+def test_an_overlay_replaces_and_adds_and_leaves_the_base_alone(way: str) -> None:
+    base = spawn_module.Environment({"PATH": "/bin", "KEEP": "base", "SWAP": "base"})
+    for _ in range(2):  # the second time from the arrays made the first
+        env = base.overlay({"SWAP": "overlay", "NEW": "ünïcode"})
+        facts = run_with(env, 'echo "keep=$KEEP"; echo "swap=$SWAP"; echo "new=$NEW"')
+        assert facts["keep"] == "base" and facts["swap"] == "overlay"
+        assert facts["new"] == "ünïcode"
+        assert run_with(base, 'echo "swap=$SWAP"; echo "n=$(env | grep -c .)"') == {
+            "swap": "base",
+            "n": "4",  # PATH, KEEP, SWAP and the shell's own PWD: no NEW
+            "stderr": "",
+        }
+    assert env.get(b"SWAP") == b"overlay" and env.get(b"KEEP") == b"base"
+    assert env.get(b"MISSING") is None
+    assert env.as_dict() == {
+        b"PATH": b"/bin",
+        b"KEEP": b"base",
+        b"SWAP": b"overlay",
+        b"NEW": "ünïcode".encode(),
+    }

@@ -47,17 +47,16 @@ BARE_THREADS = (
     TIMER
     + """
 import ctypes, hashlib, threading
-from engines.spawn import spawn
+from engines.spawn import Environment, spawn
 root, command = sys.argv[1], sys.argv[2]
 names = sys.stdin.read().split()
 os.makedirs(f"{root}/staging"); os.makedirs(f"{root}/outputs")
-base = {os.fsencode(k): os.fsencode(v) for k, v in os.environ.items()}
+base = Environment(os.environ)
 def work(mine):
     for name in mine:
         stage = f"{root}/staging/{name}"
         os.mkdir(stage)
-        env = dict(base)
-        env[b"ALAMODE_OUTPUT"] = stage.encode()
+        env = base.overlay({"ALAMODE_OUTPUT": stage})
         reader, writer = os.pipe()
         pid = spawn("/bin/sh", ["/bin/sh", "-c", command], env, writer)
         os.close(writer)
