@@ -13,6 +13,7 @@ calls it on Ctrl-C.
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -26,28 +27,24 @@ class EngineError(AlamodeError):
     """An engine cannot be found, loaded or used."""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Job:
-    """One attempt at one task: what to run, where its inputs are, where to write."""
+    """One attempt at one task: what to run, where its inputs are, where to write. Paths
+    are plain strings: a runner makes thousands of jobs a second. Engines only read it."""
 
     task: str
     output_id: str
     command: str | list[str]
     env: dict[str, str]
-    output_dir: Path
-    inputs: dict[str, Path]
-    log_path: Path
+    output_dir: str  # the attempt's staging directory: the command writes its output here
+    inputs: dict[str, str]  # dependency name -> its published output directory
+    log_path: str
     timeout: int | None = None
     spec: dict[str, Any] = field(default_factory=dict)
 
     def environment(self) -> dict[str, str]:
         """The ``ALAMODE_*`` variables the command sees, with this machine's paths."""
-        return task_environment(
-            self.task,
-            self.output_id,
-            str(self.output_dir),
-            {name: str(path) for name, path in self.inputs.items()},
-        )
+        return task_environment(self.task, self.output_id, self.output_dir, self.inputs)
 
 
 @dataclass(frozen=True)
@@ -83,7 +80,7 @@ class LogFile:
     """An attempt's log, created (with its folder) only when there is something to write: a
     command that prints nothing leaves no file (and costs the store no inodes)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: str | Path) -> None:
         self.path = path
         self._handle: BinaryIO | None = None
 
@@ -91,7 +88,7 @@ class LogFile:
         if not data:
             return
         if self._handle is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
             self._handle = open(self.path, "ab")  # noqa: SIM115 - closed by close()
         self._handle.write(data)
         self._handle.flush()  # 'alamode log' may be reading it during the run

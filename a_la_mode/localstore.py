@@ -26,6 +26,7 @@ import errno
 import functools
 import hashlib
 import io
+import itertools
 import json
 import os
 import re
@@ -144,8 +145,9 @@ class Lease:
 
     state: str  # "ours", "held" (another live runner), "done" (success already recorded)
     holder: str = ""
-    attempt: int | None = None  # from claim(): the attempt started, and its log file
-    log: Path | None = None
+    attempt: int | None = None  # from claim(): the attempt started (its row), its number
+    number: int | None = None  # and its log file
+    log: str | None = None
 
 
 @dataclass(frozen=True)
@@ -284,6 +286,12 @@ class LocalStore:
 
     def output_path(self, output_id: str) -> Path:
         return Path(self._outputs, checked_id(output_id))
+
+    def output_folder(self, output_id: str) -> str:
+        """``output_path`` as a plain string, for the jobs a run makes by the thousand."""
+        return f"{self._outputs}/{checked_id(output_id)}"
+
+    fetches_inputs = False  # True where ``fetch`` must bring an input here before it is read
 
     def fetch(self, output_id: str) -> Path:
         """The output's directory, ready to read as an input (here: it already is)."""
@@ -519,7 +527,7 @@ class LocalStore:
                     tries[output] = number = tries.get(output, 0) + 1
                     log = _log_name(output, number)
                     begun.append((row, run, task, output, number, now, log))
-                    lease = Lease("ours", attempt=row, log=Path(self._root, log))
+                    lease = Lease("ours", attempt=row, number=number, log=f"{self._root}/{log}")
             leases.append(lease)
         self._db.executemany("INSERT OR REPLACE INTO leases VALUES (?, ?, ?, ?, ?)", taken)
         self._db.executemany(
@@ -566,14 +574,15 @@ class LocalStore:
 
     def new_staging(self, output_id: str) -> Path:
         """A fresh, empty staging directory for ``output_id``."""
-        path = self.staging_path(output_id)
+        path = Path(self.staging_path(output_id))
         path.mkdir()
         return path
 
-    def staging_path(self, output_id: str) -> Path:
+    def staging_path(self, output_id: str) -> str:
         """A fresh staging directory's name, not created yet: the runner's worker threads
-        create it, off the main thread's critical path."""
-        return Path(self._root, "staging", f"{checked_id(output_id)}.{self._tag}.{_random()}")
+        create it, off the main thread's critical path. Unique: the runner tag names this
+        process, a counter the directory."""
+        return f"{self._root}/staging/{checked_id(output_id)}.{self._tag}.{next(_STAGED):x}"
 
     def adopt_orphans(self) -> dict[str, str]:
         """Settle the journals of runners that were killed: an output they published but
@@ -640,7 +649,7 @@ class LocalStore:
                     self._db.execute("DELETE FROM leases WHERE output=?", (output,))
         return removed
 
-    def publish(self, output_id: str, staging: Path) -> Manifest:
+    def publish(self, output_id: str, staging: str | Path) -> Manifest:
         """Make ``staging`` the output ``output_id``: manifest, read-only, atomic rename.
 
         Nothing is made durable here: ``make_durable`` must run before the success is
@@ -827,6 +836,9 @@ def _log_name(output_id: str, attempt: int) -> str:
     return f"logs/{output_id}/{attempt}.log"
 
 
+_STAGED = itertools.count()  # numbers this process's staging directories
+
+
 def _random() -> str:
     """Eight hex digits, for names that must not collide."""
     return os.urandom(4).hex()
@@ -890,7 +902,7 @@ class _Journal:
                 continue
 
 
-def _seal(root: Path) -> Manifest:
+def _seal(root: str | Path) -> Manifest:
     """Hash every regular file below ``root`` and take away every write permission, in one
     walk: what ``Manifest.of_directory`` and a read-only ``chmod -R`` would do apart."""
     files: dict[str, tuple[int, str]] = {}

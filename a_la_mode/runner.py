@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import os
 import queue
 import shutil
 import threading
@@ -244,9 +245,7 @@ class _Runner:
             attempt.started = True
             job = attempt.job
             self.emit(
-                Event(
-                    "start", job.task, job.output_id, attempt=attempt.number, log=str(job.log_path)
-                )
+                Event("start", job.task, job.output_id, attempt=attempt.number, log=job.log_path)
             )
         elif kind == "finished":
             assert outcome is not None
@@ -339,31 +338,31 @@ class _Runner:
             self.deferred[name] = lease.holder
             self.emit(Event("wait", name, output, f"being produced by {lease.holder}"))
             return None
-        if lease.attempt is None or lease.log is None:  # the output directory exists already
+        if lease.attempt is None or lease.number is None or lease.log is None:
+            # the output directory exists already
             orphan = self.store.adopt_orphan(output)
             if orphan is not None:
                 self.store.record_success(self._success(name, 0.0, orphan))
                 self.scheduler.finished(name, True, ADOPTED)
                 self.emit(Event("adopt", name, output, ADOPTED))
                 return None
-            row, log = self.store.begin_attempt(self.run, name, output)
+            row, log_path = self.store.begin_attempt(self.run, name, output)
+            number, log = int(log_path.stem), str(log_path)
         else:
-            row, log = lease.attempt, lease.log
+            row, number, log = lease.attempt, lease.number, lease.log
         spec = self.plan.tasks[name]
         job = Job(
-            task=name,
-            output_id=output,
-            command=spec.get("command", ""),
-            env=dict(spec.get("env", {})),
-            output_dir=self.store.staging_path(output),
-            log_path=log,
-            inputs={
-                dep: self.store.output_path(oid) for dep, oid in self.plan.inputs(name).items()
-            },
-            timeout=spec.get("timeout"),
-            spec=self.plan.spec(name),
+            name,
+            output,
+            spec.get("command", ""),
+            dict(spec.get("env", {})),
+            self.store.staging_path(output),
+            {dep: self.store.output_folder(oid) for dep, oid in self.plan.inputs(name).items()},
+            log,
+            spec.get("timeout"),
+            self.plan.spec(name),
         )
-        return _Attempt(name, row, int(log.stem), job)
+        return _Attempt(name, row, number, job)
 
     def _worker(self) -> None:
         """A worker thread: run the jobs handed to it, until told to stop (None)."""
@@ -394,9 +393,10 @@ class _Runner:
 
     def _execute(self, job: Job) -> tuple[Result, Manifest | None]:
         """On a worker thread: fetch inputs, run the command; on success, publish."""
-        job.output_dir.mkdir()  # its staging directory; the engine creates the log if need be
-        for output_id in self.plan.inputs(job.task).values():
-            self.store.fetch(output_id)  # a blob store downloads them into its cache
+        os.mkdir(job.output_dir)  # its staging directory; the engine makes the log if need be
+        if self.store.fetches_inputs:
+            for output_id in self.plan.inputs(job.task).values():
+                self.store.fetch(output_id)  # a blob store downloads them into its cache
         # a pure join point (no command): its output is an empty directory
         result = self.engine.run(job) if job.command else Result(0, 0.0, detail="join point")
         if not result.ok:
@@ -450,16 +450,14 @@ class _Runner:
                     why,
                     result.seconds,
                     attempt.number,
-                    str(attempt.job.log_path),
+                    attempt.job.log_path,
                 )
             )
             return
         self.store.release(output)
         self.scheduler.finished(name, False, why)
         self.emit(
-            Event(
-                "fail", name, output, why, result.seconds, attempt.number, str(attempt.job.log_path)
-            )
+            Event("fail", name, output, why, result.seconds, attempt.number, attempt.job.log_path)
         )
 
     def _success(self, name: str, seconds: float, manifest: Manifest) -> Success:

@@ -379,6 +379,8 @@ class BlobStore(LocalStore):
         if held is not None and _ours(held, self.root):
             self._remove("release a lease", key)
 
+    fetches_inputs = True
+
     def fetch(self, output_id: str) -> Path:
         """The output's directory in the cache, downloaded and checked first if need be."""
         target = self.output_path(output_id)
@@ -421,7 +423,7 @@ class BlobStore(LocalStore):
         if folder.exists():
             self.discard_output(folder)
 
-    def publish(self, output_id: str, staging: Path) -> Manifest:
+    def publish(self, output_id: str, staging: str | Path) -> Manifest:
         """Into the cache, then every file uploaded to a fresh upload directory. The
         marker, written by ``record_successes``, is what makes it count."""
         manifest = super().publish(output_id, staging)

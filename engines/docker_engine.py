@@ -17,7 +17,6 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 import docker
@@ -151,9 +150,9 @@ class DockerEngine:
     def _create(self, job: Job) -> Container:
         spec = job.spec
         inputs = {name: f"{INPUTS_MOUNT}/{name}" for name in job.inputs}
-        volumes = {str(job.output_dir.resolve()): {"bind": OUTPUT_MOUNT, "mode": "rw"}}
+        volumes = {os.path.realpath(job.output_dir): {"bind": OUTPUT_MOUNT, "mode": "rw"}}
         for name, path in job.inputs.items():
-            volumes[str(Path(path).resolve())] = {"bind": inputs[name], "mode": "ro"}
+            volumes[os.path.realpath(path)] = {"bind": inputs[name], "mode": "ro"}
         command = job.command
         argv = ["/bin/sh", "-c", command] if isinstance(command, str) else list(command)
         environment = {

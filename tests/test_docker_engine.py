@@ -342,9 +342,9 @@ def test_another_user_s_outputs_are_owned_by_that_user(
         output_id="0" * 64,
         command='touch "$ALAMODE_OUTPUT/made"',
         env={},
-        output_dir=staging,
+        output_dir=str(staging),
         inputs={},
-        log_path=tmp_path / "log",
+        log_path=str(tmp_path / "log"),
         spec={"image": IMAGE},
     )
     engine.check()

@@ -321,9 +321,9 @@ def test_the_engine_refuses_a_variable_holding_a_nul(tmp_path: Path) -> None:
         output_id="ab" * 32,
         command="true",
         env={"A": "x\0y"},
-        output_dir=tmp_path / "out",
+        output_dir=str(tmp_path / "out"),
         inputs={},
-        log_path=tmp_path / "log",
+        log_path=str(tmp_path / "log"),
     )
     result = LocalEngine().run(job)
     assert not result.ok

@@ -89,13 +89,13 @@ names = sys.stdin.read().split()
 store, engine = LocalStore(root / "store"), LocalEngine()
 jobs = [
     Job(task=name, output_id=f"{i:064x}", command=command, env={},
-        output_dir=store.staging_path(f"{i:064x}"), log_path=root / "logs" / f"{i}.log",
+        output_dir=store.staging_path(f"{i:064x}"), log_path=f"{root}/logs/{i}.log",
         inputs={})
     for i, name in enumerate(names)
 ]
 def work(mine):
     for job in mine:
-        job.output_dir.mkdir()
+        os.mkdir(job.output_dir)
         engine.run(job)
         store.publish(job.output_id, job.output_dir)
 started, cpu = begin()
