@@ -352,15 +352,15 @@ class _Runner:
             row, number, log = lease.attempt, lease.number, lease.log
         spec = self.plan.tasks[name]
         job = Job(
-            name,
-            output,
-            spec.get("command", ""),
-            dict(spec.get("env", {})),
-            self.store.staging_path(output),
-            {dep: self.store.output_folder(oid) for dep, oid in self.plan.inputs(name).items()},
-            log,
-            spec.get("timeout"),
-            self.plan.spec(name),
+            task=name,
+            output_id=output,
+            command=spec.get("command", ""),
+            env=dict(spec.get("env", {})),
+            output_dir=self.store.staging_path(output),
+            inputs={dep: self.store.output_folder(o) for dep, o in self.plan.inputs(name).items()},
+            log_path=log,
+            timeout=spec.get("timeout"),
+            spec=self.plan.spec(name),
         )
         return _Attempt(name, row, number, job)
 

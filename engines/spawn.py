@@ -23,6 +23,7 @@ import errno
 import functools
 import os
 import signal
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -31,6 +32,7 @@ _POSIX_SPAWN_SETSIGDEF = 0x04
 _POSIX_SPAWN_SETSID = 0x80
 _OPAQUE_SIZE = 1024  # posix_spawnattr_t is 336 bytes, the file actions 80: room to spare
 _DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ)
+_ENCODING, _ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
 
 
 def closes_inherited_descriptors() -> bool:
@@ -54,8 +56,8 @@ class Environment:
                 raise ValueError(f"variable {name} holds a NUL character")
             if not name or "=" in name or "\0" in name:
                 raise ValueError(f"{name!r} cannot be a variable's name (it holds '=' or NUL)")
-            key = name.encode("utf-8", "surrogateescape")
-            self._entries[key] = key + b"=" + value.encode("utf-8", "surrogateescape")
+            key = name.encode(_ENCODING, _ERRORS)  # as os.fsencode, without its checks
+            self._entries[key] = key + b"=" + value.encode(_ENCODING, _ERRORS)
         # base only: the ctypes array of its entries, leaving out those an overlay replaces
         self._arrays: dict[frozenset[bytes], tuple[int, ctypes.Array[ctypes.c_char_p]]] = {}
 
@@ -81,10 +83,11 @@ class Environment:
         """The NULL-terminated ``char *envp[]`` that libc's ``posix_spawn`` takes. Only the
         overlay's entries are converted per command; the base's are copied as pointers."""
         if self._base is None:
-            count, array = self._kept(frozenset())
-            return array
+            return self._kept(frozenset())[1]
         count, kept = self._base._kept(frozenset(self._entries))
         array = (ctypes.c_char_p * (count + len(self._entries) + 1))()
+        # Raw pointers: the bytes they point to belong to the base's own entries, which live
+        # as long as the base (the engine) does.
         ctypes.memmove(array, kept, count * ctypes.sizeof(ctypes.c_char_p))
         for index, entry in enumerate(self._entries.values(), count):
             array[index] = entry  # the array keeps the bytes alive
@@ -118,13 +121,13 @@ def spawn(path: str, argv: list[str], env: Environment, output: int) -> int:
             setsid=True,
             setsigdef=_DEFAULT_SIGNALS,
         )
-    args = [arg.encode("utf-8", "surrogateescape") for arg in argv]
+    args = [arg.encode(_ENCODING, _ERRORS) for arg in argv]
     if b"\0" in b"".join(args):  # C strings would cut it short silently
         raise OSError(errno.EINVAL, "an argument holds a NUL character", path)
     pid = ctypes.c_int()
     error = libc.posix_spawn(
         ctypes.byref(pid),
-        path.encode("utf-8", "surrogateescape"),
+        path.encode(_ENCODING, _ERRORS),
         _file_actions(output),
         _attributes(),
         (ctypes.c_char_p * (len(args) + 1))(*args),
