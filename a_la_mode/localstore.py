@@ -146,8 +146,9 @@ class Lease:
 
     state: str  # "ours", "held" (another live runner), "done" (success already recorded)
     holder: str = ""
-    attempt: int | None = None  # from claim(): the attempt started (its row), its number
-    number: int | None = None  # and its log file
+    # from claim(), when it started an attempt: its row, its number, and its log file
+    attempt: int | None = None
+    number: int | None = None
     log: str | None = None
 
 
@@ -522,7 +523,7 @@ class LocalStore:
             if lease is None:
                 holders[output] = [run, HOST, me, now]
                 taken.append((output, run, HOST, me, now))
-                if os.path.exists(f"{self._outputs}/{output}"):
+                if os.path.exists(self.output_folder(output)):
                     lease = Lease("ours")  # an orphan's directory: to inspect first
                 else:
                     row += 1
@@ -658,7 +659,7 @@ class LocalStore:
         recorded (the runner does it for a batch at a time). Called from worker threads:
         touches only files, never the database.
         """
-        target = f"{self._outputs}/{checked_id(output_id)}"
+        target = self.output_folder(output_id)
         manifest = _seal(staging)  # published outputs are immutable, as in a Nix store
         # The journal line and the rename need no fsync of their own: if a power loss drops
         # the line, the orphan is not adopted but re-run; if it drops the rename, the success
