@@ -1,9 +1,14 @@
-"""a_la_mode: pure data pipelines that never repeat work and never lose old results."""
+"""a_la_mode: pure data pipelines that never repeat work and never lose old results.
 
-from .canonical import encode
-from .diff import PlanDiff, diff_plans
-from .dsl import Dag, Task, TaskGroup, UnknownTaskError, pp
-from .encoder import TaskDef, compile_plan
+The names below load on first use (PEP 562), so a command imports only what it needs:
+``alamode run`` never loads the DSL, the compiler or the diff machinery.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .errors import (
     AlamodeError,
     DependencyError,
@@ -12,9 +17,46 @@ from .errors import (
     SpecFileError,
     UnrepresentableValue,
 )
-from .plan import Plan, load_plan, save_plan
+
+if TYPE_CHECKING:
+    from .canonical import encode
+    from .diff import PlanDiff, diff_plans
+    from .dsl import Dag, Task, TaskGroup, UnknownTaskError, pp
+    from .encoder import TaskDef, compile_plan
+    from .plan import Plan, load_plan, save_plan
 
 __version__ = "0.2.0.dev0"
+
+_LAZY = {
+    "encode": "canonical",
+    "PlanDiff": "diff",
+    "diff_plans": "diff",
+    "Dag": "dsl",
+    "Task": "dsl",
+    "TaskGroup": "dsl",
+    "UnknownTaskError": "dsl",
+    "pp": "dsl",
+    "TaskDef": "encoder",
+    "compile_plan": "encoder",
+    "Plan": "plan",
+    "load_plan": "plan",
+    "save_plan": "plan",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Load a public name's module the first time the name is asked for."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "AlamodeError",

@@ -1,7 +1,10 @@
 """The ``alamode`` command line. It only parses options and calls into the flow; output goes
-through render.py. Every deliberate error is one line on stderr and exit status 2."""
+through render.py. Every deliberate error is one line on stderr and exit status 2.
 
-from __future__ import annotations
+No ``from __future__ import annotations`` here: typer reads every command's annotations
+when it builds the app, and string annotations cost it an ``eval`` each (30 ms a command
+line, measured in docs/benchmarks.md).
+"""
 
 import atexit
 import contextlib
@@ -16,11 +19,10 @@ from typing import Annotated, Any, NoReturn
 import typer
 
 from . import __version__, render
-from .diff import diff_plans
 from .errors import AlamodeError, PlanError, SpecFileError
 from .graph import FORMATS
 from .localstore import LocalStore, open_store
-from .plan import Plan, load_plan
+from .planfile import PlanBase, read_plan_file
 from .queries import recompute_estimate
 from .remote import load_plan_url
 from .sources import is_spec_path, split_source
@@ -95,7 +97,7 @@ def store_at(path: str | None) -> LocalStore:
     return open_store(path, _State.store_options)
 
 
-def open_source(source: str) -> Plan:
+def open_source(source: str) -> PlanBase:
     """Compile a spec file, or load and verify a plan file (or a plan's URL in a store)."""
     if "://" in source:
         return load_plan_url(source, _State.store_options)
@@ -109,7 +111,7 @@ def open_source(source: str) -> Plan:
             f"{source}: no such file; give a plan file or a spec file "
             "(.py, .json, .yaml, .yml, .toml)"
         )
-    return load_plan(path)
+    return read_plan_file(path)
 
 
 @app.command()
@@ -124,7 +126,7 @@ def encode(
             "--output",
             "-o",
             metavar="FILE",
-            help="Plan file to write ('-' for stdout). "
+            help="PlanBase file to write ('-' for stdout). "
             "Default: <spec name>.plan.bencode in the current directory.",
         ),
     ] = None,
@@ -225,6 +227,8 @@ def diff(
             plans.append(open_source(source))
         except AlamodeError as err:
             raise type(err)(f"{side} side: {err}") from None
+    from .diff import diff_plans
+
     result = diff_plans(*plans)
     estimate = recompute_estimate(result, store_at(store)) if store else None
     if json_:

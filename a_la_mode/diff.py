@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .canonical import join_path
-from .plan import Plan
+from .planfile import PlanBase
 
 LONG_TEXT = 60  # strings longer than this are shown as a word diff
 
@@ -136,7 +136,7 @@ class PlanDiff:
         }
 
 
-def diff_plans(old: Plan, new: Plan) -> PlanDiff:
+def diff_plans(old: PlanBase, new: PlanBase) -> PlanDiff:
     """Compare two plans: what changed, why, and what stayed the same."""
     old_tasks, new_tasks = old.tasks, new.tasks
     unchanged: list[str] = []
@@ -172,7 +172,7 @@ def diff_plans(old: Plan, new: Plan) -> PlanDiff:
     )
 
 
-def _classify(name: str, old: Plan, new: Plan, known: dict[str, TaskChange]) -> TaskChange:
+def _classify(name: str, old: PlanBase, new: PlanBase, known: dict[str, TaskChange]) -> TaskChange:
     old_entry, new_entry = old.tasks[name], new.tasks[name]
     old_inputs, new_inputs = old_entry["inputs"], new_entry["inputs"]
     old_spec, new_spec = old.spec(name), new.spec(name)
@@ -215,11 +215,11 @@ def _input_changes(old: dict[str, str], new: dict[str, str]) -> list[InputChange
 
 
 def _match_renames(
-    old: Plan, new: Plan, removed: list[str], added: list[str]
+    old: PlanBase, new: PlanBase, removed: list[str], added: list[str]
 ) -> list[tuple[str, str]]:
     """Pair removed with added tasks of the same output ID, else same spec and input IDs."""
 
-    def identity(plan: Plan, name: str) -> tuple[str, tuple[str, ...]]:
+    def identity(plan: PlanBase, name: str) -> tuple[str, tuple[str, ...]]:
         inputs = tuple(sorted(plan.inputs(name).values()))
         return repr(sorted(plan.spec(name).items())), inputs
 

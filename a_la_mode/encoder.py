@@ -16,7 +16,8 @@ from .bulk import paused_gc
 from .canonical import join_path, normalise
 from .errors import DependencyError, SpecError
 from .naming import NAME_PATTERN, check_name, did_you_mean
-from .plan import PLAN_FORMAT, Plan, output_id, task_parts
+from .plan import Plan
+from .planfile import PLAN_FORMAT, output_id, task_parts
 
 
 class TaskDef(NamedTuple):

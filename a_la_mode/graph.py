@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 
-from .plan import Plan
+from .planfile import PlanBase
 
 SHORT_ID = 12
 
 
-def to_dot(plan: Plan) -> str:
+def to_dot(plan: PlanBase) -> str:
     """Graphviz ``digraph``: one node per task labelled with its name and short output ID."""
     lines = ["digraph plan {", "  rankdir=LR;", '  node [shape=box, fontname="monospace"];']
     for name in plan.toposort_flatten:
@@ -22,7 +22,7 @@ def to_dot(plan: Plan) -> str:
     return "\n".join(lines) + "\n"
 
 
-def to_mermaid(plan: Plan) -> str:
+def to_mermaid(plan: PlanBase) -> str:
     """Mermaid ``flowchart``: node IDs are positional (names may hold ``.`` and ``-``)."""
     ids = {name: f"t{index}" for index, name in enumerate(plan.toposort_flatten)}
     lines = ["flowchart LR"]

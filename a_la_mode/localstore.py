@@ -42,7 +42,7 @@ from typing import Any
 
 from .errors import AlamodeError
 from .faults import pause_point
-from .plan import Plan
+from .planfile import PlanBase
 from .processes import pid_alive, runner_tag, tag_alive
 
 SCHEMA_VERSION = 3
@@ -330,7 +330,7 @@ class LocalStore:
 
     # -- runs and attempts -------------------------------------------------------------------
 
-    def begin_run(self, plan: Plan, engine: str) -> int:
+    def begin_run(self, plan: PlanBase, engine: str) -> int:
         self.save_plan(plan)
         with _transaction(self._db):
             cursor = self._db.execute(
@@ -359,7 +359,7 @@ class LocalStore:
                 "DELETE FROM leases WHERE run=? AND host=? AND pid=?", (run, HOST, os.getpid())
             )
 
-    def save_plan(self, plan: Plan) -> None:
+    def save_plan(self, plan: PlanBase) -> None:
         target = self.root / "plans" / f"{plan.digest}.bencode"
         if not target.exists():
             plan.save(target)

@@ -1,39 +1,43 @@
-"""The plan: a canonical bencoded file in which every task carries its content-addressed output.
+"""The pydantic ``Plan`` model: a verified plan, as the library offers it.
 
-Reading is strict. The bytes must be exactly the canonical encoding of what they decode to,
-every output ID is recomputed, every input must name a task of the plan and equal its output,
-and the toposort must agree with the inputs. ``bencode.py`` decodes; strictness comes from
-re-encoding each task once, which both checks the bytes and yields the entry to re-hash.
+Build one with ``compile_plan``/``Dag.compile``, ``load_plan`` (strict reading) or
+``Plan.model_validate`` (also verifies). Reading and every method live in planfile.py,
+which commands use without importing pydantic.
 """
 
 from __future__ import annotations
 
-import bisect
-import hashlib
 import os
-import re
-import tempfile
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any, Literal
 
-import bencodepy
 from pydantic import BaseModel, ConfigDict, PrivateAttr, model_validator
 
-from . import toposort
-from .bulk import paused_gc
-from .canonical import encode, encode_items, join_path
-from .errors import AlamodeError, PlanError
-from .naming import NAME_PATTERN
+from .errors import PlanError
+from .planfile import (
+    OUTPUT_ID,
+    PLAN_FORMAT,
+    PlanBase,
+    entry_bytes,
+    output_id,
+    read_plan,
+    read_plan_file,
+    task_parts,
+    verify_semantics,
+)
 
-PLAN_FORMAT: Literal[1] = 1
-TOP_LEVEL_KEYS = frozenset({"format", "meta", "tasks", "toposort", "toposort_flatten"})
-OUTPUT_ID = re.compile(r"^[0-9a-f]{64}$")
-_OUTPUT_KEY = b"6:output64:"
-_DECODER = bencodepy.Bencode(encoding="utf-8")
+__all__ = [
+    "OUTPUT_ID",
+    "PLAN_FORMAT",
+    "Plan",
+    "entry_bytes",
+    "load_plan",
+    "output_id",
+    "save_plan",
+    "task_parts",
+]
 
 
-class Plan(BaseModel):
+class Plan(PlanBase, BaseModel):
     """A verified plan. Build one with ``compile_plan``/``Dag.compile`` or ``load_plan``.
 
     ``tasks`` maps each name to its entry: the user's spec plus ``inputs`` (dependency name ->
@@ -50,15 +54,13 @@ class Plan(BaseModel):
 
     _digest: str | None = PrivateAttr(default=None)
     _legacy: bool = PrivateAttr(default=False)
-    # Each task encoded around its output, kept by the compiler so saving re-encodes nothing.
     _parts: dict[str, tuple[bytes, bytes]] | None = PrivateAttr(default=None)
-    # A plan read from a file keeps the file's bytes: writing it again re-encodes nothing.
     _raw: bytes | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _verify(self) -> Plan:
         try:
-            _verify_semantics(self.tasks, self.toposort, self.toposort_flatten, check_hash=True)
+            verify_semantics(self.tasks, self.toposort, self.toposort_flatten, check_hash=True)
         except PlanError as err:
             raise ValueError(str(err)) from None
         return self
@@ -74,316 +76,36 @@ class Plan(BaseModel):
         return plan
 
     @classmethod
+    def from_verified(cls, verified: PlanBase) -> Plan:
+        """The model of a plan verified already (e.g. ``read_plan``'s), sharing its data."""
+        if isinstance(verified, Plan):
+            return verified
+        plan = cls.trusted(
+            format=PLAN_FORMAT,
+            meta=verified.meta,
+            tasks=verified.tasks,
+            toposort=verified.toposort,
+            toposort_flatten=verified.toposort_flatten,
+        )
+        plan._legacy, plan._digest, plan._raw = verified._legacy, verified._digest, verified._raw
+        return plan
+
+    @classmethod
     def from_bytes(cls, data: bytes, source: str = "plan") -> Plan:
         """Decode and verify a plan file's bytes; a PlanError names ``source`` and the fault."""
-        try:
-            with paused_gc():
-                return _read(data)
-        except PlanError as err:
-            raise PlanError(f"{source}: {err}") from None
+        return cls.from_verified(read_plan(data, source))
 
-    def __eq__(self, other: object) -> bool:
-        """Plans are equal when their content is (caches and digests aside)."""
-        return isinstance(other, Plan) and self.to_dict() == other.to_dict()
-
-    __hash__ = None  # type: ignore[assignment]  # mutable dict fields: not hashable
-
-    # -- reading a task ------------------------------------------------------------------
-
-    def spec(self, name: str) -> dict[str, Any]:
-        """The user's spec of task ``name``: its entry without ``inputs`` and ``output``."""
-        entry = self.tasks[name]
-        return {k: v for k, v in entry.items() if k not in ("inputs", "output")}
-
-    def inputs(self, name: str) -> dict[str, str]:
-        """Dependency name -> output ID, for task ``name``."""
-        inputs: dict[str, str] = self.tasks[name]["inputs"]
-        return inputs
-
-    def output(self, name: str) -> str:
-        """The output ID of task ``name``."""
-        output: str = self.tasks[name]["output"]
-        return output
-
-    # -- writing -------------------------------------------------------------------------
-
-    def to_dict(self) -> dict[str, Any]:
-        """The plan as the plain dict that is bencoded (``Dag.encode()`` returns this)."""
-        result: dict[str, Any] = {
-            "meta": self.meta,
-            "tasks": self.tasks,
-            "toposort": self.toposort,
-            "toposort_flatten": self.toposort_flatten,
-        }
-        if not self._legacy:
-            result = {"format": self.format, **result}
-        return result
-
-    def iter_bytes(self) -> Iterator[bytes]:
-        """The canonical file bytes, in pieces of about one task each."""
-        if self._raw is not None:
-            yield self._raw
-            return
-        top = self.to_dict()
-        yield b"d"
-        for key in sorted(top):
-            yield encode(key)
-            if key == "tasks":
-                yield b"d"
-                parts = self._parts
-                tasks = self.tasks
-                for name in sorted(tasks):
-                    raw = name.encode()
-                    head, tail = parts[name] if parts else task_parts(tasks[name])
-                    output = tasks[name]["output"].encode()
-                    yield b"%d:%sd%s6:output64:%s%se" % (len(raw), raw, head, output, tail)
-                yield b"e"
-            else:
-                yield encode(top[key])
-        yield b"e"
-
-    def to_bytes(self) -> bytes:
-        """The canonical bencoding of the plan: the plan file's exact content."""
-        return b"".join(self.iter_bytes())
-
-    @property
-    def digest(self) -> str:
-        """sha256 of the plan file's bytes: names this exact plan (e.g. in a store)."""
-        if self._digest is None:
-            hasher = hashlib.sha256()
-            for piece in self.iter_bytes():
-                hasher.update(piece)
-            self._digest = hasher.hexdigest()
-        return self._digest
-
-    def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the plan file atomically: a reader sees the old file or the new, never half."""
-        with paused_gc():
-            self._save(Path(path))
-
-    def _save(self, target: Path) -> None:
-        fd, tmp = tempfile.mkstemp(dir=target.parent or ".", prefix=f".{target.name}.")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.writelines(self.iter_bytes())
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+    # pydantic would give a frozen model a hash (and its own equality): a plan's dicts are
+    # mutable, and plans are equal by content, whichever class carries them.
+    __eq__ = PlanBase.__eq__
+    __hash__ = None  # type: ignore[assignment]
 
 
 def load_plan(path: str | os.PathLike[str]) -> Plan:
     """Read and verify the plan file at ``path``; raise PlanError when it cannot be trusted."""
-    try:
-        data = Path(path).read_bytes()
-    except OSError as err:
-        raise PlanError(f"cannot read plan {os.fspath(path)}: {err.strerror}") from None
-    return Plan.from_bytes(data, os.fspath(path))
+    return Plan.from_verified(read_plan_file(path))
 
 
-def save_plan(plan: Plan, path: str | os.PathLike[str]) -> None:
+def save_plan(plan: PlanBase, path: str | os.PathLike[str]) -> None:
     """Write ``plan`` to ``path`` atomically (same as ``plan.save(path)``)."""
     plan.save(path)
-
-
-def task_parts(entry: dict[str, Any]) -> tuple[bytes, bytes]:
-    """Encode a task entry's items around ``output``: (keys before it, keys after it).
-
-    The hashed entry is ``d + head + tail + e``; the task in the file is
-    ``d + head + 6:output64:<id> + tail + e``. One encoding serves both.
-    """
-    keys = sorted(entry)
-    split = bisect.bisect_left(keys, "output")
-    after = split + 1 if split < len(keys) and keys[split] == "output" else split
-    return encode_items(entry, keys[:split]), encode_items(entry, keys[after:])
-
-
-def output_id(head: bytes, tail: bytes) -> str:
-    """The output ID of an entry encoded as ``task_parts``: sha256 of ``d + head + tail + e``."""
-    return hashlib.sha256(b"".join((b"d", head, tail, b"e"))).hexdigest()
-
-
-def entry_bytes(entry: dict[str, Any]) -> bytes:
-    """The bencoded entry (spec and inputs, no output) whose sha256 is the output ID."""
-    head, tail = task_parts(entry)
-    return b"".join((b"d", head, tail, b"e"))
-
-
-# -- reading ------------------------------------------------------------------------------
-
-
-def _read(data: bytes) -> Plan:
-    if not data:
-        raise PlanError("is empty, not a plan; produce one with 'alamode encode SPEC -o PLAN'")
-    if not data.startswith(b"d"):
-        raise PlanError(
-            "is not a plan (a plan file is a bencoded dictionary and starts with 'd'); "
-            "produce one with 'alamode encode SPEC -o PLAN'"
-        )
-    try:
-        top = _DECODER.decode(data)
-    except bencodepy.BencodeDecodeError as err:
-        raise PlanError(
-            f"is corrupt or truncated ({err}: bad bencode or text that is not UTF-8); "
-            "re-encode it from its spec"
-        ) from None
-    legacy = _check_top_level(top)
-    _check_bytes_and_hashes(data, top)
-    _verify_semantics(top["tasks"], top["toposort"], top["toposort_flatten"], check_hash=False)
-    plan = Plan.trusted(
-        format=PLAN_FORMAT,
-        meta=top["meta"],
-        tasks=top["tasks"],
-        toposort=top["toposort"],
-        toposort_flatten=top["toposort_flatten"],
-    )
-    plan._legacy = legacy
-    plan._digest = hashlib.sha256(data).hexdigest()
-    plan._raw = bytes(data)  # a no-op for bytes; a copy of anything mutable
-    return plan
-
-
-def _check_top_level(top: Any) -> bool:
-    """Check the plan's outer shape and format; return True for an a-la-mode 0.1.2 plan."""
-    if not isinstance(top, dict):
-        raise PlanError("is not a plan: its top level is not a dictionary")
-    fmt = top.get("format")
-    if fmt is not None and fmt != PLAN_FORMAT:
-        if isinstance(fmt, int) and fmt > PLAN_FORMAT:
-            raise PlanError(
-                f"has plan format {fmt}, newer than this alamode reads ({PLAN_FORMAT}); "
-                "upgrade a-la-mode"
-            )
-        raise PlanError(f"has unknown plan format {fmt!r}; this alamode reads format {PLAN_FORMAT}")
-    unknown = sorted(set(top) - TOP_LEVEL_KEYS)
-    if unknown:
-        raise PlanError(
-            f"has unknown field {unknown[0]!r}; a format-1 plan has only "
-            f"{', '.join(sorted(TOP_LEVEL_KEYS))}"
-        )
-    for key, kind in (
-        ("meta", dict),
-        ("tasks", dict),
-        ("toposort", list),
-        ("toposort_flatten", list),
-    ):
-        if key not in top:
-            raise PlanError(f"has no {key!r} field; it is not a complete plan")
-        if not isinstance(top[key], kind):
-            raise PlanError(f"field {key!r} is a {type(top[key]).__name__}, not a {kind.__name__}")
-    return "format" not in top
-
-
-def _check_bytes_and_hashes(data: bytes, top: dict[str, Any]) -> None:
-    """Re-encode ``top`` piece by piece against ``data`` and re-hash every task on the way."""
-    view = memoryview(data)
-    pos = 0
-
-    def expect(piece: bytes, where: str) -> None:
-        nonlocal pos
-        end = pos + len(piece)
-        if view[pos:end] != piece:
-            raise PlanError(
-                f"{where} is not in canonical bencode (unsorted or duplicate keys, or a "
-                "non-canonical number); re-encode the plan from its spec"
-            )
-        pos = end
-
-    expect(b"d", "the plan")
-    for key in sorted(top):
-        expect(encode(key), "the plan")
-        if key != "tasks":
-            expect(encode(top[key]), f"field {key!r}")
-            continue
-        expect(b"d", "field 'tasks'")
-        for name in sorted(top["tasks"]):
-            entry = top["tasks"][name]
-            where = f"task {name!r}"
-            _check_entry_shape(name, entry)
-            expect(encode(name), "field 'tasks'")
-            head, tail = task_parts(entry)
-            recorded = entry["output"]
-            expect(b"d" + head + _OUTPUT_KEY, where)
-            expect(recorded.encode() + tail + b"e", where)
-            computed = output_id(head, tail)
-            if computed != recorded:
-                raise PlanError(
-                    f"{where}: field 'output' does not match its spec and inputs "
-                    f"(recorded {recorded[:12]}…, computed {computed[:12]}…): the plan was edited "
-                    "or corrupted; re-encode it from its spec"
-                )
-        expect(b"e", "field 'tasks'")
-    expect(b"e", "the plan")
-    if pos != len(data):
-        raise PlanError("has trailing bytes after the plan; re-encode it from its spec")
-
-
-def _check_entry_shape(name: str, entry: Any) -> None:
-    where = f"task {name!r}"
-    if not NAME_PATTERN.match(name):
-        raise PlanError(
-            f"{where}: the name is not a valid task name (letters, digits, '_', '.', '-'); "
-            "rename it in the spec and re-encode"
-        )
-    if not isinstance(entry, dict):
-        raise PlanError(f"{where} is a {type(entry).__name__}, not a dictionary")
-    output = entry.get("output")
-    if not isinstance(output, str) or not OUTPUT_ID.match(output):
-        raise PlanError(f"{where}: field 'output' is missing or not a 64-hex-digit output ID")
-    inputs = entry.get("inputs")
-    if not isinstance(inputs, dict) or not all(isinstance(v, str) for v in inputs.values()):
-        raise PlanError(f"{where}: field 'inputs' is missing or not a dictionary of output IDs")
-
-
-def _verify_semantics(
-    tasks: dict[str, Any],
-    order: list[Any],
-    flatten: list[Any],
-    *,
-    check_hash: bool,
-) -> None:
-    """Inputs resolve to their tasks' outputs, and the toposort matches; optionally re-hash."""
-    for name, entry in tasks.items():
-        if check_hash:
-            _check_entry_shape(name, entry)
-            if output_id(*task_parts(entry)) != entry["output"]:
-                raise PlanError(f"task {name!r}: field 'output' does not match its spec and inputs")
-        for dep, output in entry["inputs"].items():
-            upstream = tasks.get(dep)
-            if upstream is None:
-                raise PlanError(
-                    f"task {name!r}: field {join_path('inputs', dep)} names no task of the plan"
-                )
-            if upstream["output"] != output:
-                raise PlanError(
-                    f"task {name!r}: field {join_path('inputs', dep)} is {output[:12]}…, "
-                    f"but task {dep!r} outputs {upstream['output'][:12]}…"
-                )
-    try:
-        deps = {name: entry["inputs"] for name, entry in tasks.items()}
-        expected = toposort.levels(deps, flatten if _all_str(flatten) else None)
-    except AlamodeError as err:
-        raise PlanError(str(err)) from None
-    if len(order) != len(expected) or not all(map(_same_level, order, expected)):
-        raise PlanError("field 'toposort' does not match the tasks' inputs; re-encode the plan")
-    if flatten != [name for level in expected for name in level]:
-        raise PlanError(
-            "field 'toposort_flatten' does not match the tasks' inputs; re-encode the plan"
-        )
-
-
-def _same_level(got: Any, want: list[str]) -> bool:
-    """A recorded level holds the expected names, in any order (a-la-mode 0.1.2 left them
-    unsorted)."""
-    if not isinstance(got, list) or len(got) != len(want):
-        return False
-    try:
-        return set(got) == set(want)
-    except TypeError:  # an unhashable item: certainly not a task name
-        return False
-
-
-def _all_str(items: list[Any]) -> bool:
-    return all(type(item) is str for item in items)

@@ -4,12 +4,14 @@ what verify finds. Plain functions returning data; the CLI renders them."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .diff import PlanDiff, diff_plans
 from .errors import AlamodeError
 from .localstore import OUTPUT_ID, LocalStore
-from .plan import Plan, load_plan
+from .planfile import PlanBase, read_plan_file
+
+if TYPE_CHECKING:
+    from .diff import PlanDiff
 from .scheduler import Scheduler, State, short, wanted
 
 
@@ -21,7 +23,9 @@ class TaskState:
     reason: str
 
 
-def task_states(plan: Plan, store: LocalStore, targets: list[str] | None = None) -> list[TaskState]:
+def task_states(
+    plan: PlanBase, store: LocalStore, targets: list[str] | None = None
+) -> list[TaskState]:
     """Each wanted task as done / would run / blocked / failed last time, with its reason.
 
     A recorded success whose output directory is gone, or whose files changed size, counts
@@ -72,7 +76,7 @@ def describe_attempt(row: dict[str, Any]) -> str:
     return f"exited with status {row.get('exit_code')}"
 
 
-def explain(plan: Plan, store: LocalStore, task: str) -> list[str]:
+def explain(plan: PlanBase, store: LocalStore, task: str) -> list[str]:
     """Why ``task`` will or won't run; what differs from its last success, if any."""
     states = {s.task: s for s in task_states(plan, store, [task])}
     state = states[task]
@@ -102,10 +106,12 @@ def explain(plan: Plan, store: LocalStore, task: str) -> list[str]:
         f"  last success: {short(old_output)} in run {row['run']} (plan {row['plan'][:12]})"
     )
     try:
-        old_plan = load_plan(store.plan_path(row["plan"]))
+        old_plan = read_plan_file(store.plan_path(row["plan"]))
     except AlamodeError as err:
         lines.append(f"  cannot compare: {err}")
         return lines
+    from .diff import diff_plans  # a run never needs the diff machinery
+
     change = next((c for c in diff_plans(old_plan, plan).changed if c.name == task), None)
     if change is not None:
         lines.append(f"  since then it {change.why()}")
@@ -138,7 +144,7 @@ def provenance(store: LocalStore, output: str, depth: int = 0) -> dict[str, Any]
         return {"output": output, "recorded": False}
     node: dict[str, Any] = {"output": output, "recorded": True, **row}
     try:
-        plan = load_plan(store.plan_path(row["plan"]))
+        plan = read_plan_file(store.plan_path(row["plan"]))
     except AlamodeError:
         node["spec"] = None
         node["inputs"] = []
@@ -160,7 +166,7 @@ def gc_candidates(
     reachable: set[str] = set()
     for digest in kept:
         try:
-            plan = load_plan(store.plan_path(digest))
+            plan = read_plan_file(store.plan_path(digest))
         except AlamodeError:
             continue
         reachable.update(plan.output(name) for name in plan.tasks)

@@ -7,12 +7,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from .errors import PlanError
-from .plan import Plan
+from .planfile import PlanBase, read_plan
 
 PLANS = "/plans/"
 
 
-def load_plan_url(url: str, options: Mapping[str, Any]) -> Plan:
+def load_plan_url(url: str, options: Mapping[str, Any]) -> PlanBase:
     """Fetch and strictly verify the plan at ``url`` (any fsspec URL)."""
     import fsspec  # only URLs need it
 
@@ -25,7 +25,7 @@ def load_plan_url(url: str, options: Mapping[str, Any]) -> Plan:
         ) from None
     except Exception as err:  # the backends raise many kinds: name the URL and the cause
         raise PlanError(f"{url}: cannot read it ({type(err).__name__}: {err})") from None
-    return Plan.from_bytes(data, source=url)
+    return read_plan(data, source=url)
 
 
 def fsspec_settings(options: Mapping[str, Any]) -> dict[str, Any]:

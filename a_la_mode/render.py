@@ -10,11 +10,11 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
-from .diff import PlanDiff, TaskChange
-from .plan import Plan
-
 if TYPE_CHECKING:
     from rich.console import Console
+
+    from .diff import PlanDiff, TaskChange
+    from .planfile import PlanBase
 
 SHORT_ID = 12
 
@@ -49,11 +49,13 @@ def error(message: str) -> None:
 
 
 def note(message: str) -> None:
-    """A progress or result message on stderr; silent with ``--quiet``."""
+    """A progress or result message on stderr; silent with ``--quiet`` (and then rich is not
+    even imported: 35 ms at the end of every quiet run)."""
+    if Settings.quiet:
+        return
     from rich.markup import escape
 
-    if not Settings.quiet:
-        _stderr().print(escape(message))
+    _stderr().print(escape(message))
 
 
 def raw_stderr(text: str) -> None:
@@ -71,7 +73,7 @@ def json_out(value: Any) -> None:
     sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
 
 
-def plan_summary(plan: Plan) -> dict[str, Any]:
+def plan_summary(plan: PlanBase) -> dict[str, Any]:
     """The facts ``validate`` and ``encode`` report about a plan."""
     return {
         "digest": plan.digest,
@@ -81,12 +83,12 @@ def plan_summary(plan: Plan) -> dict[str, Any]:
     }
 
 
-def plan_json(plan: Plan) -> dict[str, Any]:
+def plan_json(plan: PlanBase) -> dict[str, Any]:
     """``alamode show --json``: the plan as JSON, plus its digest (see docs/plan-format.md)."""
     return {"digest": plan.digest, **plan.to_dict(), "format": plan.format}
 
 
-def plan_table(plan: Plan, source: str) -> None:
+def plan_table(plan: PlanBase, source: str) -> None:
     """A readable table of tasks in run order: level, short output ID, inputs, command."""
     from rich.markup import escape
     from rich.table import Table

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from . import render
-from .plan import Plan
+from .planfile import PlanBase
 from .queries import TaskState
 from .runner import Event, RunReport
 from .scheduler import Scheduler, wanted
@@ -39,7 +39,9 @@ def _console() -> Console:
 
 
 @contextlib.contextmanager
-def run_view(mode: str, plan: Plan, targets: list[str] | None) -> Iterator[Callable[[Event], None]]:
+def run_view(
+    mode: str, plan: PlanBase, targets: list[str] | None
+) -> Iterator[Callable[[Event], None]]:
     """A callable receiving run events, shown as ``mode`` says."""
     total = len(wanted(plan, targets))
     if mode == "json":
@@ -157,7 +159,7 @@ def run_summary(report: RunReport, as_json: bool) -> None:
     render.note(line)
 
 
-def dry_run(order: list[str], scheduler: Scheduler, plan: Plan, as_json: bool) -> None:
+def dry_run(order: list[str], scheduler: Scheduler, plan: PlanBase, as_json: bool) -> None:
     done = [n for n in scheduler.order if scheduler.status[n].state.value == "done"]
     if as_json:
         _out(json.dumps({"would_run": order, "done": done}))
@@ -303,7 +305,7 @@ def engines_table(rows: list[dict[str, str]], as_json: bool) -> None:
         _out(f"{row['name']:<10}{row['target']:<32}{row['state']}")
 
 
-def pushed(url: str, plan: Plan, as_json: bool) -> None:
+def pushed(url: str, plan: PlanBase, as_json: bool) -> None:
     if as_json:
         _out(json.dumps({"url": url, "digest": plan.digest, "tasks": len(plan.tasks)}))
         return

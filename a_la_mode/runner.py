@@ -23,7 +23,7 @@ from typing import Any
 from .engine import Engine, Job, Result
 from .errors import AlamodeError
 from .localstore import Lease, LocalStore, Manifest, Success
-from .plan import Plan
+from .planfile import PlanBase
 from .scheduler import Scheduler, State, wanted
 
 LEASE_POLL_SECONDS = 0.2
@@ -93,7 +93,7 @@ class RunReport:
     seconds: float
 
 
-def check_engine_keys(plan: Plan, names: list[str]) -> None:
+def check_engine_keys(plan: PlanBase, names: list[str]) -> None:
     """Refuse, before anything starts, engine keys of the wrong type (DESIGN.md's table)."""
     for name in names:
         spec = plan.tasks[name]
@@ -126,7 +126,7 @@ def _parts(command: str | list[str]) -> list[str]:
 
 
 def run_plan(
-    plan: Plan,
+    plan: PlanBase,
     store: LocalStore,
     engine: Engine,
     options: RunOptions,
@@ -187,7 +187,7 @@ class _Runner:
 
     def __init__(
         self,
-        plan: Plan,
+        plan: PlanBase,
         store: LocalStore,
         engine: Engine,
         scheduler: Scheduler,

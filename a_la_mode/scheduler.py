@@ -1,7 +1,7 @@
 """What is wanted, ready, running, done or failed, and why: pure state, no processes.
 
 The runner asks ``next_ready()`` for work and reports back with ``finished()``; tests drive
-it with no I/O at all (ninja's Plan/Builder split). Among ready tasks the one heading the
+it with no I/O at all (ninja's PlanBase/Builder split). Among ready tasks the one heading the
 longest remaining path, weighted by recorded durations, starts first (mara's cost-based
 queue); equal costs fall back to plan order. Every state carries a short reason.
 """
@@ -16,7 +16,7 @@ from enum import StrEnum
 
 from .errors import AlamodeError
 from .naming import did_you_mean
-from .plan import Plan
+from .planfile import PlanBase
 
 DEFAULT_SECONDS = 1.0  # the cost of a task that has never run, when nothing else is known
 
@@ -42,7 +42,7 @@ def short(output_id: str) -> str:
     return output_id[:12] + "…"
 
 
-def closure(plan: Plan, targets: Iterable[str]) -> list[str]:
+def closure(plan: PlanBase, targets: Iterable[str]) -> list[str]:
     """The targets and everything upstream of them, in plan order. Unknown names are refused."""
     wanted: set[str] = set()
     stack = []
@@ -61,7 +61,7 @@ def closure(plan: Plan, targets: Iterable[str]) -> list[str]:
     return [name for name in plan.toposort_flatten if name in wanted]
 
 
-def wanted(plan: Plan, targets: Iterable[str] | None) -> list[str]:
+def wanted(plan: PlanBase, targets: Iterable[str] | None) -> list[str]:
     """The tasks a run wants, in plan order: all of them, or the targets' upstream closure."""
     return list(plan.toposort_flatten) if targets is None else closure(plan, targets)
 
@@ -71,7 +71,7 @@ class Scheduler:
 
     def __init__(
         self,
-        plan: Plan,
+        plan: PlanBase,
         done_outputs: set[str],
         targets: Iterable[str] | None = None,
         durations: dict[str, float] | None = None,

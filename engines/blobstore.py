@@ -46,7 +46,7 @@ from a_la_mode.localstore import (
     Success,
     checked_id,
 )
-from a_la_mode.plan import Plan
+from a_la_mode.planfile import PlanBase, read_plan
 from a_la_mode.processes import pid_alive
 from a_la_mode.remote import fsspec_settings
 
@@ -273,7 +273,7 @@ class BlobStore(LocalStore):
 
     # -- runs, plans and logs ----------------------------------------------------------------
 
-    def save_plan(self, plan: Plan) -> None:
+    def save_plan(self, plan: PlanBase) -> None:
         super().save_plan(plan)
         self._create_only(self._key("plans", plan.digest), plan.to_bytes())
 
@@ -284,7 +284,7 @@ class BlobStore(LocalStore):
                 data = self._remote("read a plan", self.fs.cat_file, self._key("plans", digest))
             except FileNotFoundError:
                 return path
-            Plan.from_bytes(data).save(path)  # verified before it is kept
+            read_plan(data).save(path)  # verified before it is kept
         return path
 
     def end_attempt(self, attempt: int, *args: Any, **kwargs: Any) -> None:

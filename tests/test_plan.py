@@ -252,3 +252,39 @@ def test_the_worked_example_in_docs_plan_format_holds() -> None:
     assert hashlib.sha256(entry).hexdigest() == GOLDEN["download_images"]
     docs = (Path(__file__).parent.parent / "docs" / "plan-format.md").read_text()
     assert entry.decode() in docs and GOLDEN["download_images"] in docs
+
+
+def test_a_plan_read_by_a_command_is_the_library_plan_without_pydantic(tmp_path: Path) -> None:
+    """Commands read plan files as VerifiedPlan, the library as the pydantic Plan: the same
+    verification, bytes, digest and content either way, and each converts to the other."""
+    from a_la_mode.planfile import read_plan_file
+
+    path = tmp_path / "p.bencode"
+    collage_dag().compile().save(path)
+    verified, model = read_plan_file(path), load_plan(path)
+    assert not isinstance(verified, Plan)
+    assert verified == model and model == verified
+    assert verified.to_bytes() == model.to_bytes() == path.read_bytes()
+    assert verified.digest == model.digest == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert Plan.from_verified(verified) == model
+    path.write_bytes(replace_once(path.read_bytes(), b"blur", b"blub"))
+    with pytest.raises(PlanError, match=r"p\.bencode: "):
+        read_plan_file(path)
+
+
+def test_reading_a_plan_file_and_the_command_line_need_no_pydantic() -> None:
+    """'alamode run' starts about 0.1 s sooner for it (docs/benchmarks.md): guard it."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys\n"
+        "import a_la_mode.cli\n"
+        "from a_la_mode.planfile import read_plan_file\n"
+        f"read_plan_file({str(FIXTURES / 'collage-0.1.2.bencode')!r})\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'pydantic'"
+        " or m in ('a_la_mode.dsl', 'a_la_mode.diff', 'a_la_mode.plan', 'rich')))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
