@@ -135,7 +135,7 @@ def task_environment(
         "ALAMODE_OUTPUT": output,
         "ALAMODE_TASK": task,
         "ALAMODE_OUTPUT_ID": output_id,
-        "ALAMODE_INPUTS": json.dumps(dict(sorted(inputs.items()))),
+        "ALAMODE_INPUTS": json.dumps(dict(sorted(inputs.items()))) if inputs else "{}",
     }
     for name, path in inputs.items():
         env[input_variable(name)] = path

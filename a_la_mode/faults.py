@@ -6,7 +6,7 @@ With ``ALAMODE_FAULT_PAUSE=<step>`` set, the runner creates the file named by
 place) and ``before-record`` (output renamed into place, success not yet recorded); in a
 blob store, ``mid-upload`` (an output's first file uploaded, not the rest) and
 ``before-marker`` (every file uploaded, no marker yet).
-Unset, this costs one dictionary lookup per task.
+The variable is read once, when alamode starts: unset, a pause point costs one comparison.
 """
 
 from __future__ import annotations
@@ -15,10 +15,12 @@ import os
 import time
 from pathlib import Path
 
+_PAUSE_AT = os.environ.get("ALAMODE_FAULT_PAUSE")
+
 
 def pause_point(step: str) -> None:
     """Sleep forever here if a crash test asked to stop at ``step``."""
-    if os.environ.get("ALAMODE_FAULT_PAUSE") != step:
+    if step != _PAUSE_AT:
         return
     ready = os.environ.get("ALAMODE_FAULT_READY")
     if ready:

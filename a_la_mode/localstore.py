@@ -47,6 +47,8 @@ from .processes import pid_alive, runner_tag, tag_alive
 
 SCHEMA_VERSION = 3
 OPEN_TIMEOUT_SECONDS = 60
+# What renaming a staging directory onto an output's path says when something is there.
+_IN_THE_WAY = frozenset({errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR})
 SMALL_FILE_BYTES = 1 << 16  # hashed from one read; larger files in file_digest's chunks
 CLAIM_CHUNK = 500  # outputs per set-based claim: well under SQLite's limit on parameters
 SYNCFS_FROM_FILES = 4  # measured: one syncfs beats per-file fsyncs from a few files on
@@ -622,6 +624,7 @@ class LocalStore:
         if attempt is None or _mismatch(folder, manifest, deep=True) is not None:
             self.discard_output(folder)  # never trusted: it is made anew
             return None
+        _read_only(str(folder))  # its runner may have died between the rename and this
         row, task, run, plan, engine = attempt
         now = time.time()
         with _transaction(self._db):
@@ -667,21 +670,32 @@ class LocalStore:
         if self._journal is not None:
             self._journal.append(output_id, manifest)
         pause_point("before-rename")
-        if os.path.exists(target):  # an orphan of a runner killed before recording success
-            self.discard_output(Path(target))
         try:
             os.rename(staging, target)
         except OSError as err:
-            if err.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+            if err.errno not in _IN_THE_WAY:
                 raise
-            raise StoreError(f"output {output_id[:12]} appeared while publishing") from None
+            # an orphan of a runner killed before recording success: make way for ours
+            self.discard_output(Path(target))
+            try:
+                os.rename(staging, target)
+            except OSError as again:
+                if again.errno not in _IN_THE_WAY:
+                    raise
+                raise StoreError(f"output {output_id[:12]} appeared while publishing") from None
+        # Read-only only now: moving a directory to another parent rewrites its '..' entry,
+        # which needs write permission on it (only root's override would skip that).
+        _read_only(target)
         pause_point("before-record")
         return manifest
 
     def discard_output(self, folder: Path) -> None:
         """Remove a (read-only) output directory: first renamed out of ``outputs/`` in one
-        step, so no reader sees it half-deleted; the trash is cleaned on the next start."""
+        step, so no reader sees it half-deleted; the trash is cleaned on the next start.
+        Made writable first: moving a directory to another parent needs write permission on
+        it."""
         trash = self.root / "staging" / f"trash-{_random()}"
+        folder.chmod(folder.stat().st_mode | 0o200)
         os.rename(folder, trash)
         _remove_tree(trash)
 
@@ -750,6 +764,7 @@ class LocalStore:
             return None
         if self.check_output(output_id, deep=True) is not None:
             return None
+        _read_only(str(self.output_path(output_id)))  # its runner may have died before this
         return self.manifest(output_id)
 
     # -- garbage collection ----------------------------------------------------------------
@@ -906,8 +921,9 @@ class _Journal:
 
 
 def _seal(root: str | Path) -> Manifest:
-    """Hash every regular file below ``root`` and take away every write permission, in one
-    walk: what ``Manifest.of_directory`` and a read-only ``chmod -R`` would do apart."""
+    """Hash every regular file below ``root`` and take away every write permission below
+    it, in one walk: what ``Manifest.of_directory`` and a read-only ``chmod -R`` would do
+    apart. ``root`` itself stays writable until it is renamed into place."""
     files: dict[str, tuple[int, str]] = {}
 
     def walk(folder: str, prefix: str) -> None:
@@ -927,7 +943,6 @@ def _seal(root: str | Path) -> Manifest:
                     _read_only(entry.path)
 
     walk(str(root), "")
-    _read_only(str(root))
     return Manifest(files)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -351,3 +352,54 @@ def test_a_run_whose_event_reader_goes_away_stops_cleanly(tmp_path: Path) -> Non
     started = {e["task"] for e in events if e["event"] == "start"}
     assert skipped == recorded  # the first run's work is kept...
     assert len(started) == 8 - len(recorded)  # ...and only the rest runs
+
+
+def as_a_user() -> list[str]:
+    """A prefix that runs a command as an ordinary user would be: without root's override of
+    file permissions (CAP_DAC_OVERRIDE and friends), which every test here otherwise has."""
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("running as root, and util-linux's setpriv is missing to drop its override")
+    return [setpriv, "--bounding-set=-dac_override,-dac_read_search,-fowner"]
+
+
+def test_a_user_without_root_override_runs_redoes_and_collects(tmp_path: Path) -> None:
+    """Published outputs are read-only, and moving a directory to another parent needs write
+    permission on it: root never lacks that, users do. Once, every task of a user's run
+    failed with 'could not publish: Permission denied'."""
+    user = [*as_a_user(), *ALAMODE]
+
+    def run_as_user(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*user, *args], cwd=tmp_path, capture_output=True, text=True)
+
+    first = DIAMOND.replace("exit 4", "true")
+    spec(tmp_path, first)
+    done = run_as_user("-q", "run", "p.yaml")
+    assert done.returncode == 0, done.stdout + done.stderr
+    store = LocalStore(tmp_path / ".alamode")
+    tasks = json.loads(alamode("show", "p.yaml", "--json", cwd=tmp_path).stdout)["tasks"]
+    b = store.output_path(tasks["b"]["output"])
+    assert (b / "b").read_text() == "a\n"
+    assert b.stat().st_mode & 0o222 == 0 and (b / "b").stat().st_mode & 0o222 == 0
+
+    # Modified behind our back: verify drops its record; the next run makes it anew, in
+    # place of the read-only directory that is there.
+    b.chmod(0o755)
+    (b / "b").chmod(0o644)
+    (b / "b").write_text("tampered\n")
+    b.chmod(0o555)
+    assert run_as_user("verify").returncode == 1
+    again = run_as_user("run", "p.yaml")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "start   b" in again.stdout and (b / "b").read_text() == "a\n"
+    assert b.stat().st_mode & 0o222 == 0
+
+    # gc removes read-only outputs too.
+    (tmp_path / "p.yaml").write_text(first.replace("cat ", "cat -- "))
+    assert run_as_user("-q", "run", "p.yaml").returncode == 0
+    gc = run_as_user("gc", "--keep", "1", "--yes", "--json")
+    assert gc.returncode == 0, gc.stderr
+    removed = json.loads(gc.stdout)["removed"]
+    assert len(removed) == 2 and not any(store.output_path(o).exists() for o in removed)

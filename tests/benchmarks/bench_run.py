@@ -231,6 +231,20 @@ def noop(tasks: int) -> None:
     print(f"| make -q, all up to date | {make_q:.2f} | |")
 
 
+def compile_bytecode() -> None:
+    """Leave alamode's bytecode in place, as installing a wheel does. In a source checkout with
+    PYTHONDONTWRITEBYTECODE=1 (this machine sets it), every command would otherwise compile
+    each edited module again: 50 ms of every run's start-up that no installed copy pays."""
+    import compileall
+    import importlib.util
+
+    for package in ("a_la_mode", "engines"):
+        spec = importlib.util.find_spec(package)
+        assert spec is not None and spec.submodule_search_locations, package
+        for folder in spec.submodule_search_locations:
+            compileall.compile_dir(folder, quiet=1)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("mode", choices=["cold", "noop"])
@@ -247,6 +261,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     os.environ.pop("ALAMODE_STORE", None)
+    compile_bytecode()
     if args.mode == "cold":
         cold(args.tasks or 1000, args.rounds, args.dir, args.shape or list(SHAPES))
     else:
