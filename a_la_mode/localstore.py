@@ -935,10 +935,15 @@ def _seal(root: str | Path) -> Manifest:
                     walk(entry.path, f"{prefix}{entry.name}/")
                     _read_only(entry.path)
                 elif entry.is_file():
-                    with open(entry.path, "rb") as handle:
-                        status = os.fstat(handle.fileno())
-                        files[prefix + entry.name] = _size_and_digest(handle, status.st_size)
-                        os.fchmod(handle.fileno(), status.st_mode & ~0o222)
+                    # A descriptor, not a file object: open() adds an ioctl, an lseek and a
+                    # buffer to every file, which for the many small outputs is most of it.
+                    fd = os.open(entry.path, os.O_RDONLY)
+                    try:
+                        status = os.fstat(fd)
+                        files[prefix + entry.name] = _fd_size_and_digest(fd, status.st_size)
+                        os.fchmod(fd, status.st_mode & ~0o222)
+                    finally:
+                        os.close(fd)
                 else:
                     _read_only(entry.path)
 
@@ -955,6 +960,19 @@ def _size_and_digest(handle: io.BufferedReader, size: int) -> tuple[int, str]:
         return len(data), hashlib.sha256(data).hexdigest()
     digest = hashlib.file_digest(handle, "sha256").hexdigest()
     return os.fstat(handle.fileno()).st_size, digest
+
+
+def _fd_size_and_digest(fd: int, size: int) -> tuple[int, str]:
+    """``_size_and_digest`` of an open descriptor. A regular file that returns fewer bytes
+    than asked for is at its end, so a small file takes one read."""
+    if size > SMALL_FILE_BYTES:
+        with open(fd, "rb", closefd=False) as handle:
+            return _size_and_digest(handle, size)
+    data = os.read(fd, size + 1)
+    if len(data) > size:  # it grew meanwhile: read it to its end
+        while chunk := os.read(fd, SMALL_FILE_BYTES):
+            data += chunk
+    return len(data), hashlib.sha256(data).hexdigest()
 
 
 def _read_only(path: str) -> None:
