@@ -126,7 +126,7 @@ def encode(
             "--output",
             "-o",
             metavar="FILE",
-            help="PlanBase file to write ('-' for stdout). "
+            help="Plan file to write ('-' for stdout). "
             "Default: <spec name>.plan.bencode in the current directory.",
         ),
     ] = None,

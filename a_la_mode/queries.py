@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING, Any
 from .errors import AlamodeError
 from .localstore import OUTPUT_ID, LocalStore
 from .planfile import PlanBase, read_plan_file
+from .scheduler import Scheduler, State, short, wanted
 
 if TYPE_CHECKING:
     from .diff import PlanDiff
-from .scheduler import Scheduler, State, short, wanted
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """What is wanted, ready, running, done or failed, and why: pure state, no processes.
 
 The runner asks ``next_ready()`` for work and reports back with ``finished()``; tests drive
-it with no I/O at all (ninja's PlanBase/Builder split). Among ready tasks the one heading the
+it with no I/O at all (ninja's Plan/Builder split). Among ready tasks the one heading the
 longest remaining path, weighted by recorded durations, starts first (mara's cost-based
 queue); equal costs fall back to plan order. Every state carries a short reason.
 """
