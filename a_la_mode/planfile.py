@@ -2,8 +2,9 @@
 
 Reading is strict. The bytes must be exactly the canonical encoding of what they decode to,
 every output ID is recomputed, every input must name a task of the plan and equal its output,
-and the toposort must agree with the inputs. ``bencode.py`` decodes; strictness comes from
-re-encoding each task once, which both checks the bytes and yields the entry to re-hash.
+and the toposort must agree with the inputs. One pass (bdecode.py) decodes and checks that
+the bytes are canonical; each task's output ID is then the sha256 of its entry's own bytes
+in the file, less its ``output`` item.
 
 ``PlanBase`` holds every way of reading a plan; two classes carry its data. ``Plan``
 (plan.py) is the pydantic model the library offers. ``VerifiedPlan`` is a plain object that
@@ -22,9 +23,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-import bencodepy
-
 from . import toposort
+from .bdecode import Corrupt, Reader
 from .bulk import paused_gc
 from .canonical import encode, encode_items, join_path
 from .errors import AlamodeError, PlanError
@@ -33,8 +33,6 @@ from .naming import NAME_PATTERN
 PLAN_FORMAT: Literal[1] = 1
 TOP_LEVEL_KEYS = frozenset({"format", "meta", "tasks", "toposort", "toposort_flatten"})
 OUTPUT_ID = re.compile(r"^[0-9a-f]{64}$")
-_OUTPUT_KEY = b"6:output64:"
-_DECODER = bencodepy.Bencode(encoding="utf-8")
 
 
 class PlanBase:
@@ -221,16 +219,74 @@ def _read(data: bytes) -> VerifiedPlan:
             "produce one with 'alamode encode SPEC -o PLAN'"
         )
     try:
-        top = _DECODER.decode(data)
-    except bencodepy.BencodeDecodeError as err:
+        top, spans, fault = _decode(data)
+    except Corrupt as err:
         raise PlanError(
             f"is corrupt or truncated ({err}: bad bencode or text that is not UTF-8); "
             "re-encode it from its spec"
         ) from None
     legacy = _check_top_level(top)
-    _check_bytes_and_hashes(data, top)
+    if fault is not None:
+        raise PlanError(
+            f"{fault} is not in canonical bencode (unsorted or duplicate keys, or a "
+            "non-canonical number); re-encode the plan from its spec"
+        )
+    _check_hashes(data, top["tasks"], spans)
     verify_semantics(top["tasks"], top["toposort"], top["toposort_flatten"], check_hash=False)
     return VerifiedPlan(top, data, legacy)
+
+
+# Where a task's entry lies in the file: (start, its output item's start and end, end).
+_Span = tuple[int, int, int, int]
+
+
+def _decode(data: bytes) -> tuple[dict[str, Any], dict[str, _Span], str | None]:
+    """Decode a plan's bytes (a dictionary: the caller checked the ``d``): the top
+    dictionary, where each task's entry lies, and the first place that is not canonical."""
+    reader = Reader(data)
+    top: dict[str, Any] = {}
+    spans: dict[str, _Span] = {}
+    previous: bytes | None = None
+    pos = 1
+    try:
+        while data[pos : pos + 1] != b"e":
+            key, pos, previous = reader.key(pos, previous, "the plan")
+            if key == "tasks" and data[pos : pos + 1] == b"d":
+                top[key], pos = _decode_tasks(reader, pos, spans)
+            else:
+                top[key], pos = reader.value(pos, 1, f"field {key!r}")
+    except IndexError:
+        raise Corrupt("truncated") from None
+    reader.finish(pos + 1)
+    return top, spans, reader.fault
+
+
+def _decode_tasks(reader: Reader, pos: int, spans: dict[str, _Span]) -> tuple[dict[str, Any], int]:
+    """The ``tasks`` dictionary at ``pos``, noting each entry's span in ``spans``."""
+    data = reader.data
+    tasks: dict[str, Any] = {}
+    previous: bytes | None = None
+    pos += 1
+    while data[pos : pos + 1] != b"e":
+        name, pos, previous = reader.key(pos, previous, "field 'tasks'")
+        where = f"task {name!r}"
+        if data[pos : pos + 1] != b"d":  # not an entry: the shape check will say so
+            tasks[name], pos = reader.value(pos, 2, where)
+            continue
+        start, output = pos, (pos, pos)
+        entry: dict[str, Any] = {}
+        last: bytes | None = None
+        pos += 1
+        while data[pos : pos + 1] != b"e":
+            item = pos
+            key, pos, last = reader.key(pos, last, where)
+            entry[key], pos = reader.value(pos, 3, where)
+            if key == "output":
+                output = (item, pos)
+        pos += 1
+        tasks[name] = entry
+        spans[name] = (start, *output, pos)
+    return tasks, pos + 1
 
 
 def _check_top_level(top: Any) -> bool:
@@ -264,48 +320,20 @@ def _check_top_level(top: Any) -> bool:
     return "format" not in top
 
 
-def _check_bytes_and_hashes(data: bytes, top: dict[str, Any]) -> None:
-    """Re-encode ``top`` piece by piece against ``data`` and re-hash every task on the way."""
-    view = memoryview(data)
-    pos = 0
-
-    def expect(piece: bytes, where: str) -> None:
-        nonlocal pos
-        end = pos + len(piece)
-        if view[pos:end] != piece:
+def _check_hashes(data: bytes, tasks: dict[str, Any], spans: dict[str, _Span]) -> None:
+    """Every task's shape, and its output ID against the sha256 of its entry's bytes less
+    the ``output`` item (the bytes are canonical: they are the entry's encoding)."""
+    for name, entry in tasks.items():
+        _check_entry_shape(name, entry)
+        start, output_start, output_end, end = spans[name]
+        computed = hashlib.sha256(data[start:output_start] + data[output_end:end]).hexdigest()
+        recorded = entry["output"]
+        if computed != recorded:
             raise PlanError(
-                f"{where} is not in canonical bencode (unsorted or duplicate keys, or a "
-                "non-canonical number); re-encode the plan from its spec"
+                f"task {name!r}: field 'output' does not match its spec and inputs "
+                f"(recorded {recorded[:12]}…, computed {computed[:12]}…): the plan was edited "
+                "or corrupted; re-encode it from its spec"
             )
-        pos = end
-
-    expect(b"d", "the plan")
-    for key in sorted(top):
-        expect(encode(key), "the plan")
-        if key != "tasks":
-            expect(encode(top[key]), f"field {key!r}")
-            continue
-        expect(b"d", "field 'tasks'")
-        for name in sorted(top["tasks"]):
-            entry = top["tasks"][name]
-            where = f"task {name!r}"
-            _check_entry_shape(name, entry)
-            expect(encode(name), "field 'tasks'")
-            head, tail = task_parts(entry)
-            recorded = entry["output"]
-            expect(b"d" + head + _OUTPUT_KEY, where)
-            expect(recorded.encode() + tail + b"e", where)
-            computed = output_id(head, tail)
-            if computed != recorded:
-                raise PlanError(
-                    f"{where}: field 'output' does not match its spec and inputs "
-                    f"(recorded {recorded[:12]}…, computed {computed[:12]}…): the plan was edited "
-                    "or corrupted; re-encode it from its spec"
-                )
-        expect(b"e", "field 'tasks'")
-    expect(b"e", "the plan")
-    if pos != len(data):
-        raise PlanError("has trailing bytes after the plan; re-encode it from its spec")
 
 
 def _check_entry_shape(name: str, entry: Any) -> None:

@@ -1,0 +1,125 @@
+"""Strict bencode reading: decode, and note where the bytes are not canonical, in one pass.
+
+A plan file must be exactly the canonical encoding of what it decodes to. Decoding with a
+lenient decoder and then re-encoding everything to compare took longer than the decoding;
+here each item is checked as it is read: integers without a sign or leading zeros, string
+lengths in plain digits, dictionary keys in strictly increasing byte order. What is not
+bencode at all raises ``Corrupt``. What is bencode but not canonical is noted (the first
+place only) in ``Reader.fault``, so the caller can report the plan's outer faults first.
+Strings are UTF-8 text. The rules match what ``bencode.py`` decodes and our encoder writes.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+MAX_DEPTH = 100  # nested lists and dictionaries, as bencode.py allows
+_CANONICAL_INT = re.compile(rb"-?[1-9][0-9]*|0")
+_LENGTH = re.compile(rb"(0|[1-9][0-9]*):")  # a string's length: digits, no leading zero
+_DIGIT_0, _DIGIT_9, _DICT, _LIST, _INT, _END = 48, 57, 100, 108, 105, 101
+
+
+class Corrupt(ValueError):
+    """The bytes are not bencode: truncated, malformed, too deep, or text that is not
+    UTF-8."""
+
+
+class Reader:
+    """Reads values from ``data``; ``fault`` names the first non-canonical place."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.fault: str | None = None
+
+    def note(self, where: str) -> None:
+        """Remember the first place that is not canonical."""
+        if self.fault is None:
+            self.fault = where
+
+    def value(self, pos: int, depth: int, where: str) -> tuple[Any, int]:
+        """The value starting at ``pos`` and the position after it."""
+        data = self.data
+        try:
+            kind = data[pos]
+        except IndexError:
+            raise Corrupt("truncated") from None
+        if _DIGIT_0 <= kind <= _DIGIT_9:  # a string, by far the most common: inline
+            header = _LENGTH.match(data, pos)
+            if header is None:
+                raise Corrupt("not a valid bencoded string")
+            start = header.end()
+            end = start + int(header[1])
+            if end > len(data):
+                raise Corrupt("truncated")
+            try:
+                return data[start:end].decode(), end
+            except UnicodeDecodeError:
+                raise Corrupt("text that is not UTF-8") from None
+        if kind == _DICT:
+            return self.dictionary(pos, depth, where)
+        if kind == _LIST:
+            if depth > MAX_DEPTH:
+                raise Corrupt("exceeded maximum depth")
+            items = []
+            pos += 1
+            while data[pos : pos + 1] != b"e":
+                item, pos = self.value(pos, depth + 1, where)
+                items.append(item)
+            return items, pos + 1
+        if kind == _INT:
+            return self.integer(pos, where)
+        raise Corrupt("not a valid bencoded string")
+
+    def integer(self, pos: int, where: str) -> tuple[int, int]:
+        data = self.data
+        end = data.find(b"e", pos + 1)
+        if end < 0:
+            raise Corrupt("truncated")
+        digits = data[pos + 1 : end]
+        try:
+            number = int(digits)
+        except ValueError:
+            raise Corrupt("not a valid bencoded string") from None
+        if digits.startswith((b"0", b"-0")) and digits != b"0":
+            raise Corrupt("not a valid bencoded string")  # leading zeros: never bencode
+        if not _CANONICAL_INT.fullmatch(digits):
+            self.note(where)  # a sign, spaces or underscores: bencode.py reads them
+        return number, end + 1
+
+    def dictionary(self, pos: int, depth: int, where: str) -> tuple[dict[str, Any], int]:
+        if depth > MAX_DEPTH:
+            raise Corrupt("exceeded maximum depth")
+        data = self.data
+        result: dict[str, Any] = {}
+        previous: bytes | None = None
+        pos += 1
+        while data[pos : pos + 1] != b"e":
+            key, pos, previous = self.key(pos, previous, where)
+            result[key], pos = self.value(pos, depth + 1, where)
+        return result, pos + 1
+
+    def key(self, pos: int, previous: bytes | None, where: str) -> tuple[str, int, bytes]:
+        """A dictionary key, the position after it, and its bytes. Each key must sort after
+        ``previous`` (the last key's bytes, None for the first), or the dictionary is not
+        canonical."""
+        data = self.data
+        header = _LENGTH.match(data, pos)
+        if header is None:
+            raise Corrupt("not a valid bencoded string")  # keys are strings
+        start = header.end()
+        end = start + int(header[1])
+        if end > len(data):
+            raise Corrupt("truncated")
+        raw = data[start:end]
+        if previous is not None and raw <= previous:
+            self.note(where)
+        try:
+            return raw.decode(), end, raw
+        except UnicodeDecodeError:
+            raise Corrupt("text that is not UTF-8") from None
+
+    def finish(self, pos: int) -> None:
+        """The top value must end where the data does."""
+        if pos != len(self.data):
+            raise Corrupt("invalid bencoded value (data after valid prefix)")
