@@ -219,7 +219,7 @@ def _read(data: bytes) -> VerifiedPlan:
             "produce one with 'alamode encode SPEC -o PLAN'"
         )
     try:
-        top, spans, fault = _decode(data)
+        top, fault, mismatch = _decode(data)
     except Corrupt as err:
         raise PlanError(
             f"is corrupt or truncated ({err}: bad bencode or text that is not UTF-8); "
@@ -231,38 +231,44 @@ def _read(data: bytes) -> VerifiedPlan:
             f"{fault} is not in canonical bencode (unsorted or duplicate keys, or a "
             "non-canonical number); re-encode the plan from its spec"
         )
-    _check_hashes(data, top["tasks"], spans)
+    _check_tasks(top["tasks"], mismatch)
     verify_semantics(top["tasks"], top["toposort"], top["toposort_flatten"], check_hash=False)
     return VerifiedPlan(top, data, legacy)
 
 
-# Where a task's entry lies in the file: (start, its output item's start and end, end).
-_Span = tuple[int, int, int, int]
+# The first task whose recorded output ID is not the hash of its entry, and that hash.
+_Mismatch = tuple[str, str]
 
 
-def _decode(data: bytes) -> tuple[dict[str, Any], dict[str, _Span], str | None]:
+def _decode(data: bytes) -> tuple[dict[str, Any], str | None, _Mismatch | None]:
     """Decode a plan's bytes (a dictionary: the caller checked the ``d``): the top
-    dictionary, where each task's entry lies, and the first place that is not canonical."""
+    dictionary, the first place that is not canonical, and the first task whose output ID
+    does not match its entry."""
     reader = Reader(data)
     top: dict[str, Any] = {}
-    spans: dict[str, _Span] = {}
+    mismatch: list[_Mismatch] = []
     previous: bytes | None = None
     pos = 1
     try:
         while data[pos : pos + 1] != b"e":
             key, pos, previous = reader.key(pos, previous, "the plan")
             if key == "tasks" and data[pos : pos + 1] == b"d":
-                top[key], pos = _decode_tasks(reader, pos, spans)
+                top[key], pos = _decode_tasks(reader, pos, mismatch)
             else:
                 top[key], pos = reader.value(pos, 1, f"field {key!r}")
     except IndexError:
         raise Corrupt("truncated") from None
     reader.finish(pos + 1)
-    return top, spans, reader.fault
+    return top, reader.fault, mismatch[0] if mismatch else None
 
 
-def _decode_tasks(reader: Reader, pos: int, spans: dict[str, _Span]) -> tuple[dict[str, Any], int]:
-    """The ``tasks`` dictionary at ``pos``, noting each entry's span in ``spans``."""
+def _decode_tasks(
+    reader: Reader, pos: int, mismatch: list[_Mismatch]
+) -> tuple[dict[str, Any], int]:
+    """The ``tasks`` dictionary at ``pos``. Each entry's output ID is checked as it is
+    read: it must be the sha256 of the entry's own bytes less its ``output`` item (where the
+    bytes are canonical, they are the entry's encoding). The first that is not goes in
+    ``mismatch``; the caller reports it after the plan's outer faults."""
     data = reader.data
     tasks: dict[str, Any] = {}
     previous: bytes | None = None
@@ -273,7 +279,7 @@ def _decode_tasks(reader: Reader, pos: int, spans: dict[str, _Span]) -> tuple[di
         if data[pos : pos + 1] != b"d":  # not an entry: the shape check will say so
             tasks[name], pos = reader.value(pos, 2, where)
             continue
-        start, output = pos, (pos, pos)
+        start = output_start = output_end = pos
         entry: dict[str, Any] = {}
         last: bytes | None = None
         pos += 1
@@ -282,11 +288,28 @@ def _decode_tasks(reader: Reader, pos: int, spans: dict[str, _Span]) -> tuple[di
             key, pos, last = reader.key(pos, last, where)
             entry[key], pos = reader.value(pos, 3, where)
             if key == "output":
-                output = (item, pos)
+                output_start, output_end = item, pos
         pos += 1
         tasks[name] = entry
-        spans[name] = (start, *output, pos)
+        if not mismatch:
+            entry_bytes = data[start:output_start] + data[output_end:pos]
+            computed = hashlib.sha256(entry_bytes).hexdigest()
+            if computed != entry.get("output"):
+                mismatch.append((name, computed))
     return tasks, pos + 1
+
+
+def _check_tasks(tasks: dict[str, Any], mismatch: _Mismatch | None) -> None:
+    """Every task's shape, then (in plan order, as a reader would meet them) the first
+    output ID that does not match its entry."""
+    for name, entry in tasks.items():
+        _check_entry_shape(name, entry)
+        if mismatch is not None and mismatch[0] == name:
+            raise PlanError(
+                f"task {name!r}: field 'output' does not match its spec and inputs "
+                f"(recorded {entry['output'][:12]}…, computed {mismatch[1][:12]}…): the plan "
+                "was edited or corrupted; re-encode it from its spec"
+            )
 
 
 def _check_top_level(top: Any) -> bool:
@@ -318,22 +341,6 @@ def _check_top_level(top: Any) -> bool:
         if not isinstance(top[key], kind):
             raise PlanError(f"field {key!r} is a {type(top[key]).__name__}, not a {kind.__name__}")
     return "format" not in top
-
-
-def _check_hashes(data: bytes, tasks: dict[str, Any], spans: dict[str, _Span]) -> None:
-    """Every task's shape, and its output ID against the sha256 of its entry's bytes less
-    the ``output`` item (the bytes are canonical: they are the entry's encoding)."""
-    for name, entry in tasks.items():
-        _check_entry_shape(name, entry)
-        start, output_start, output_end, end = spans[name]
-        computed = hashlib.sha256(data[start:output_start] + data[output_end:end]).hexdigest()
-        recorded = entry["output"]
-        if computed != recorded:
-            raise PlanError(
-                f"task {name!r}: field 'output' does not match its spec and inputs "
-                f"(recorded {recorded[:12]}…, computed {computed[:12]}…): the plan was edited "
-                "or corrupted; re-encode it from its spec"
-            )
 
 
 def _check_entry_shape(name: str, entry: Any) -> None:
