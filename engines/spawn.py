@@ -84,7 +84,10 @@ class Environment:
         overlay's entries are converted per command; the base's are copied as pointers."""
         if self._base is None:
             return self._kept(frozenset())[1]
-        count, kept = self._base._kept(frozenset(self._entries))
+        # Keyed by the base's names this overlay replaces, not by all of its own: those
+        # differ from task to task (ALAMODE_INPUT_<dep>), and each new key cost an array
+        # rebuilt and kept for good.
+        count, kept = self._base._kept(frozenset(self._base._entries.keys() & self._entries.keys()))
         array = (ctypes.c_char_p * (count + len(self._entries) + 1))()
         # Raw pointers: the bytes they point to belong to the base's own entries, which live
         # as long as the base (the engine) does.
@@ -94,8 +97,8 @@ class Environment:
         return array
 
     def _kept(self, replaced: frozenset[bytes]) -> tuple[int, ctypes.Array[ctypes.c_char_p]]:
-        """The base's entries but those named in ``replaced``, as a ctypes array; made once
-        per set of names (the tasks of a plan share a few)."""
+        """The base's entries but those named in ``replaced`` (names of the base), as a
+        ctypes array; made once per set of names (commands replace the same few, if any)."""
         found = self._arrays.get(replaced)
         if found is None:
             entries = [e for name, e in self._entries.items() if name not in replaced]

@@ -136,3 +136,26 @@ def test_an_overlay_replaces_and_adds_and_leaves_the_base_alone(way: str) -> Non
         b"SWAP": b"overlay",
         b"NEW": "ünïcode".encode(),
     }
+
+
+def test_commands_with_variables_of_their_own_names_leave_no_memory_behind() -> None:
+    """Each task of a plan has its own ALAMODE_INPUT_<dep> names. The engine's environment
+    once kept a pointer array for every such set of names: memory grew with every command
+    of a run, and every command rebuilt the array."""
+    import tracemalloc
+
+    base = spawn_module.Environment({f"VAR{i}": "x" * 20 for i in range(40)})
+
+    def commands(first: int, count: int) -> None:
+        for n in range(first, first + count):
+            base.overlay({"SWAP": "y", f"ALAMODE_INPUT_T{n}": "/out", "VAR3": "z"}).pointers()
+
+    commands(0, 100)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        commands(100, 3000)
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert grown < 50_000, f"{grown} bytes kept for 3,000 commands"
