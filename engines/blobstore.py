@@ -26,6 +26,7 @@ import hashlib
 import json
 import os
 import shutil
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -88,6 +89,9 @@ class BlobStore(LocalStore):
             where = str(Path.home() / ".cache" / "alamode" / digest)
         super().__init__(where)
         self._uploads: dict[str, str] = {}  # output -> its upload, from publish to marker
+        # One download of an output at a time: two tasks that share an input start together.
+        self._fetching: dict[str, threading.Lock] = {}
+        self._fetching_lock = threading.Lock()
         self._check_reachable()
 
     # -- paths and resilience ----------------------------------------------------------------
@@ -382,7 +386,20 @@ class BlobStore(LocalStore):
     fetches_inputs = True
 
     def fetch(self, output_id: str) -> Path:
-        """The output's directory in the cache, downloaded and checked first if need be."""
+        """The output's directory in the cache, downloaded and checked first if need be.
+        Worker threads fetching the same output take turns: the second finds the first's
+        copy, instead of downloading it again and putting its own in its place while a
+        task may be reading it."""
+        with self._fetching_lock:
+            lock = self._fetching.setdefault(output_id, threading.Lock())
+        with lock:
+            try:
+                return self._fetch(output_id)
+            finally:  # whoever comes later finds the copy: the lock has done its work
+                with self._fetching_lock:
+                    self._fetching.pop(output_id, None)
+
+    def _fetch(self, output_id: str) -> Path:
         target = self.output_path(output_id)
         if target.is_dir():
             return target

@@ -14,6 +14,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -228,6 +229,29 @@ def test_a_runner_that_loses_the_marker_race_adopts_the_winner(where: Where) -> 
     assert loser._names("outputs", output) == [marker["upload"]]  # the losing upload is gone
     assert (loser.fetch(output) / "greeting").read_text() == "from the winner\n"
     assert loser.successes([output]) == {output}
+
+
+def test_tasks_sharing_an_input_download_it_once(where: Where) -> None:
+    """Two workers fetching one output at once: the second must find the first's copy, not
+    download it again and put its own in its place while the first's task reads it."""
+    plan = pipeline()
+    run(plan, where.machine("a"))
+    other = where.machine("b")
+    downloads = []
+    real = other._remote
+
+    def slow_download(what: str, action: Any, *args: Any, **kwargs: Any) -> Any:
+        if what == "download an input":
+            downloads.append(args)
+            time.sleep(0.3)  # widens the window the two share (a timing, not a fault)
+        return real(what, action, *args, **kwargs)
+
+    other._remote = slow_download
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        folders = list(pool.map(lambda _: other.fetch(plan.output("top")), range(2)))
+    assert folders[0] == folders[1]
+    assert (folders[0] / "greeting").read_text() == "hello\n"
+    assert len(downloads) == 1
 
 
 def test_an_upload_without_a_marker_is_not_done_and_never_read(where: Where) -> None:
