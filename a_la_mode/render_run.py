@@ -275,12 +275,18 @@ def gc_report(doomed: list[str], kept: list[str], removed: bool, freed: int, as_
         return
     for output in doomed:
         _out(f"{'removed' if removed else 'would remove'}  {output}")
+    outputs = _count(len(doomed), "output")
     verb = (
-        f"removed {len(doomed)} outputs ({freed:,} bytes)"
+        f"removed {outputs} ({freed:,} bytes)"
         if removed
-        else f"{len(doomed)} outputs would be removed; run again with --yes to remove them"
+        else f"{outputs} would be removed; run again with --yes to remove them"
     )
-    render.note(f"{verb}; kept everything the {len(kept)} plans kept use")
+    render.note(f"{verb}; kept everything used by the {_count(len(kept), 'kept plan')}")
+
+
+def _count(number: int, noun: str) -> str:
+    """``1 output``, ``2 outputs``."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def verify_report(bad: list[tuple[str, str, str]], kept: bool, as_json: bool) -> None:

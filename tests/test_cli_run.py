@@ -145,6 +145,9 @@ def test_gc_is_a_dry_run_until_yes(tmp_path: Path) -> None:
     assert len(future["would_remove"]) == 6 and future["kept_plans"] == []  # nothing is newer
     past = json.loads(alamode("gc", "--since", "2000-01-01", "--json", cwd=tmp_path).stdout)
     assert past["would_remove"] == []  # both plans ran since then
+    said = alamode("gc", "--keep", "1", cwd=tmp_path).stderr
+    assert "2 outputs would be removed; run again with --yes to remove them" in said
+    assert "kept everything used by the 1 kept plan\n" in said
     bad = alamode("gc", "--since", "last tuesday", cwd=tmp_path)
     assert bad.returncode == 2 and "is not a date; write it like 2026-11-01" in bad.stderr
     done = json.loads(alamode("gc", "--keep", "1", "--yes", "--json", cwd=tmp_path).stdout)
