@@ -154,7 +154,8 @@ def encode(
         render.json_out(summary)
     else:
         render.note(
-            f"wrote {target}: {summary['tasks']} tasks, plan {plan.digest[: render.SHORT_ID]}"
+            f"wrote {target}: {render.count(summary['tasks'], 'task')}, "
+            f"plan {plan.digest[: render.SHORT_ID]}"
         )
 
 
@@ -185,7 +186,8 @@ def validate(
         results.append({"source": source, "ok": True, **render.plan_summary(plan)})
         if not json_:
             render.note(
-                f"ok: {source}: {len(plan.tasks)} tasks, plan {plan.digest[: render.SHORT_ID]}"
+                f"ok: {source}: {render.count(len(plan.tasks), 'task')}, "
+                f"plan {plan.digest[: render.SHORT_ID]}"
             )
     if json_:
         render.json_out(results)

@@ -41,6 +41,11 @@ class Settings:
     quiet = False
 
 
+def count(number: int, noun: str) -> str:
+    """``1 task``, ``2 tasks``: a number with its noun."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
 def error(message: str) -> None:
     """One line on stderr: ``error: <message>``."""
     from rich.markup import escape
@@ -96,7 +101,8 @@ def plan_table(plan: PlanBase, source: str) -> None:
     meta = ", ".join(f"{k}={v}" for k, v in sorted(plan.meta.items())) or "none"
     stdout().print(
         f"[bold]{escape(source)}[/]  plan {plan.digest[:SHORT_ID]}  format {plan.format}  "
-        f"{len(plan.tasks)} tasks in {len(plan.toposort)} levels  meta: {escape(meta)}"
+        f"{count(len(plan.tasks), 'task')} in {count(len(plan.toposort), 'level')}  "
+        f"meta: {escape(meta)}"
     )
     table = Table(show_edge=False, pad_edge=False)
     table.add_column("level", justify="right", style="dim")
@@ -161,7 +167,9 @@ def recompute_note(estimate: dict[str, Any]) -> None:
     if have:
         line += f" ({', '.join(have)})"
     if todo:
-        line += f"; to compute: {len(todo)} tasks, about {estimate['estimated_seconds']:.1f} s"
+        line += (
+            f"; to compute: {count(len(todo), 'task')}, about {estimate['estimated_seconds']:.1f} s"
+        )
         unknown = estimate["without_recorded_time"]
         if unknown:
             line += f" plus {len(unknown)} never run before"

@@ -150,7 +150,10 @@ def run_summary(report: RunReport, as_json: bool) -> None:
         if counts[key]:
             parts.append(f"{counts[key]} {key}")
     total = len(report.scheduler.order)
-    line = f"{total} tasks: {', '.join(parts)} in {report.seconds:.1f} s (run {report.run})"
+    line = (
+        f"{render.count(total, 'task')}: {', '.join(parts)} "
+        f"in {report.seconds:.1f} s (run {report.run})"
+    )
     failed = [
         n for n in report.scheduler.order if report.scheduler.status[n].state.value == "failed"
     ]
@@ -275,18 +278,13 @@ def gc_report(doomed: list[str], kept: list[str], removed: bool, freed: int, as_
         return
     for output in doomed:
         _out(f"{'removed' if removed else 'would remove'}  {output}")
-    outputs = _count(len(doomed), "output")
+    outputs = render.count(len(doomed), "output")
     verb = (
         f"removed {outputs} ({freed:,} bytes)"
         if removed
         else f"{outputs} would be removed; run again with --yes to remove them"
     )
-    render.note(f"{verb}; kept everything used by the {_count(len(kept), 'kept plan')}")
-
-
-def _count(number: int, noun: str) -> str:
-    """``1 output``, ``2 outputs``."""
-    return f"{number} {noun}{'' if number == 1 else 's'}"
+    render.note(f"{verb}; kept everything used by the {render.count(len(kept), 'kept plan')}")
 
 
 def verify_report(bad: list[tuple[str, str, str]], kept: bool, as_json: bool) -> None:
@@ -316,4 +314,6 @@ def pushed(url: str, plan: PlanBase, as_json: bool) -> None:
         _out(json.dumps({"url": url, "digest": plan.digest, "tasks": len(plan.tasks)}))
         return
     _out(url)
-    render.note(f"pushed a plan of {len(plan.tasks)} tasks; run it with: alamode run {url}")
+    render.note(
+        f"pushed a plan of {render.count(len(plan.tasks), 'task')}; run it with: alamode run {url}"
+    )
