@@ -17,7 +17,13 @@ from typing import Any
 MAX_DEPTH = 100  # nested lists and dictionaries, as bencode.py allows
 _CANONICAL_INT = re.compile(rb"-?[1-9][0-9]*|0")
 _LENGTH = re.compile(rb"(0|[1-9][0-9]*):")  # a string's length: digits, no leading zero
-_DIGIT_0, _DIGIT_9, _DICT, _LIST, _INT, _END = 48, 57, 100, 108, 105, 101
+_DIGIT_0, _DIGIT_9, _DICT, _LIST, _INT = 48, 57, 100, 108, 105
+# What ``Corrupt`` says: the reason, as a reader of an error message needs it.
+ENDS_EARLY = "it ends before its last value does"
+_NOT_BENCODE = "it is not valid bencode"
+_NOT_UTF8 = "a string in it is not UTF-8 text"
+_TOO_DEEP = f"it nests lists and dictionaries deeper than {MAX_DEPTH} levels"
+_AFTER_END = "it has bytes after its end"
 
 
 class Corrupt(ValueError):
@@ -43,24 +49,24 @@ class Reader:
         try:
             kind = data[pos]
         except IndexError:
-            raise Corrupt("truncated") from None
+            raise Corrupt(ENDS_EARLY) from None
         if _DIGIT_0 <= kind <= _DIGIT_9:  # a string, by far the most common: inline
             header = _LENGTH.match(data, pos)
             if header is None:
-                raise Corrupt("not a valid bencoded string")
+                raise Corrupt(_NOT_BENCODE)
             start = header.end()
             end = start + int(header[1])
             if end > len(data):
-                raise Corrupt("truncated")
+                raise Corrupt(ENDS_EARLY)
             try:
                 return data[start:end].decode(), end
             except UnicodeDecodeError:
-                raise Corrupt("text that is not UTF-8") from None
+                raise Corrupt(_NOT_UTF8) from None
         if kind == _DICT:
             return self.dictionary(pos, depth, where)
         if kind == _LIST:
             if depth > MAX_DEPTH:
-                raise Corrupt("exceeded maximum depth")
+                raise Corrupt(_TOO_DEEP)
             items = []
             pos += 1
             while data[pos : pos + 1] != b"e":
@@ -69,27 +75,27 @@ class Reader:
             return items, pos + 1
         if kind == _INT:
             return self.integer(pos, where)
-        raise Corrupt("not a valid bencoded string")
+        raise Corrupt(_NOT_BENCODE)
 
     def integer(self, pos: int, where: str) -> tuple[int, int]:
         data = self.data
         end = data.find(b"e", pos + 1)
         if end < 0:
-            raise Corrupt("truncated")
+            raise Corrupt(ENDS_EARLY)
         digits = data[pos + 1 : end]
         try:
             number = int(digits)
         except ValueError:
-            raise Corrupt("not a valid bencoded string") from None
+            raise Corrupt(_NOT_BENCODE) from None
         if digits.startswith((b"0", b"-0")) and digits != b"0":
-            raise Corrupt("not a valid bencoded string")  # leading zeros: never bencode
+            raise Corrupt(_NOT_BENCODE)  # leading zeros: never bencode
         if not _CANONICAL_INT.fullmatch(digits):
             self.note(where)  # a sign, spaces or underscores: bencode.py reads them
         return number, end + 1
 
     def dictionary(self, pos: int, depth: int, where: str) -> tuple[dict[str, Any], int]:
         if depth > MAX_DEPTH:
-            raise Corrupt("exceeded maximum depth")
+            raise Corrupt(_TOO_DEEP)
         data = self.data
         result: dict[str, Any] = {}
         previous: bytes | None = None
@@ -106,20 +112,20 @@ class Reader:
         data = self.data
         header = _LENGTH.match(data, pos)
         if header is None:
-            raise Corrupt("not a valid bencoded string")  # keys are strings
+            raise Corrupt(_NOT_BENCODE)  # keys are strings
         start = header.end()
         end = start + int(header[1])
         if end > len(data):
-            raise Corrupt("truncated")
+            raise Corrupt(ENDS_EARLY)
         raw = data[start:end]
         if previous is not None and raw <= previous:
             self.note(where)
         try:
             return raw.decode(), end, raw
         except UnicodeDecodeError:
-            raise Corrupt("text that is not UTF-8") from None
+            raise Corrupt(_NOT_UTF8) from None
 
     def finish(self, pos: int) -> None:
         """The top value must end where the data does."""
         if pos != len(self.data):
-            raise Corrupt("invalid bencoded value (data after valid prefix)")
+            raise Corrupt(_AFTER_END)

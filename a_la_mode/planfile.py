@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from . import toposort
-from .bdecode import Corrupt, Reader
+from .bdecode import ENDS_EARLY, Corrupt, Reader
 from .bulk import paused_gc
 from .canonical import encode, encode_items, join_path
 from .errors import AlamodeError, PlanError
@@ -221,10 +221,7 @@ def _read(data: bytes) -> VerifiedPlan:
     try:
         top, fault, mismatch = _decode(data)
     except Corrupt as err:
-        raise PlanError(
-            f"is corrupt or truncated ({err}: bad bencode or text that is not UTF-8); "
-            "re-encode it from its spec"
-        ) from None
+        raise PlanError(f"is corrupt or truncated ({err}); re-encode it from its spec") from None
     legacy = _check_top_level(top)
     if fault is not None:
         raise PlanError(
@@ -257,7 +254,7 @@ def _decode(data: bytes) -> tuple[dict[str, Any], str | None, _Mismatch | None]:
             else:
                 top[key], pos = reader.value(pos, 1, f"field {key!r}")
     except IndexError:
-        raise Corrupt("truncated") from None
+        raise Corrupt(ENDS_EARLY) from None
     reader.finish(pos + 1)
     return top, reader.fault, mismatch[0] if mismatch else None
 

@@ -68,7 +68,7 @@ def test_accessors_separate_spec_inputs_and_output() -> None:
         (b"", "is empty, not a plan"),
         (b"\x89PNG\r\n", "is not a plan"),
         (b"li1ee", "is not a plan"),
-        (COLLAGE_BYTES[:-40], "corrupt or truncated"),
+        (COLLAGE_BYTES[:-40], "corrupt or truncated (it ends before its last value does)"),
         (
             replace_once(COLLAGE_BYTES, b"python collage.py", b"python collage.sh"),
             "task 'collage': field 'output' does not match its spec and inputs",
@@ -78,7 +78,10 @@ def test_accessors_separate_spec_inputs_and_output() -> None:
             "plan format 2, newer than this alamode reads (1); upgrade a-la-mode",
         ),
         (replace_once(COLLAGE_BYTES, b"6:formati1e", b"6:formati0e"), "unknown plan format 0"),
-        (replace_once(COLLAGE_BYTES, b"6:formati1e", b"6:formati01e"), "corrupt or truncated"),
+        (
+            replace_once(COLLAGE_BYTES, b"6:formati1e", b"6:formati01e"),
+            "corrupt or truncated (it is not valid bencode)",
+        ),
         (replace_once(COLLAGE_BYTES, b"6:formati1e", b"6:formati+1e"), "not in canonical"),
         (
             replace_once(
@@ -88,7 +91,7 @@ def test_accessors_separate_spec_inputs_and_output() -> None:
             ),
             "not in canonical",
         ),
-        (COLLAGE_BYTES + b"extra", "corrupt or truncated"),
+        (COLLAGE_BYTES + b"extra", "corrupt or truncated (it has bytes after its end)"),
         (replace_once(COLLAGE_BYTES, b"4:metad", b"5:extrai1e4:metad"), "unknown field 'extra'"),
         (
             encode(
