@@ -25,7 +25,6 @@ import ctypes
 import errno
 import functools
 import hashlib
-import io
 import itertools
 import json
 import os
@@ -136,9 +135,7 @@ class Manifest:
                 path = Path(folder, name)
                 if path.is_symlink() or not path.is_file():
                     continue
-                with open(path, "rb") as handle:
-                    size = os.fstat(handle.fileno()).st_size
-                    files[path.relative_to(root).as_posix()] = _size_and_digest(handle, size)
+                files[path.relative_to(root).as_posix()] = _hash_file(str(path))
         return cls(files)
 
 
@@ -935,15 +932,7 @@ def _seal(root: str | Path) -> Manifest:
                     walk(entry.path, f"{prefix}{entry.name}/")
                     _read_only(entry.path)
                 elif entry.is_file():
-                    # A descriptor, not a file object: open() adds an ioctl, an lseek and a
-                    # buffer to every file, which for the many small outputs is most of it.
-                    fd = os.open(entry.path, os.O_RDONLY)
-                    try:
-                        status = os.fstat(fd)
-                        files[prefix + entry.name] = _fd_size_and_digest(fd, status.st_size)
-                        os.fchmod(fd, status.st_mode & ~0o222)
-                    finally:
-                        os.close(fd)
+                    files[prefix + entry.name] = _hash_file(entry.path, read_only=True)
                 else:
                     _read_only(entry.path)
 
@@ -951,28 +940,31 @@ def _seal(root: str | Path) -> Manifest:
     return Manifest(files)
 
 
-def _size_and_digest(handle: io.BufferedReader, size: int) -> tuple[int, str]:
-    """The size and sha256 of an open file of ``size`` bytes (its ``fstat``), read to its
-    end. A small file in one read: ``hashlib.file_digest`` zeroes a 256 KB buffer for every
-    file, even an empty one."""
-    if size <= SMALL_FILE_BYTES:
-        data = handle.read()
-        return len(data), hashlib.sha256(data).hexdigest()
-    digest = hashlib.file_digest(handle, "sha256").hexdigest()
-    return os.fstat(handle.fileno()).st_size, digest
-
-
-def _fd_size_and_digest(fd: int, size: int) -> tuple[int, str]:
-    """``_size_and_digest`` of an open descriptor. A regular file that returns fewer bytes
-    than asked for is at its end, so a small file takes one read."""
-    if size > SMALL_FILE_BYTES:
-        with open(fd, "rb", closefd=False) as handle:
-            return _size_and_digest(handle, size)
-    data = os.read(fd, size + 1)
-    if len(data) > size:  # it grew meanwhile: read it to its end
-        while chunk := os.read(fd, SMALL_FILE_BYTES):
-            data += chunk
-    return len(data), hashlib.sha256(data).hexdigest()
+def _hash_file(path: str, read_only: bool = False) -> tuple[int, str]:
+    """The size and sha256 of the file at ``path``, read to its end; ``read_only`` takes
+    away its write permissions too, through the same descriptor. A descriptor, not a file
+    object: ``open()`` adds an ioctl, an lseek and a buffer to every file, which for the
+    many small outputs is most of it."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        status = os.fstat(fd)
+        if status.st_size <= SMALL_FILE_BYTES:
+            # One read: a regular file that returns fewer bytes than asked for is at its
+            # end (``hashlib.file_digest`` would zero a 256 KB buffer, even for no bytes).
+            data = os.read(fd, status.st_size + 1)
+            if len(data) > status.st_size:  # it grew meanwhile: read it to its end
+                while chunk := os.read(fd, SMALL_FILE_BYTES):
+                    data += chunk
+            result = len(data), hashlib.sha256(data).hexdigest()
+        else:
+            with open(fd, "rb", closefd=False) as handle:
+                digest = hashlib.file_digest(handle, "sha256").hexdigest()
+            result = os.fstat(fd).st_size, digest
+        if read_only:
+            os.fchmod(fd, status.st_mode & ~0o222)
+        return result
+    finally:
+        os.close(fd)
 
 
 def _read_only(path: str) -> None:
