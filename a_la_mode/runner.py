@@ -200,6 +200,7 @@ class _Runner:
         self.digest = plan.digest  # read once: a pydantic private attribute costs microseconds
         self.inbox: queue.SimpleQueue[_Notice] = queue.SimpleQueue()
         self.reserved: collections.deque[_Attempt] = collections.deque()  # claimed, no worker yet
+        self.ahead: dict[str, _Attempt] = {}  # claimed ahead: waiting on upstream, by task
         self.running: dict[int, _Attempt] = {}  # handed to a worker: queued or running, by row
         self.mean_seconds: float | None = None  # recent tasks' durations, a moving average
         self.deferred: dict[str, str] = {}  # task -> the runner holding its output's lease
@@ -297,27 +298,53 @@ class _Runner:
         """Claim a batch of ready tasks in one transaction; False when none is ready. A batch
         holds about CLAIM_WINDOW_SECONDS of work for every worker (by the durations seen so
         far in this run), so short tasks share a transaction and long ones claim one at a
-        time, never holding up a task the scheduler would put first for long."""
+        time, never holding up a task the scheduler would put first for long. When tasks are
+        that short, the batch is filled up with tasks claimed ahead: waiting on upstream
+        tasks this run has in hand, so a chain or lattice, with few tasks ready at a time,
+        claims as few times as independent tasks do."""
         wanted = max(2 * self.jobs - len(self.running), 1)
+        window = 0
         if self.mean_seconds is not None:
-            per_window = self.jobs * CLAIM_WINDOW_SECONDS / max(self.mean_seconds, 1e-4)
-            wanted = max(wanted, min(int(per_window), MAX_CLAIM_BATCH))
+            window = min(
+                int(self.jobs * CLAIM_WINDOW_SECONDS / max(self.mean_seconds, 1e-4)),
+                MAX_CLAIM_BATCH,
+            )
+            wanted = max(wanted, window)
         while not self.reserved:
             names: list[str] = []
-            while len(names) < wanted and (name := self.scheduler.next_ready()) is not None:
-                names.append(name)
+            while (
+                len(names) + len(self.reserved) < wanted
+                and (name := self.scheduler.next_ready()) is not None
+            ):
+                early = self.ahead.pop(name, None)
+                if early is not None:
+                    self.reserved.append(early)  # claimed ahead: no transaction now
+                else:
+                    names.append(name)
             if not names:
-                return False
-            leases = self.store.claim_many([(self.plan.output(n), n) for n in names], self.run)
-            for name, lease in zip(names, leases, strict=True):
+                return bool(self.reserved)
+            early_names: list[str] = []
+            if window > 2 * self.jobs:
+                room = window - len(names) - len(self.ahead)
+                while len(early_names) < room and (name := self.scheduler.next_ahead()):
+                    early_names.append(name)
+            wanted_outputs = [(self.plan.output(n), n) for n in names + early_names]
+            leases = self.store.claim_many(wanted_outputs, self.run)
+            for name, lease in zip(names, leases, strict=False):
                 attempt = self._triage(name, lease)
                 if attempt is not None:
                     self.reserved.append(attempt)
+            for name, lease in zip(early_names, leases[len(names) :], strict=True):
+                if lease.attempt is not None:
+                    self.ahead[name] = self._attempt(name, lease)
+                elif lease.state == "ours":  # an orphan's directory: inspected once ready
+                    self.store.release(self.plan.output(name))
         return True
 
     def _withdraw_reserved(self) -> None:
         """The run stopped (a failure without --keep-going, or Ctrl-C): claimed tasks not yet
         handed to a worker never start; their attempts are dropped, their leases released."""
+        self._drop_ahead(list(self.ahead))
         if not self.reserved:
             return
         self.store.drop_attempts([attempt.row for attempt in self.reserved])
@@ -325,6 +352,16 @@ class _Runner:
             self.store.release(attempt.job.output_id)
             self.scheduler.withdraw(attempt.name)
         self.reserved.clear()
+
+    def _drop_ahead(self, names: list[str]) -> None:
+        """Give up tasks claimed ahead that will not run here (an upstream task failed, or
+        the run stopped): drop their attempts, release their leases."""
+        if not names:
+            return
+        dropped = [self.ahead.pop(name) for name in names]
+        self.store.drop_attempts([attempt.row for attempt in dropped])
+        for attempt in dropped:
+            self.store.release(attempt.job.output_id)
 
     def _triage(self, name: str, lease: Lease) -> _Attempt | None:
         """Act on a claim: a task done meanwhile, or held by another runner, needs no job;
@@ -338,8 +375,7 @@ class _Runner:
             self.deferred[name] = lease.holder
             self.emit(Event("wait", name, output, f"being produced by {lease.holder}"))
             return None
-        if lease.attempt is None or lease.number is None or lease.log is None:
-            # the output directory exists already
+        if lease.attempt is None:  # the output directory exists already
             orphan = self.store.adopt_orphan(output)
             if orphan is not None:
                 self.store.record_success(self._success(name, 0.0, orphan))
@@ -347,9 +383,13 @@ class _Runner:
                 self.emit(Event("adopt", name, output, ADOPTED))
                 return None
             row, log_path = self.store.begin_attempt(self.run, name, output)
-            number, log = int(log_path.stem), str(log_path)
-        else:
-            row, number, log = lease.attempt, lease.number, lease.log
+            lease = Lease("ours", attempt=row, number=int(log_path.stem), log=str(log_path))
+        return self._attempt(name, lease)
+
+    def _attempt(self, name: str, lease: Lease) -> _Attempt:
+        """The attempt a lease of ours began, with its job."""
+        assert lease.attempt is not None and lease.number is not None and lease.log is not None
+        output = self.plan.output(name)
         spec = self.plan.tasks[name]
         job = Job(
             task=name,
@@ -358,11 +398,11 @@ class _Runner:
             env=dict(spec.get("env", {})),
             output_dir=self.store.staging_path(output),
             inputs={dep: self.store.output_folder(o) for dep, o in self.plan.inputs(name).items()},
-            log_path=log,
+            log_path=lease.log,
             timeout=spec.get("timeout"),
             spec=self.plan.spec(name),
         )
-        return _Attempt(name, row, number, job)
+        return _Attempt(name, lease.attempt, lease.number, job)
 
     def _worker(self) -> None:
         """A worker thread: run the jobs handed to it, until told to stop (None)."""
@@ -456,6 +496,8 @@ class _Runner:
             return
         self.store.release(output)
         self.scheduler.finished(name, False, why)
+        blocked = [n for n in self.ahead if self.scheduler.status[n].state is not State.WAITING]
+        self._drop_ahead(blocked)
         self.emit(
             Event("fail", name, output, why, result.seconds, attempt.number, attempt.job.log_path)
         )

@@ -87,6 +87,12 @@ class Scheduler:
         self._position = {name: index for index, name in enumerate(self.order)}
         self._producers: dict[str, str] = {}  # output ID -> the task producing it now
         self._twins: dict[str, list[str]] = {}  # output ID -> tasks waiting on that producer
+        # Claiming ahead: a waiting task whose upstream is all handed out may be claimed
+        # before it is ready, so that one transaction claims a batch of a chain or lattice.
+        self._unsettled: dict[str, int] = {}  # deps not yet handed out nor claimed ahead
+        self._credited: set[str] = set()  # tasks their dependents count as handed out
+        self._ahead: list[tuple[float, int, str]] = []  # candidates, in priority order
+        self._taken_ahead: set[str] = set()
         self.stopped = False
         self.stop_reason = "not started: the run stopped first"
         tasks = plan.tasks
@@ -100,11 +106,15 @@ class Scheduler:
                 if tasks[dep]["output"] not in done_outputs:
                     self._dependents.setdefault(dep, []).append(name)
         self.cost = self._costs(pending, durations or {})
+        producers: dict[str, int] = {}
+        for name in pending:
+            producers[tasks[name]["output"]] = producers.get(tasks[name]["output"], 0) + 1
+        self._shared = {output for output, count in producers.items() if count > 1}
         for name in pending:
             waiting = [
                 dep for dep in tasks[name]["inputs"] if tasks[dep]["output"] not in done_outputs
             ]
-            self._missing[name] = len(waiting)
+            self._missing[name] = self._unsettled[name] = len(waiting)
             if waiting:
                 self.status[name] = TaskStatus(State.WAITING, f"upstream {waiting[0]} will run")
             else:
@@ -142,8 +152,35 @@ class Scheduler:
                 continue
             self._producers[output] = name
             self.status[name] = TaskStatus(State.RUNNING, "started")
+            self._credit(name)
             return name
         return None
+
+    def next_ahead(self) -> str | None:
+        """A waiting task to claim before it is ready, or None: every task upstream of it
+        has been handed out by ``next_ready`` or claimed ahead itself, and no other task
+        makes its output. It stays waiting; ``next_ready`` hands it out once it is ready."""
+        while self._ahead and not self.stopped:
+            _, _, name = heapq.heappop(self._ahead)
+            if self.status[name].state is State.WAITING and name not in self._taken_ahead:
+                self._taken_ahead.add(name)
+                self._credit(name)
+                return name
+        return None
+
+    def _credit(self, name: str) -> None:
+        """``name`` is handed out or claimed ahead: a dependent with nothing else unsettled
+        upstream becomes a candidate for claiming ahead."""
+        if name in self._credited:
+            return
+        self._credited.add(name)
+        for child in self._dependents.get(name, ()):
+            left = self._unsettled.get(child)
+            if left is None:
+                continue  # done before this run
+            self._unsettled[child] = left - 1
+            if left == 1 and self.plan.output(child) not in self._shared:
+                heapq.heappush(self._ahead, (-self.cost[child], self._position[child], child))
 
     def requeue(self, name: str, reason: str) -> None:
         """Put a running task back (a retry, or its output is leased by another runner)."""

@@ -16,7 +16,7 @@ from a_la_mode.engine import Job
 from a_la_mode.localstore import LocalStore
 from a_la_mode.plan import Plan
 from a_la_mode.queries import task_states, verify
-from a_la_mode.runner import Event, RunOptions, run_plan
+from a_la_mode.runner import Event, RunInterrupted, RunOptions, run_plan
 from a_la_mode.scheduler import State
 from engines.local import LocalEngine
 
@@ -358,3 +358,77 @@ def test_an_output_published_while_the_run_stops_is_recorded(store: LocalStore) 
     assert quick.exists()
     assert set(store.recorded_outputs()) == {plan.output("quick")}
     assert "running" not in [row["status"] for row in store.history(None, 50)]
+
+
+def chain(length: int, failing: int | None = None) -> Plan:
+    """A chain of quick tasks: short enough that the runner claims tasks ahead of their
+    upstream; task ``failing`` exits with status 3."""
+    return compile_plan(
+        {},
+        [
+            TaskDef(
+                f"t{i:02}",
+                {"command": "exit 3" if i == failing else 'touch "$ALAMODE_OUTPUT/done"'},
+                [f"t{i - 1:02}"] if i else [],
+            )
+            for i in range(length)
+        ],
+    )
+
+
+def test_a_chain_of_quick_tasks_runs_in_order_with_one_attempt_each(store: LocalStore) -> None:
+    plan = chain(60)
+    report, events = run(plan, store)
+    assert report.scheduler.succeeded
+    assert [e.task for e in events if e.kind == "start"] == [f"t{i:02}" for i in range(60)]
+    history = store.history(None, 1000)
+    assert sorted(row["task"] for row in history) == sorted(plan.tasks)
+    assert {row["status"] for row in history} == {"succeeded"}
+
+
+@pytest.mark.parametrize("keep_going", [False, True])
+def test_tasks_claimed_ahead_of_a_failure_leave_no_attempt(
+    store: LocalStore, keep_going: bool
+) -> None:
+    """Tasks below a failure never start, so the history shows no attempt of theirs, even
+    of those the runner had claimed before the failure."""
+    plan = chain(60, failing=30)
+    report, _ = run(plan, store, keep_going=keep_going)
+    assert report.scheduler.status["t30"].state is State.FAILED
+    assert report.scheduler.status["t31"].state is State.BLOCKED
+    history = store.history(None, 1000)
+    assert sorted(row["task"] for row in history) == [f"t{i:02}" for i in range(31)]
+    assert {row["status"] for row in history if row["task"] != "t30"} == {"succeeded"}
+
+
+def test_tasks_claimed_ahead_when_another_branch_fails_leave_no_attempt(
+    store: LocalStore,
+) -> None:
+    plan = chain(200)
+    plan = compile_plan(
+        {},
+        [
+            TaskDef("bad", {"command": "sleep 0.2; exit 3"}),
+            *(TaskDef(n, dict(plan.spec(n)), list(plan.inputs(n))) for n in plan.tasks),
+        ],
+    )
+    report, events = run(plan, store)
+    started = {e.task for e in events if e.kind == "start"}
+    assert report.scheduler.status["bad"].state is State.FAILED
+    assert report.scheduler.status["t199"].state is State.STOPPED
+    assert {row["task"] for row in store.history(None, 1000)} == started
+
+
+def test_ctrl_c_leaves_no_attempt_of_tasks_claimed_ahead(store: LocalStore) -> None:
+    plan = chain(60)
+
+    def emit(event: Event) -> None:
+        if event.kind == "start" and event.task == "t20":
+            raise KeyboardInterrupt
+
+    with pytest.raises(RunInterrupted):
+        run_plan(plan, store, LocalEngine(), RunOptions(jobs=2), emit)
+    history = store.history(None, 1000)
+    assert "t59" not in {row["task"] for row in history}
+    assert max(row["task"] for row in history) <= "t21"  # t20, and t21 queued behind it
+    assert "running" not in {row["status"] for row in history}

@@ -113,3 +113,43 @@ def test_redoing_an_input_of_a_done_task_leaves_it_done() -> None:
     scheduler = Scheduler(plan, done)  # left's output went missing; bottom is still done
     assert drain(scheduler) == ["left"]
     assert scheduler.status["bottom"].state is State.DONE
+
+
+def test_a_task_can_be_claimed_ahead_once_its_upstream_is_handed_out() -> None:
+    scheduler = Scheduler(diamond(), set())
+    assert scheduler.next_ahead() is None  # nothing handed out yet
+    assert scheduler.next_ready() == "top"
+    ahead = [scheduler.next_ahead(), scheduler.next_ahead()]
+    assert sorted(ahead) == ["left", "right"]  # waiting on top only, which is out
+    assert scheduler.next_ahead() == "bottom"  # its upstream is claimed ahead itself
+    assert scheduler.next_ahead() is None
+    assert scheduler.status["left"].state is State.WAITING  # claimed, not ready
+    scheduler.finished("top", True, "ok")
+    assert scheduler.status["left"].state is State.READY  # and handed out as usual
+
+
+def test_claiming_ahead_offers_nothing_twice_and_stops_with_the_run() -> None:
+    scheduler = Scheduler(diamond(), set())
+    assert scheduler.next_ready() == "top"
+    assert scheduler.next_ready() == "alone"
+    assert scheduler.next_ahead() is not None
+    scheduler.finished("alone", False, "exited with status 1")  # no --keep-going: stop
+    assert scheduler.next_ahead() is None
+    assert scheduler.status["bottom"].state is State.STOPPED
+
+
+def test_a_task_whose_output_another_task_makes_is_not_claimed_ahead() -> None:
+    """Twins share one lease: only the one handed out first may claim it."""
+    plan = compile_plan(
+        {},
+        [
+            TaskDef("top", {"c": "top"}),
+            TaskDef("a", {"c": "same"}, ["top"]),
+            TaskDef("b", {"c": "same"}, ["top"]),
+            TaskDef("c", {"c": "other"}, ["top"]),
+        ],
+    )
+    scheduler = Scheduler(plan, set())
+    assert scheduler.next_ready() == "top"
+    assert scheduler.next_ahead() == "c"
+    assert scheduler.next_ahead() is None
