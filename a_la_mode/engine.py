@@ -7,7 +7,8 @@ stages, publishes and records. The command's output goes through ``LogFile(job.l
 which creates the log only if there is output. ``prepare`` sees every task before the run
 starts, so that a task the engine cannot run is refused before any work is done. ``stop_all``
 must end every command still running (the whole process group or container) -- the runner
-calls it on Ctrl-C.
+calls it on Ctrl-C. An engine holding a connection may also have ``close()``, called once
+it is no longer needed.
 """
 
 from __future__ import annotations

@@ -30,7 +30,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import sqlite3
 import threading
 import time
@@ -52,7 +51,7 @@ SMALL_FILE_BYTES = 1 << 16  # hashed from one read; larger files in file_digest'
 CLAIM_CHUNK = 500  # outputs per set-based claim: well under SQLite's limit on parameters
 SYNCFS_FROM_FILES = 4  # measured: one syncfs beats per-file fsyncs from a few files on
 OUTPUT_ID = re.compile(r"^[0-9a-f]{64}$")
-HOST = socket.gethostname()
+HOST = os.uname().nodename  # what socket.gethostname() returns, without importing socket
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Mapping
-from importlib import metadata
 from typing import Any
 
 from .engine import Engine, EngineError
+from .entrypoints import EntryPoint, entry_points
 from .localstore import LocalStore, StoreError
 from .naming import did_you_mean
 
@@ -23,10 +23,10 @@ STORE_GROUP = "a_la_mode.stores"  # entry point name: the URL scheme it opens
 REQUIRED = ("name", "check", "prepare", "run", "stop_all")
 
 
-def engine_entry_points() -> dict[str, metadata.EntryPoint]:
+def engine_entry_points() -> dict[str, EntryPoint]:
     """Installed engines by name (the first of a duplicated name wins, and is reported)."""
-    found: dict[str, metadata.EntryPoint] = {}
-    for entry in metadata.entry_points(group=ENGINE_GROUP):
+    found: dict[str, EntryPoint] = {}
+    for entry in entry_points(ENGINE_GROUP):
         found.setdefault(entry.name, entry)
     return found
 
@@ -71,7 +71,11 @@ def describe_engines() -> list[dict[str, str]]:
     rows = []
     for name, entry in sorted(engine_entry_points().items()):
         try:
-            load_engine(name).check()
+            engine = load_engine(name)
+            try:
+                engine.check()
+            finally:
+                getattr(engine, "close", lambda: None)()  # a client's socket, say
             state = "ok"
         except EngineError as err:
             state = str(err)
@@ -82,7 +86,9 @@ def describe_engines() -> list[dict[str, str]]:
 def load_store(url: str, options: Mapping[str, Any]) -> LocalStore:
     """Open the store at ``url`` with the plugin registered for its scheme."""
     scheme = url.split("://", 1)[0]
-    entries = {e.name: e for e in metadata.entry_points(group=STORE_GROUP)}
+    entries: dict[str, EntryPoint] = {}
+    for found in entry_points(STORE_GROUP):
+        entries.setdefault(found.name, found)
     entry = entries.get(scheme)
     if entry is None:
         known = ", ".join(f"{name}://" for name in sorted(entries)) or "none"

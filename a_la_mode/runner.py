@@ -16,15 +16,16 @@ import shutil
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from .engine import Engine, Job, Result
 from .errors import AlamodeError
 from .localstore import Lease, LocalStore, Manifest, Success
 from .planfile import PlanBase
 from .scheduler import Scheduler, State, wanted
+
+T = TypeVar("T")
 
 LEASE_POLL_SECONDS = 0.2
 GROUP_COMMIT_SECONDS = 0.2  # how long a published output may wait to be recorded
@@ -81,8 +82,9 @@ class _Attempt:
     started: bool = False  # a worker has begun it
 
 
-# What a worker or the flusher tells the main thread: ("started" | "finished" | "durable",
-# the attempt's row, and for "finished" the result and manifest, or what publishing raised).
+# What a worker or a durable batch's thread tells the main thread: ("started" | "finished"
+# | "durable", the attempt's row, and for "finished" the result and manifest, or what
+# publishing raised).
 _Notice = tuple[str, int, "tuple[Result, Manifest | None] | Exception | None"]
 
 
@@ -208,8 +210,7 @@ class _Runner:
         self.unrecorded: list[tuple[int, float, Success]] = []  # published, not yet recorded
         self.oldest_unrecorded = 0.0
         # Making a batch durable (a syncfs) takes milliseconds: a thread of its own does it.
-        self.flusher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="alamode-flush")
-        self.flushing: Future[list[tuple[int, float, Success]]] | None = None
+        self.flushing: _Background[list[tuple[int, float, Success]]] | None = None
         # Plain threads fed by a queue: a thread pool's futures cost the main thread time
         # for every task (measured: docs/benchmarks.md).
         self.queue: queue.SimpleQueue[tuple[int, Job] | None] = queue.SimpleQueue()
@@ -237,7 +238,6 @@ class _Runner:
             self._flush(force=False)
         self._flush(force=True)
         self._stop_workers()
-        self.flusher.shutdown(wait=True)
 
     def _handle(self, notice: _Notice) -> None:
         kind, row, outcome = notice
@@ -271,12 +271,12 @@ class _Runner:
         due = time.monotonic() - self.oldest_unrecorded >= GROUP_COMMIT_SECONDS
         if due or len(self.unrecorded) >= GROUP_COMMIT_SIZE:
             batch, self.unrecorded = self.unrecorded, []
-            self.flushing = self.flusher.submit(self._make_durable, batch)
+            self.flushing = _Background(self._make_durable, batch)
 
     def _make_durable(
         self, batch: list[tuple[int, float, Success]]
     ) -> list[tuple[int, float, Success]]:
-        """On the flusher thread."""
+        """On a thread of its own."""
         try:
             self.store.make_durable(success for _, _, success in batch)
         finally:
@@ -530,7 +530,8 @@ class _Runner:
         interrupted, and drop the attempts that never started."""
         self.engine.stop_all()
         self._stop_workers(cancel=True)
-        self.flusher.shutdown(wait=True)
+        if self.flushing is not None:
+            self.flushing.wait()
         seconds: dict[int, float] = {}
         with contextlib.suppress(queue.Empty):
             while True:
@@ -555,3 +556,35 @@ class _Runner:
                 self.store.end_attempt(row, "interrupted", seconds.get(row, 0.0), None, None, False)
             shutil.rmtree(attempt.job.output_dir, ignore_errors=True)
             self.store.release(attempt.job.output_id)
+
+
+class _Background(Generic[T]):
+    """One call on a thread of its own, whose result (or exception) is collected later: a
+    one-thread pool's future, without importing ``concurrent.futures`` (3 ms of every
+    command line)."""
+
+    def __init__(self, call: Callable[[T], T], argument: T) -> None:
+        self._outcome: T | BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._run, args=(call, argument), name="alamode-flush", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, call: Callable[[T], T], argument: T) -> None:
+        try:
+            self._outcome = call(argument)
+        except BaseException as err:
+            self._outcome = err
+
+    def done(self) -> bool:
+        return not self._thread.is_alive()
+
+    def wait(self) -> None:
+        self._thread.join()
+
+    def result(self) -> T:
+        """The call's result, once it has returned; raises what the call raised."""
+        self._thread.join()
+        if isinstance(self._outcome, BaseException):
+            raise self._outcome
+        return self._outcome  # type: ignore[return-value]

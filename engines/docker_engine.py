@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import os
 import re
 import socket
 import threading
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -64,17 +66,31 @@ class DockerEngine:
     def check(self) -> None:
         """The daemon answers; else one line saying how to start it."""
         client: docker.DockerClient | None = None
-        try:
-            client = docker.from_env()
-            client.ping()
-        except docker.errors.DockerException as err:
-            if client is not None:
-                client.close()  # its connection pool holds a socket
+        failure = None
+        with warnings.catch_warnings():
+            # The SDK never closes the socket of a connection that failed; it is dropped here.
+            warnings.simplefilter("ignore", ResourceWarning)
+            try:
+                client = docker.from_env()
+                client.ping()
+            except docker.errors.DockerException as err:
+                failure = _first_line(err)
+                if client is not None:
+                    client.close()  # its connection pool holds a socket
+            if failure is not None:
+                gc.collect()  # the failed connection's socket, while the warning is ignored
+        if failure is not None:
             where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
             raise EngineError(
-                f"cannot reach the Docker daemon at {where} ({_first_line(err)}); {START_HINT}"
-            ) from None
+                f"cannot reach the Docker daemon at {where} ({failure}); {START_HINT}"
+            )
         self._client = client
+
+    def close(self) -> None:
+        """Close the client's connections."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
 
     def prepare(self, tasks: Mapping[str, Mapping[str, Any]]) -> None:
         """Refuse tasks this engine cannot run, make sure every image is here, and remove

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,36 +27,40 @@ class NotAnEngine:
     name = "half"
 
 
-def fake_entry_points(monkeypatch: pytest.MonkeyPatch, **targets: str) -> None:
-    entries = [
-        metadata.EntryPoint(name, value, plugins.ENGINE_GROUP) for name, value in targets.items()
-    ]
+def fake_entry_points(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **targets: str) -> None:
+    """Install a distribution declaring ``targets`` as engines: a real dist-info directory
+    on a sys.path entry ahead of the others (what pip would write), so every engine this
+    environment has is hidden behind these names only where the names clash."""
+    dist_info = tmp_path / "fake_engines-1.0.dist-info"
+    dist_info.mkdir()
+    lines = [f"{name} = {value}" for name, value in targets.items()]
+    (dist_info / "entry_points.txt").write_text(f"[{plugins.ENGINE_GROUP}]\n" + "\n".join(lines))
+    monkeypatch.syspath_prepend(str(tmp_path))
 
-    def entry_points(group: str) -> list[metadata.EntryPoint]:
-        return [e for e in entries if e.group == group]
 
-    monkeypatch.setattr(plugins.metadata, "entry_points", entry_points)
-
-
-def test_an_installed_engine_loads(monkeypatch: pytest.MonkeyPatch) -> None:
-    fake_entry_points(monkeypatch, good=f"{__name__}:GoodEngine")
+def test_an_installed_engine_loads(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    fake_entry_points(monkeypatch, tmp_path, good=f"{__name__}:GoodEngine")
     assert isinstance(plugins.load_engine("good"), GoodEngine)
 
 
-def test_an_unknown_engine_suggests_and_lists(monkeypatch: pytest.MonkeyPatch) -> None:
-    fake_entry_points(monkeypatch, good=f"{__name__}:GoodEngine", local="engines.local:LocalEngine")
+def test_an_unknown_engine_suggests_and_lists(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    fake_entry_points(
+        monkeypatch, tmp_path, good=f"{__name__}:GoodEngine", local="engines.local:LocalEngine"
+    )
     with pytest.raises(
         EngineError,
         match=r"no engine 'goo', did you mean 'good'\? "
-        r"\(installed: good, local\)",
+        r"\(installed: docker, good, local\)",
     ):
         plugins.load_engine("goo")
 
 
 def test_a_plugin_that_cannot_import_names_itself_and_the_extra(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    fake_entry_points(monkeypatch, docker="no_such_module_anywhere:DockerEngine")
+    fake_entry_points(monkeypatch, tmp_path, docker="no_such_module_anywhere:DockerEngine")
     with pytest.raises(
         EngineError,
         match=r"engine 'docker' .* cannot be imported.*"
@@ -65,16 +69,22 @@ def test_a_plugin_that_cannot_import_names_itself_and_the_extra(
         plugins.load_engine("docker")
 
 
-def test_a_plugin_missing_methods_is_refused_at_load(monkeypatch: pytest.MonkeyPatch) -> None:
-    fake_entry_points(monkeypatch, half=f"{__name__}:NotAnEngine")
+def test_a_plugin_missing_methods_is_refused_at_load(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    fake_entry_points(monkeypatch, tmp_path, half=f"{__name__}:NotAnEngine")
     with pytest.raises(
         EngineError, match="is not an engine: it lacks check, prepare, run, stop_all"
     ):
         plugins.load_engine("half")
 
 
-def test_describe_reports_broken_plugins_without_failing(monkeypatch: pytest.MonkeyPatch) -> None:
-    fake_entry_points(monkeypatch, good=f"{__name__}:GoodEngine", half=f"{__name__}:NotAnEngine")
+def test_describe_reports_broken_plugins_without_failing(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    fake_entry_points(
+        monkeypatch, tmp_path, good=f"{__name__}:GoodEngine", half=f"{__name__}:NotAnEngine"
+    )
     states = {row["name"]: row["state"] for row in plugins.describe_engines()}
     assert states["good"] == "ok"
     assert "is not an engine" in states["half"]
@@ -89,16 +99,18 @@ class ImageEngine(GoodEngine):
         self.default_image = default_image
 
 
-def test_a_run_flag_reaches_the_engine_that_takes_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    fake_entry_points(monkeypatch, img=f"{__name__}:ImageEngine")
+def test_a_run_flag_reaches_the_engine_that_takes_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    fake_entry_points(monkeypatch, tmp_path, img=f"{__name__}:ImageEngine")
     engine = plugins.load_engine("img", {"default_image": "debian:12"})
     assert isinstance(engine, ImageEngine)
     assert engine.default_image == "debian:12"
 
 
 def test_a_flag_the_engine_does_not_take_is_refused_by_name(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    fake_entry_points(monkeypatch, good=f"{__name__}:GoodEngine")
+    fake_entry_points(monkeypatch, tmp_path, good=f"{__name__}:GoodEngine")
     with pytest.raises(EngineError, match="engine 'good' does not take --default-image"):
         plugins.load_engine("good", {"default_image": "debian:12"})
