@@ -1,81 +1,160 @@
 """The ``alamode`` command line. It only parses options and calls into the flow; output goes
 through render.py. Every deliberate error is one line on stderr and exit status 2.
 
-No ``from __future__ import annotations`` here: typer reads every command's annotations
-when it builds the app, and string annotations cost it an ``eval`` each (30 ms a command
-line, measured in docs/benchmarks.md).
+Commands are plain functions taking the parsed arguments, registered with ``@command``;
+the parser is argparse, built when ``main`` runs. (typer and click took 35 ms of every
+command line to import and dispatch: docs/benchmarks.md.)
 """
 
+from __future__ import annotations
+
+import argparse
 import atexit
 import contextlib
 import json
 import os
 import sys
-import traceback
-from enum import StrEnum
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
-
-import typer
+from typing import Any, NoReturn, TypeVar
 
 from . import __version__, render
 from .errors import AlamodeError, PlanError, SpecFileError
 from .graph import FORMATS
 from .localstore import LocalStore, open_store
+from .naming import did_you_mean
 from .planfile import PlanBase, read_plan_file
 from .queries import recompute_estimate
 from .remote import load_plan_url
 from .sources import is_spec_path, split_source
 
-app = typer.Typer(
-    name="alamode",
-    help="Pure data pipelines that never repeat work and never lose old results.\n\n"
-    "Compile a pipeline (a Python Dag or a JSON/YAML/TOML spec file) into a canonical, "
-    "content-addressed plan, then inspect it.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-)
+DESCRIPTION = """\
+Pure data pipelines that never repeat work and never lose old results.
+
+Compile a pipeline (a Python Dag or a JSON/YAML/TOML spec file) into a canonical,
+content-addressed plan, then run it: only tasks with no recorded success run."""
 
 
 class _State:
     debug = False
-    store_options: dict[str, Any] = {}  # noqa: RUF012 - set once per process, by _main
+    store_options: dict[str, Any] = {}  # noqa: RUF012 - set once per process, by main
 
 
+# -- how commands are declared ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Arg:
+    """One argument or option of a command: ``argparse.add_argument(*names, **options)``."""
+
+    names: tuple[str, ...]
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+def arg(*names: str, **options: Any) -> Arg:
+    return Arg(names, options)
+
+
+Handler = Callable[[argparse.Namespace], "int | None"]
+H = TypeVar("H", bound=Handler)
+COMMANDS: dict[str, tuple[Handler, tuple[Arg, ...]]] = {}  # in the order --help lists them
+
+
+def command(*arguments: Arg) -> Callable[[H], H]:
+    """Register a function as the command of its name (``format_`` is ``format``). Its
+    docstring is its help: the first line in ``alamode --help``, all of it in its own
+    ``--help``. It returns the exit status (None: 0)."""
+
+    def register(handler: H) -> H:
+        COMMANDS[handler.__name__.rstrip("_").replace("_", "-")] = (handler, arguments)
+        return handler
+
+    return register
+
+
+def positive(text: str) -> int:
+    """An argparse type: a whole number, at least 1."""
+    try:
+        number = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{number} is less than 1")
+    return number
+
+
+JSON = arg("--json", action="store_true", help="Print JSON for scripts.")
 SOURCE_HELP = "A spec file (file.py, file.py:dag_name, .json, .yaml, .toml) or a plan file."
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 
-def _version(value: bool) -> None:
-    if value:
-        render.text(f"alamode {__version__}")
-        raise typer.Exit()
+class _Parser(argparse.ArgumentParser):
+    """argparse, with usage errors in our form: one line naming the fix, exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        render.error(f"{self.prog}: {message}; '{self.prog} --help' shows the usage")
+        sys.exit(2)
 
 
-@app.callback()
-def _main(
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only print results.")] = False,
-    store_option: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--store-option",
-            "-O",
-            metavar="KEY=VALUE",
-            help="KEY=VALUE for a URL store's filesystem, e.g. endpoint_url=http://127.0.0.1:9000 "
-            "(repeatable; credentials belong in the environment or AWS config).",
-        ),
-    ] = None,
-    version: Annotated[
-        bool,
-        typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
-    ] = False,
-) -> None:
-    _State.debug = debug
-    render.Settings.quiet = quiet
-    _State.store_options = parse_store_options(store_option or [])
+class _Help(argparse.RawDescriptionHelpFormatter):
+    """Docstrings keep their paragraphs; option names get room before their help."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, max_help_position=32)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command line: global options, then one sub-parser per command."""
+    parser = _Parser(
+        prog="alamode", description=DESCRIPTION, formatter_class=_Help, allow_abbrev=False
+    )
+    parser.add_argument("--debug", action="store_true", help="Show tracebacks for errors.")
+    parser.add_argument("--quiet", "-q", action="store_true", help="Only print results.")
+    parser.add_argument(
+        "--store-option",
+        "-O",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="KEY=VALUE for a URL store's filesystem, e.g. endpoint_url=http://127.0.0.1:9000 "
+        "(repeatable; credentials belong in the environment or AWS config).",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"alamode {__version__}", help="Show the version."
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+    for name, (handler, arguments) in COMMANDS.items():
+        doc = _docstring(handler)
+        sub = commands.add_parser(
+            name,
+            help=" ".join(doc.split("\n\n", 1)[0].split()),
+            description=doc,
+            formatter_class=_Help,
+            allow_abbrev=False,
+        )
+        for argument in arguments:
+            sub.add_argument(*argument.names, **argument.options)
+        sub.set_defaults(handler=handler, parser=sub)
+    return parser
+
+
+def _unrecognized(parser: argparse.ArgumentParser, extra: list[str]) -> NoReturn:
+    """The usage error for arguments ``parser`` does not take, with the closest option."""
+    first = extra[0]
+    hint = ""
+    if first.startswith("-"):
+        options = [name for action in parser._actions for name in action.option_strings]
+        close = did_you_mean(first.split("=", 1)[0], options)  # ", did you mean '--x'?"
+        hint = f" ({close.removeprefix(', ')})" if close else ""
+    parser.error(f"unrecognized arguments: {' '.join(extra)}{hint}")
+
+
+def _docstring(handler: Handler) -> str:
+    """The handler's docstring with its indentation removed."""
+    first, _, rest = (handler.__doc__ or "").strip().partition("\n")
+    lines = rest.splitlines()
+    indent = min((len(line) - len(line.lstrip()) for line in lines if line.strip()), default=0)
+    return "\n".join([first, *(line[indent:] for line in lines)]).strip()
 
 
 def parse_store_options(pairs: list[str]) -> dict[str, Any]:
@@ -114,25 +193,20 @@ def open_source(source: str) -> PlanBase:
     return read_plan_file(path)
 
 
-@app.command()
-def encode(
-    spec: Annotated[
-        str,
-        typer.Argument(help="The spec file: file.py[:dag], .json, .yaml, .toml.", metavar="SPEC"),
-    ],
-    output: Annotated[
-        str | None,
-        typer.Option(
-            "--output",
-            "-o",
-            metavar="FILE",
-            help="Plan file to write ('-' for stdout). "
-            "Default: <spec name>.plan.bencode in the current directory.",
-        ),
-    ] = None,
-    json_: JsonOption = False,
-) -> None:
+@command(
+    arg("spec", metavar="SPEC", help="The spec file: file.py[:dag], .json, .yaml, .toml."),
+    arg(
+        "--output",
+        "-o",
+        metavar="FILE",
+        help="Plan file to write ('-' for stdout). "
+        "Default: <spec name>.plan.bencode in the current directory.",
+    ),
+    JSON,
+)
+def encode(args: argparse.Namespace) -> None:
     """Compile a spec file into a canonical bencoded plan file."""
+    spec, output = args.spec, args.output
     if not is_spec_path(spec):
         raise SpecFileError(
             f"{spec}: not a spec file (.py, .json, .yaml, .yml, .toml); "
@@ -150,7 +224,7 @@ def encode(
     except OSError as err:
         raise AlamodeError(f"cannot write {target}: {err.strerror}") from None
     summary = {"path": str(target), **render.plan_summary(plan)}
-    if json_:
+    if args.json:
         render.json_out(summary)
     else:
         render.note(
@@ -159,72 +233,61 @@ def encode(
         )
 
 
-@app.command()
-def show(
-    source: Annotated[str, typer.Argument(help=SOURCE_HELP, metavar="SOURCE")],
-    json_: JsonOption = False,
-) -> None:
+@command(arg("source", metavar="SOURCE", help=SOURCE_HELP), JSON)
+def show(args: argparse.Namespace) -> None:
     """Show a plan's tasks in run order with their inputs and short output IDs."""
-    plan = open_source(source)
-    if json_:
+    plan = open_source(args.source)
+    if args.json:
         render.json_out(render.plan_json(plan))
     else:
-        render.plan_table(plan, source)
+        render.plan_table(plan, args.source)
 
 
-@app.command()
-def validate(
-    sources: Annotated[
-        list[str], typer.Argument(help=SOURCE_HELP + " Several may be given.", metavar="SOURCE...")
-    ],
-    json_: JsonOption = False,
-) -> None:
+@command(
+    arg("sources", nargs="+", metavar="SOURCE", help=SOURCE_HELP + " Several may be given."), JSON
+)
+def validate(args: argparse.Namespace) -> None:
     """Check spec or plan files without writing anything; exit 2 on the first bad one."""
     results = []
-    for source in sources:
+    for source in args.sources:
         plan = open_source(source)
         results.append({"source": source, "ok": True, **render.plan_summary(plan)})
-        if not json_:
+        if not args.json:
             render.note(
                 f"ok: {source}: {render.count(len(plan.tasks), 'task')}, "
                 f"plan {plan.digest[: render.SHORT_ID]}"
             )
-    if json_:
+    if args.json:
         render.json_out(results)
 
 
-@app.command()
-def diff(
-    old: Annotated[str, typer.Argument(help="The old side: " + SOURCE_HELP, metavar="OLD")],
-    new: Annotated[str, typer.Argument(help="The new side: " + SOURCE_HELP, metavar="NEW")],
-    json_: JsonOption = False,
-    stat: Annotated[bool, typer.Option("--stat", help="One line per task.")] = False,
-    show_all: Annotated[bool, typer.Option("--all", help="Also list the unchanged tasks.")] = False,
-    exit_code: Annotated[
-        bool,
-        typer.Option(
-            "--exit-code",
-            help="Exit 1 when the plans produce different outputs, 0 when the same.",
-        ),
-    ] = False,
-    store: Annotated[
-        str | None,
-        typer.Option(
-            "--store",
-            "-s",
-            metavar="STORE",
-            help="Say which new outputs this store already has, "
-            "and the estimated time to compute the rest.",
-        ),
-    ] = None,
-) -> None:
+@command(
+    arg("old", metavar="OLD", help="The old side: " + SOURCE_HELP),
+    arg("new", metavar="NEW", help="The new side: " + SOURCE_HELP),
+    JSON,
+    arg("--stat", action="store_true", help="One line per task."),
+    arg("--all", dest="show_all", action="store_true", help="Also list the unchanged tasks."),
+    arg(
+        "--exit-code",
+        action="store_true",
+        help="Exit 1 when the plans produce different outputs, 0 when the same.",
+    ),
+    arg(
+        "--store",
+        "-s",
+        metavar="STORE",
+        help="Say which new outputs this store already has, "
+        "and the estimated time to compute the rest.",
+    ),
+)
+def diff(args: argparse.Namespace) -> int:
     """What changed between two plans (or spec files), and why.
 
     Tasks whose output ID moved either changed themselves (spec or dependencies; the fields
     are shown) or changed because of upstream (the root causes and paths are shown).
     """
     plans = []
-    for side, source in (("old", old), ("new", new)):
+    for side, source in (("old", args.old), ("new", args.new)):
         try:
             plans.append(open_source(source))
         except AlamodeError as err:
@@ -232,54 +295,55 @@ def diff(
     from .diff import diff_plans
 
     result = diff_plans(*plans)
-    estimate = recompute_estimate(result, store_at(store)) if store else None
-    if json_:
+    estimate = recompute_estimate(result, store_at(args.store)) if args.store else None
+    if args.json:
         render.json_out({**result.to_json(), **({"store": estimate} if estimate else {})})
-    elif stat:
-        render.diff_stat(result, show_all)
+    elif args.stat:
+        render.diff_stat(result, args.show_all)
     else:
-        render.diff_report(result, show_all)
-    if estimate and not json_:
+        render.diff_report(result, args.show_all)
+    if estimate and not args.json:
         render.recompute_note(estimate)
-    if exit_code and not result.same_outputs:
-        raise typer.Exit(1)
+    return 1 if args.exit_code and not result.same_outputs else 0
 
 
-class GraphFormat(StrEnum):
-    dot = "dot"
-    mermaid = "mermaid"
-
-
-@app.command()
-def graph(
-    source: Annotated[str, typer.Argument(help=SOURCE_HELP, metavar="SOURCE")],
-    format_: Annotated[
-        GraphFormat,
-        typer.Option("--format", "-f", help="dot (Graphviz) or mermaid.", metavar="FORMAT"),
-    ] = GraphFormat.dot,
-) -> None:
+@command(
+    arg("source", metavar="SOURCE", help=SOURCE_HELP),
+    arg(
+        "--format",
+        "-f",
+        choices=sorted(FORMATS),
+        default="dot",
+        metavar="FORMAT",
+        help="dot (Graphviz, the default) or mermaid.",
+    ),
+)
+def graph(args: argparse.Namespace) -> None:
     """Print the dependency graph as Graphviz dot or Mermaid."""
-    render.text(FORMATS[format_.value](open_source(source)))
+    render.text(FORMATS[args.format](open_source(args.source)))
 
 
-@app.command()
-def schema() -> None:
+@command()
+def schema(args: argparse.Namespace) -> None:
     """Print the JSON Schema of declarative spec files (JSON, YAML, TOML)."""
     from .specfile import PipelineFile
 
     render.text(json.dumps(PipelineFile.model_json_schema(), indent=2))
 
 
-from . import cli_run  # noqa: E402, F401 - registers run, status, explain, ... on the app
+from . import cli_run  # noqa: E402, F401 - registers run, status, explain, ... as commands
 
 
-def main() -> None:
-    """Console-script entry point: run the app, turning our errors into one line and exit 2."""
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console-script entry point: run a command, turning our errors into one line and
+    exit 2."""
     try:
         try:
-            app(prog_name="alamode")
+            sys.exit(_dispatch(sys.argv[1:] if argv is None else list(argv)))
         except AlamodeError as err:
             if _State.debug:
+                import traceback  # here only: 3 ms of every command's start
+
                 render.raw_stderr(traceback.format_exc())
             elif isinstance(err, SpecFileError) and err.user_traceback:
                 render.raw_stderr(err.user_traceback)
@@ -288,8 +352,28 @@ def main() -> None:
         except KeyboardInterrupt:
             render.error("interrupted; nothing was written")
             sys.exit(130)
+        except BrokenPipeError:  # our reader went away (alamode run --json | head): stop quietly
+            sys.exit(1)
     except SystemExit as done:
         _exit_without_teardown(done.code)
+
+
+def _dispatch(argv: list[str]) -> int:
+    """Parse ``argv`` and run its command; the exit status."""
+    parser = build_parser()
+    if not argv:
+        parser.print_help()
+        return 2
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # said by the command's own parser, which knows its options
+        _unrecognized(getattr(args, "parser", parser), extra)
+    _State.debug = args.debug
+    render.Settings.quiet = args.quiet
+    _State.store_options = parse_store_options(args.store_option)
+    if args.command is None:  # only global options
+        parser.error("give a command")
+    status: int | None = args.handler(args)
+    return status or 0
 
 
 def _exit_without_teardown(code: str | int | None) -> NoReturn:

@@ -1,22 +1,19 @@
-"""``alamode run`` and the commands that read a store: status, explain, history, log, gc,
-provenance, verify, engines. Registered on the app of cli.py.
-
-No ``from __future__ import annotations`` here: typer reads every command's annotations
-when it builds the app, and string annotations cost it an ``eval`` each (30 ms a command
-line, measured in docs/benchmarks.md).
+"""``alamode run`` and the commands that read a store: status, explain, history, log, push,
+provenance, gc, verify, engines. Registered as commands of cli.py.
 """
 
+from __future__ import annotations
+
+import argparse
 import datetime
 import os
 import signal
 import sys
 from types import FrameType
-from typing import Annotated, Protocol, runtime_checkable
-
-import typer
+from typing import Protocol, runtime_checkable
 
 from . import render
-from .cli import JsonOption, app, open_source, store_at
+from .cli import JSON, arg, command, open_source, positive, store_at
 from .errors import AlamodeError
 from .localstore import LocalStore
 from .plugins import describe_engines, load_engine
@@ -30,16 +27,13 @@ from .scheduler import Scheduler, wanted
 
 DEFAULT_STORE = ".alamode"
 
-StoreOption = Annotated[
-    str | None,
-    typer.Option(
-        "--store",
-        "-s",
-        metavar="STORE",
-        help="Store directory or URL (default: $ALAMODE_STORE or .alamode).",
-    ),
-]
-PLAN_HELP = "A plan file or a spec file (compiled on the fly)."
+STORE = arg(
+    "--store",
+    "-s",
+    metavar="STORE",
+    help="Store directory or URL (default: $ALAMODE_STORE or .alamode).",
+)
+PLAN = arg("source", metavar="PLAN", help="A plan file or a spec file (compiled on the fly).")
 
 
 def settled(store: LocalStore) -> LocalStore:
@@ -62,63 +56,65 @@ def _sigterm_as_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-@app.command()
-def run(
-    source: Annotated[str, typer.Argument(help=PLAN_HELP, metavar="PLAN")],
-    store: StoreOption = None,
-    jobs: Annotated[
-        int,
-        typer.Option("--jobs", "-j", min=1, metavar="N", help="Tasks at once (default: cores)."),
-    ] = os.cpu_count() or 1,
-    target: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--target",
-            "-t",
-            metavar="TASK",
-            help="Run only this task and its upstream (repeatable).",
-        ),
-    ] = None,
-    keep_going: Annotated[
-        bool, typer.Option("--keep-going", "-k", help="After a failure, go on with other branches.")
-    ] = False,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", "-n", help="Say what would run, in order; run nothing.")
-    ] = False,
-    engine: Annotated[
-        str,
-        typer.Option(
-            "--engine", "-e", metavar="NAME", help="Engine plugin ('alamode engines' lists them)."
-        ),
-    ] = "local",
-    default_image: Annotated[
-        str | None,
-        typer.Option(
-            metavar="IMAGE", help="docker engine: the image for tasks without an 'image' key."
-        ),
-    ] = None,
-    pull: Annotated[
-        bool, typer.Option("--pull", help="docker engine: pull missing images first.")
-    ] = False,
-    json_: Annotated[bool, typer.Option("--json", help="One JSON event per line.")] = False,
-) -> None:
+@command(
+    PLAN,
+    STORE,
+    arg(
+        "--jobs",
+        "-j",
+        type=positive,
+        default=os.cpu_count() or 1,
+        metavar="N",
+        help=f"Tasks at once (default: the number of cores, {os.cpu_count() or 1}).",
+    ),
+    arg(
+        "--target",
+        "-t",
+        action="append",
+        metavar="TASK",
+        help="Run only this task and its upstream (repeatable).",
+    ),
+    arg(
+        "--keep-going",
+        "-k",
+        action="store_true",
+        help="After a failure, go on with other branches.",
+    ),
+    arg("--dry-run", "-n", action="store_true", help="Say what would run, in order; run nothing."),
+    arg(
+        "--engine",
+        "-e",
+        default="local",
+        metavar="NAME",
+        help="Engine plugin (default: local; 'alamode engines' lists them).",
+    ),
+    arg(
+        "--default-image",
+        metavar="IMAGE",
+        help="docker engine: the image for tasks without an 'image' key.",
+    ),
+    arg("--pull", action="store_true", help="docker engine: pull missing images first."),
+    arg("--json", action="store_true", help="One JSON event per line."),
+)
+def run(args: argparse.Namespace) -> int:
     """Run every task whose output has no recorded success, in dependency order.
 
     Exit status: 0 when every wanted task is done, 1 when a task failed, 2 on bad input,
     130 when interrupted.
     """
+    source, target, json_ = args.source, args.target, args.json
     plan = open_source(source)
-    the_store = store_at(store or store_of(source))  # a pushed plan runs on its own store
-    if dry_run:
+    the_store = store_at(args.store or store_of(source))  # a pushed plan runs on its own store
+    if args.dry_run:
         done = the_store.successes(plan.output(n) for n in wanted(plan, target))
         scheduler = Scheduler(plan, done, target, the_store.durations())
         order = scheduler.simulate()
         render.dry_run(order, scheduler, plan, json_)
-        return
-    flags = {"default_image": default_image, "pull": pull or None}
-    the_engine = load_engine(engine, {k: v for k, v in flags.items() if v is not None})
+        return 0
+    flags = {"default_image": args.default_image, "pull": args.pull or None}
+    the_engine = load_engine(args.engine, {k: v for k, v in flags.items() if v is not None})
     signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
-    options = RunOptions(jobs=jobs, targets=target, keep_going=keep_going)
+    options = RunOptions(jobs=args.jobs, targets=target, keep_going=args.keep_going)
     mode = (
         "json"
         if json_
@@ -129,65 +125,64 @@ def run(
     with render.run_view(mode, plan, target) as view:
         report = run_plan(plan, the_store, the_engine, options, view)
     render.run_summary(report, json_)
-    if not report.scheduler.succeeded:
-        raise typer.Exit(1)
+    return 0 if report.scheduler.succeeded else 1
 
 
-@app.command()
-def status(
-    source: Annotated[str, typer.Argument(help=PLAN_HELP, metavar="PLAN")],
-    store: StoreOption = None,
-    target: Annotated[
-        list[str] | None,
-        typer.Option("--target", "-t", metavar="TASK", help="Only these tasks and their upstream."),
-    ] = None,
-    json_: JsonOption = False,
-) -> None:
+@command(
+    PLAN,
+    STORE,
+    arg(
+        "--target",
+        "-t",
+        action="append",
+        metavar="TASK",
+        help="Only these tasks and their upstream.",
+    ),
+    JSON,
+)
+def status(args: argparse.Namespace) -> None:
     """Each task as done / would run / blocked / failed last time, with the reason."""
-    the_store = settled(store_at(store or store_of(source)))
-    states = task_states(open_source(source), the_store, target)
-    render.status_table(states, json_)
+    the_store = settled(store_at(args.store or store_of(args.source)))
+    states = task_states(open_source(args.source), the_store, args.target)
+    render.status_table(states, args.json)
 
 
-@app.command()
-def explain(
-    source: Annotated[str, typer.Argument(help=PLAN_HELP, metavar="PLAN")],
-    task: Annotated[str, typer.Argument(help="The task to explain.", metavar="TASK")],
-    store: StoreOption = None,
-) -> None:
+@command(PLAN, arg("task", metavar="TASK", help="The task to explain."), STORE)
+def explain(args: argparse.Namespace) -> None:
     """Why TASK will or won't run; what changed since its last success."""
-    plan = open_source(source)
-    for line in explain_task(plan, settled(store_at(store or store_of(source))), task):
+    plan = open_source(args.source)
+    store = settled(store_at(args.store or store_of(args.source)))
+    for line in explain_task(plan, store, args.task):
         render.text(line)
 
 
-@app.command()
-def history(
-    task: Annotated[
-        str | None, typer.Argument(help="Only this task's attempts.", metavar="TASK")
-    ] = None,
-    store: StoreOption = None,
-    limit: Annotated[
-        int, typer.Option("--limit", "-n", min=1, metavar="N", help="Show the last N attempts.")
-    ] = 20,
-    json_: JsonOption = False,
-) -> None:
+@command(
+    arg("task", nargs="?", metavar="TASK", help="Only this task's attempts."),
+    STORE,
+    arg(
+        "--limit",
+        "-n",
+        type=positive,
+        default=20,
+        metavar="N",
+        help="Show the last N attempts (default: 20).",
+    ),
+    JSON,
+)
+def history(args: argparse.Namespace) -> None:
     """Recent attempts: run, task, attempt, duration, exit status."""
-    render.history_table(settled(store_at(store)).history(task, limit), json_)
+    render.history_table(settled(store_at(args.store)).history(args.task, args.limit), args.json)
 
 
-@app.command()
-def log(
-    task_or_id: Annotated[
-        str, typer.Argument(help="A task name, or an output ID (or prefix).", metavar="TASK|ID")
-    ],
-    store: StoreOption = None,
-    attempt: Annotated[
-        int | None, typer.Option("--attempt", "-a", metavar="N", help="Default: last.")
-    ] = None,
-) -> None:
+@command(
+    arg("task_or_id", metavar="TASK|ID", help="A task name, or an output ID (or prefix)."),
+    STORE,
+    arg("--attempt", "-a", type=positive, metavar="N", help="Default: the last."),
+)
+def log(args: argparse.Namespace) -> None:
     """Print the captured output of a task's last (or given) attempt."""
-    the_store = store_at(store)
+    task_or_id, attempt = args.task_or_id, args.attempt
+    the_store = store_at(args.store)
     output = resolve_output(the_store, task_or_id)
     logs = the_store.attempt_logs(output)
     if not logs and attempt is None and isinstance(the_store, RemoteLogs):
@@ -206,68 +201,67 @@ def log(
     sys.stdout.write(logs[number].read_text(errors="replace"))
 
 
-@app.command()
-def push(
-    source: Annotated[str, typer.Argument(help=PLAN_HELP, metavar="PLAN")],
-    store: Annotated[
-        str, typer.Option("--store", "-s", metavar="STORE", help="The store's URL (or directory).")
-    ],
-    json_: JsonOption = False,
-) -> None:
+@command(
+    PLAN,
+    arg("--store", "-s", required=True, metavar="STORE", help="The store's URL (or directory)."),
+    JSON,
+)
+def push(args: argparse.Namespace) -> None:
     """Upload a plan to a store, so that anyone can run it by its URL:
     alamode run STORE/plans/DIGEST."""
-    plan = open_source(source)
+    plan = open_source(args.source)
+    store: str = args.store
     the_store = store_at(store)
     the_store.save_plan(plan)
     where = f"{store.rstrip('/')}/plans/{plan.digest}"
     if "://" not in store:
         where = str(the_store.plan_path(plan.digest))
-    render.pushed(where, plan, json_)
+    render.pushed(where, plan, args.json)
 
 
-@app.command()
-def provenance(
-    output: Annotated[
-        str, typer.Argument(help="An output ID (or unique prefix) or task name.", metavar="ID|TASK")
-    ],
-    store: StoreOption = None,
-    json_: JsonOption = False,
-) -> None:
+@command(
+    arg("output", metavar="ID|TASK", help="An output ID (or unique prefix) or task name."),
+    STORE,
+    JSON,
+)
+def provenance(args: argparse.Namespace) -> None:
     """Which task, spec, inputs and plan produced an output, recursively."""
-    the_store = store_at(store)
-    render.provenance_tree(provenance_of(the_store, resolve_output(the_store, output)), json_)
+    the_store = store_at(args.store)
+    tree = provenance_of(the_store, resolve_output(the_store, args.output))
+    render.provenance_tree(tree, args.json)
 
 
-@app.command()
-def gc(
-    store: StoreOption = None,
-    keep: Annotated[
-        int,
-        typer.Option("--keep", min=1, metavar="K", help="Keep outputs of the last K plans run."),
-    ] = 5,
-    since: Annotated[
-        str | None,
-        typer.Option(
-            "--since",
-            metavar="DATE",
-            help="Instead of --keep: keep what plans run since this date "
-            "(YYYY-MM-DD or ISO time) use; older outputs go.",
-        ),
-    ] = None,
-    yes: Annotated[bool, typer.Option("--yes", help="Really remove (default: dry run).")] = False,
-    json_: JsonOption = False,
-) -> None:
+@command(
+    STORE,
+    arg(
+        "--keep",
+        type=positive,
+        default=5,
+        metavar="K",
+        help="Keep outputs of the last K plans run (default: 5).",
+    ),
+    arg(
+        "--since",
+        metavar="DATE",
+        help="Instead of --keep: keep what plans run since this date "
+        "(YYYY-MM-DD or ISO time) use; older outputs go.",
+    ),
+    arg("--yes", action="store_true", help="Really remove (default: dry run)."),
+    JSON,
+)
+def gc(args: argparse.Namespace) -> None:
     """Remove outputs no longer reachable from the last K plans run, or from the plans run
     since a date (a dry run unless --yes; refused while a run holds the store)."""
-    the_store = store_at(store)
+    the_store = store_at(args.store)
     active = the_store.active_runs()
     if active:
         raise AlamodeError(
             f"run {active[0]} is using {the_store.root}; gc only when no run holds the store"
         )
-    doomed, kept = gc_candidates(the_store, keep, _parse_date(since) if since else None)
-    freed = sum(the_store.remove_output(o) for o in doomed) if yes else 0
-    render.gc_report(doomed, kept, yes, freed, json_)
+    since = _parse_date(args.since) if args.since else None
+    doomed, kept = gc_candidates(the_store, args.keep, since)
+    freed = sum(the_store.remove_output(o) for o in doomed) if args.yes else 0
+    render.gc_report(doomed, kept, args.yes, freed, args.json)
 
 
 def _parse_date(text: str) -> float:
@@ -279,23 +273,20 @@ def _parse_date(text: str) -> float:
         ) from None
 
 
-@app.command()
-def verify(
-    store: StoreOption = None,
-    keep: Annotated[
-        bool, typer.Option("--keep", help="Report only; keep the bad success records.")
-    ] = False,
-    json_: JsonOption = False,
-) -> None:
+@command(
+    STORE,
+    arg("--keep", action="store_true", help="Report only; keep the bad success records."),
+    JSON,
+)
+def verify(args: argparse.Namespace) -> int:
     """Re-hash every recorded output against its manifest. Bad ones lose their success
     record (so the next run redoes them) unless --keep. Exit 1 if any is bad."""
-    bad = verify_store(store_at(store), forget=not keep)
-    render.verify_report(bad, keep, json_)
-    if bad:
-        raise typer.Exit(1)
+    bad = verify_store(store_at(args.store), forget=not args.keep)
+    render.verify_report(bad, args.keep, args.json)
+    return 1 if bad else 0
 
 
-@app.command()
-def engines(json_: JsonOption = False) -> None:
+@command(JSON)
+def engines(args: argparse.Namespace) -> None:
     """List the installed engine plugins and whether each works here."""
-    render.engines_table(describe_engines(), json_)
+    render.engines_table(describe_engines(), args.json)

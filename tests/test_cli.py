@@ -124,6 +124,26 @@ def test_help_lists_the_commands_and_usage_errors_exit_2() -> None:
     assert alamode("--version").stdout.startswith("alamode ")
 
 
+def test_usage_errors_are_one_line_naming_the_command_and_the_fix() -> None:
+    mistyped = alamode("run", "p.plan", "--jbos", "3")
+    assert_one_line_error(
+        mistyped,
+        "alamode run: unrecognized arguments: --jbos 3 (did you mean '--jobs'?)",
+        "'alamode run --help' shows the usage",
+    )
+    assert len(mistyped.stderr.strip().splitlines()) == 1
+    assert_one_line_error(alamode("history", "--limit", "0"), "--limit", "0 is less than 1")
+    assert_one_line_error(alamode("run"), "alamode run", "required: PLAN")
+    assert_one_line_error(alamode("shwo", "x"), "invalid choice: 'shwo'")
+
+
+def test_no_command_shows_the_commands_and_exits_2() -> None:
+    bare = alamode()
+    assert bare.returncode == 2
+    for command in ("encode", "run", "status", "diff", "gc"):
+        assert f"\n    {command} " in bare.stdout
+
+
 def test_help_names_what_each_option_takes() -> None:
     """Metavars a reader understands (PLAN, STORE, N, TASK), not Python types."""
     helped = alamode("run", "--help").stdout
