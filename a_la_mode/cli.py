@@ -13,6 +13,7 @@ import atexit
 import contextlib
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -92,8 +93,15 @@ class _Parser(argparse.ArgumentParser):
     """argparse, with usage errors in our form: one line naming the fix, exit status 2."""
 
     def error(self, message: str) -> NoReturn:
+        unknown = _UNKNOWN_COMMAND.match(message)
+        if unknown:  # argparse lists every command; the closest one helps more
+            name = unknown.group(1)
+            message = f"no command {name!r}{did_you_mean(name, COMMANDS)}"
         render.error(f"{self.prog}: {message}; '{self.prog} --help' shows the usage")
         sys.exit(2)
+
+
+_UNKNOWN_COMMAND = re.compile(r"argument COMMAND: invalid choice: '(.*)' \(choose from")
 
 
 class _Help(argparse.RawDescriptionHelpFormatter):

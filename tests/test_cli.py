@@ -134,7 +134,7 @@ def test_usage_errors_are_one_line_naming_the_command_and_the_fix() -> None:
     assert len(mistyped.stderr.strip().splitlines()) == 1
     assert_one_line_error(alamode("history", "--limit", "0"), "--limit", "0 is less than 1")
     assert_one_line_error(alamode("run"), "alamode run", "required: PLAN")
-    assert_one_line_error(alamode("shwo", "x"), "invalid choice: 'shwo'")
+    assert_one_line_error(alamode("shwo", "x"), "no command 'shwo', did you mean 'show'?")
 
 
 def test_no_command_shows_the_commands_and_exits_2() -> None:
