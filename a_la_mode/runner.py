@@ -141,22 +141,24 @@ def run_plan(
     store.settle_dead_runs()  # and what else it had begun is marked killed in the history
     store.clean_staging()
     done = store.successes(plan.tasks[name]["output"] for name in names)
-    to_run = [n for n in names if plan.tasks[n]["output"] not in done]
+    scheduler = Scheduler(plan, done, options.targets, store.durations(), options.keep_going)
+    to_run = scheduler.pending
     check_engine_keys(plan, to_run)
     engine.check()
     engine.prepare({n: plan.spec(n) for n in to_run if plan.tasks[n].get("command")})
-    scheduler = Scheduler(plan, done, options.targets, store.durations(), options.keep_going)
     run = store.begin_run(plan, engine.name)
     status = "failed"
     runner: _Runner | None = None
     try:
+        tasks, statuses = plan.tasks, scheduler.status
         for name in scheduler.order:
-            if scheduler.status[name].state is State.DONE:
-                output = plan.output(name)
+            done_before = statuses[name]
+            if done_before.state is State.DONE:
+                output = tasks[name]["output"]
                 if output in adopted:
                     emit(Event("adopt", name, output, ADOPTED))
                 else:
-                    emit(Event("skip", name, output, scheduler.status[name].reason))
+                    emit(Event("skip", name, output, done_before.reason))
         runner = _Runner(plan, store, engine, scheduler, run, emit, options.jobs)
         runner.loop()
         status = "succeeded" if scheduler.succeeded else "failed"

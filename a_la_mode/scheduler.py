@@ -31,7 +31,7 @@ class State(StrEnum):
     STOPPED = "stopped"  # never started: the run stopped after a failure
 
 
-@dataclass
+@dataclass(slots=True)
 class TaskStatus:
     state: State
     reason: str
@@ -83,7 +83,7 @@ class Scheduler:
         self._dependents: dict[str, list[str]] = {}  # among tasks not done before the run
         self._missing: dict[str, int] = {}
         self._heap: list[tuple[float, int, str]] = []
-        self._position = {name: index for index, name in enumerate(self.order)}
+        self._position: dict[str, int] = {}  # plan order of each task to run, for ties
         self._producers: dict[str, str] = {}  # output ID -> the task producing it now
         self._twins: dict[str, list[str]] = {}  # output ID -> tasks waiting on that producer
         # Claiming ahead: a waiting task whose upstream is all handed out may be claimed
@@ -95,11 +95,15 @@ class Scheduler:
         self.stopped = False
         self.stop_reason = "not started: the run stopped first"
         tasks = plan.tasks
-        pending = [name for name in self.order if tasks[name]["output"] not in done_outputs]
-        for name in self.order:  # tasks already done need no bookkeeping but their state
+        self.pending: list[str] = []  # the tasks to run, in plan order
+        for index, name in enumerate(self.order):
             output = tasks[name]["output"]
-            if output in done_outputs:
+            if output in done_outputs:  # done: no bookkeeping but its state
                 self.status[name] = TaskStatus(State.DONE, f"success recorded for {output[:12]}…")
+            else:
+                self.pending.append(name)
+                self._position[name] = index
+        pending = self.pending
         for name in pending:
             for dep in tasks[name]["inputs"]:
                 if tasks[dep]["output"] not in done_outputs:
