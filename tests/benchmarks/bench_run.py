@@ -210,8 +210,11 @@ def populate(plan_path: Path, store_root: Path) -> None:
     store.end_run(run, "succeeded")
 
 
-def noop(tasks: int) -> None:
-    print(f"no-op runs, {tasks:,} tasks all done (lattice of width 10)")
+def noop(tasks: int, rounds: int) -> None:
+    print(
+        f"no-op runs, {tasks:,} tasks all done (lattice of width 10); "
+        f"medians of {rounds} rounds, the order alternating"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         dag = shape("lattice", tasks)
@@ -220,14 +223,26 @@ def noop(tasks: int) -> None:
         write_makefile(dag, folder)
         for name, _ in dag:  # in dependency order, so every target is up to date
             (folder / "out" / name).touch()
-        validate = timed([*ALAMODE, "validate", str(plan)], folder)
-        ours = timed([*ALAMODE, "-q", "run", str(plan), "--store", "store"], folder)
-        make_q = timed(["make", "-q"], folder)
+        contenders = {
+            "validate": [*ALAMODE, "validate", str(plan)],
+            "run": [*ALAMODE, "-q", "run", str(plan), "--store", "store"],
+            "make": ["make", "-q"],
+        }
+        times: dict[str, list[float]] = {key: [] for key in contenders}
+        for number in range(rounds):
+            order = list(contenders) if number % 2 == 0 else list(reversed(contenders))
+            for key in order:
+                times[key].append(timed(contenders[key], folder))
         shutil.rmtree(folder / "out")
+    validate, ours, make_q = (statistics.median(times[key]) for key in contenders)
+    ratios = sorted(run / check for run, check in zip(times["run"], times["validate"], strict=True))
     print("| step | seconds | ratio |")
     print("| --- | ---: | ---: |")
     print(f"| alamode validate (load + verify) | {validate:.2f} | |")
-    print(f"| alamode run, nothing to do | {ours:.2f} | {ours / validate:.2f}× validate |")
+    print(
+        f"| alamode run, nothing to do | {ours:.2f} | {ours / validate:.2f}× validate "
+        f"(rounds: {ratios[0]:.2f}–{ratios[-1]:.2f}×) |"
+    )
     print(f"| make -q, all up to date | {make_q:.2f} | |")
 
 
@@ -249,7 +264,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("mode", choices=["cold", "noop"])
     parser.add_argument("--tasks", type=int, default=None)
-    parser.add_argument("--rounds", type=int, default=3, help="cold: timed rounds per shape")
+    parser.add_argument("--rounds", type=int, default=3, help="timed rounds (cold: per shape)")
     parser.add_argument(
         "--dir", type=Path, default=Path.cwd(), help="where the stores go (default: here)"
     )
@@ -265,7 +280,7 @@ def main() -> None:
     if args.mode == "cold":
         cold(args.tasks or 1000, args.rounds, args.dir, args.shape or list(SHAPES))
     else:
-        noop(args.tasks or 100_000)
+        noop(args.tasks or 100_000, args.rounds)
 
 
 if __name__ == "__main__":
