@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import contextlib
+import inspect
 import json
 import os
 import re
@@ -64,7 +65,7 @@ COMMANDS: dict[str, tuple[Handler, tuple[Arg, ...]]] = {}  # in the order --help
 
 def command(*arguments: Arg) -> Callable[[H], H]:
     """Register a function as the command of its name (``format_`` is ``format``). Its
-    docstring is its help: the first line in ``alamode --help``, all of it in its own
+    docstring is its help: the first paragraph in ``alamode --help``, all of it in its own
     ``--help``. It returns the exit status (None: 0)."""
 
     def register(handler: H) -> H:
@@ -132,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
     for name, (handler, arguments) in COMMANDS.items():
-        doc = _docstring(handler)
+        doc = inspect.cleandoc(handler.__doc__ or "")
         sub = commands.add_parser(
             name,
             help=" ".join(doc.split("\n\n", 1)[0].split()),
@@ -155,14 +156,6 @@ def _unrecognized(parser: argparse.ArgumentParser, extra: list[str]) -> NoReturn
         close = did_you_mean(first.split("=", 1)[0], options)  # ", did you mean '--x'?"
         hint = f" ({close.removeprefix(', ')})" if close else ""
     parser.error(f"unrecognized arguments: {' '.join(extra)}{hint}")
-
-
-def _docstring(handler: Handler) -> str:
-    """The handler's docstring with its indentation removed."""
-    first, _, rest = (handler.__doc__ or "").strip().partition("\n")
-    lines = rest.splitlines()
-    indent = min((len(line) - len(line.lstrip()) for line in lines if line.strip()), default=0)
-    return "\n".join([first, *(line[indent:] for line in lines)]).strip()
 
 
 def parse_store_options(pairs: list[str]) -> dict[str, Any]:
