@@ -25,8 +25,6 @@ from .remote import store_of
 from .runner import RunOptions, run_plan
 from .scheduler import Scheduler, wanted
 
-DEFAULT_STORE = ".alamode"
-
 STORE = arg(
     "--store",
     "-s",

@@ -46,6 +46,14 @@ def entry_points(group: str) -> list[EntryPoint]:
     return found
 
 
+def entry_points_by_name(group: str) -> dict[str, EntryPoint]:
+    """The entry points of ``group`` by name; of a name declared twice, the first wins."""
+    found: dict[str, EntryPoint] = {}
+    for entry in entry_points(group):
+        found.setdefault(entry.name, entry)
+    return found
+
+
 def _distributions() -> list[str]:
     """The metadata directory of each installed distribution, first on sys.path winning."""
     seen: set[str] = set()

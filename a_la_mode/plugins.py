@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .engine import Engine, EngineError
-from .entrypoints import EntryPoint, entry_points
+from .entrypoints import EntryPoint, entry_points_by_name
 from .localstore import LocalStore, StoreError
 from .naming import did_you_mean
 
@@ -24,11 +24,8 @@ REQUIRED = ("name", "check", "prepare", "run", "stop_all")
 
 
 def engine_entry_points() -> dict[str, EntryPoint]:
-    """Installed engines by name (the first of a duplicated name wins, and is reported)."""
-    found: dict[str, EntryPoint] = {}
-    for entry in entry_points(ENGINE_GROUP):
-        found.setdefault(entry.name, entry)
-    return found
+    """Installed engines by name (of a name two distributions declare, the first wins)."""
+    return entry_points_by_name(ENGINE_GROUP)
 
 
 def load_engine(name: str, options: Mapping[str, Any] | None = None) -> Engine:
@@ -86,9 +83,7 @@ def describe_engines() -> list[dict[str, str]]:
 def load_store(url: str, options: Mapping[str, Any]) -> LocalStore:
     """Open the store at ``url`` with the plugin registered for its scheme."""
     scheme = url.split("://", 1)[0]
-    entries: dict[str, EntryPoint] = {}
-    for found in entry_points(STORE_GROUP):
-        entries.setdefault(found.name, found)
+    entries = entry_points_by_name(STORE_GROUP)
     entry = entries.get(scheme)
     if entry is None:
         known = ", ".join(f"{name}://" for name in sorted(entries)) or "none"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from a_la_mode.entrypoints import EntryPoint, entry_points
+from a_la_mode.entrypoints import EntryPoint, entry_points, entry_points_by_name
 
 
 def _groups_installed_here() -> list[str]:
@@ -52,6 +52,18 @@ def test_a_distribution_found_twice_counts_once_first_on_the_path_winning(
     assert entry_points("demo.group") == [EntryPoint("x", "first:X", "demo.group")]
     theirs = [(e.name, e.value) for e in metadata.entry_points(group="demo.group")]
     assert theirs == [("x", "first:X")]
+
+
+def test_a_name_two_distributions_declare_goes_to_the_first_on_the_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _install(tmp_path / "first", "alpha-1.0.dist-info", "[demo.group]\nx = alpha:X\n")
+    _install(tmp_path / "second", "beta-1.0.dist-info", "[demo.group]\nx = beta:X\ny = beta:Y\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "second"))
+    monkeypatch.syspath_prepend(str(tmp_path / "first"))
+    assert len(entry_points("demo.group")) == 3  # every declaration, as importlib.metadata
+    by_name = entry_points_by_name("demo.group")
+    assert {name: entry.value for name, entry in by_name.items()} == {"x": "alpha:X", "y": "beta:Y"}
 
 
 def test_comments_other_groups_and_extras(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
