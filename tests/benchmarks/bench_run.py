@@ -19,7 +19,9 @@ written directly to save set-up time): ``alamode run`` deciding there is nothing
 ``alamode validate`` (load and verify the plan, nothing else) and ``make -q`` on the same DAG
 with every target up to date. Every figure is a whole process, start-up included.
 
-Ratios are within one run on this shared machine; nothing here asserts a time.
+Ratios are within one run on this shared machine; nothing here asserts a time. The cold
+headline is paired: alamode's time over the floor's in the same round, its median over the
+rounds and its spread, because this machine's speed drifts between rounds as well as hours.
 """
 
 from __future__ import annotations
@@ -130,10 +132,10 @@ def cold(tasks: int, rounds: int, where: Path, shapes: list[str]) -> None:
     print(f"cold runs, {tasks:,} trivial tasks, 2 at a time; medians of {rounds} rounds")
     print(
         "| shape | alamode run -j 2 | floor | protocol floor | make -j2 | alamode / floor "
-        "| protocol floor / floor | alamode / protocol floor | alamode / make "
-        "| CPU: alamode / floor |"
+        "| rounds: alamode / floor | protocol floor / floor | alamode / protocol floor "
+        "| alamode / make | CPU: alamode / floor |"
     )
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     keys = ("alamode", "floor", "protocol", "make")
     # Nothing is deleted until the end: ext4 allocates new inodes slowly for a minute after
     # many were deleted (it skips recently deleted ones), which would tax whichever contender
@@ -176,10 +178,14 @@ def cold(tasks: int, rounds: int, where: Path, shapes: list[str]) -> None:
                     os.sync()
             ours, floor, protocol, make = (statistics.median(times[k]) for k in keys)
             cpu_ratio = statistics.median(cpus["alamode"]) / statistics.median(cpus["floor"])
+            # The headline ratio is paired: alamode against the floor of the same round, a
+            # few seconds apart, so that the machine's speed, which drifts by 20 % from
+            # one hour to the next, cancels out; its median, and the spread over the rounds.
+            paired = [a / b for a, b in zip(times["alamode"], times["floor"], strict=True)]
             print(
                 f"| {kind} | {ours:.2f} s | {floor:.2f} s (xargs -P {parallel}) | "
-                f"{protocol:.2f} s | {make:.2f} s | {ours / floor:.2f}× | "
-                f"{protocol / floor:.2f}× | "
+                f"{protocol:.2f} s | {make:.2f} s | **{statistics.median(paired):.2f}×** | "
+                f"{min(paired):.2f}–{max(paired):.2f}× | {protocol / floor:.2f}× | "
                 f"{ours / protocol:.2f}× | {ours / make:.2f}× | {cpu_ratio:.2f}× |"
             )
         startup = [timed_with_cpu([*ALAMODE, "--version"], Path(top)) for _ in range(5)]
