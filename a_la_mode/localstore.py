@@ -119,6 +119,12 @@ class Manifest:
         return cls({p: (int(s), str(h)) for p, (s, h) in files.items()})
 
     def to_json(self) -> str:
+        """``to_dict`` as compact JSON, made once: the journal line and the success record
+        of an output both hold it."""
+        return self._json
+
+    @functools.cached_property
+    def _json(self) -> str:
         return json.dumps(self.to_dict(), separators=(",", ":"))
 
     @classmethod
@@ -891,7 +897,7 @@ class _Journal:
         self._lock = threading.Lock()  # publishing happens on several worker threads
 
     def append(self, output_id: str, manifest: Manifest) -> None:
-        line = json.dumps({"output": output_id, "files": manifest.to_dict()}) + "\n"
+        line = f'{{"output":{json.dumps(output_id)},"files":{manifest.to_json()}}}\n'
         with self._lock:
             if self._fd is None:
                 flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
