@@ -11,7 +11,11 @@ fresh interpreter that times only its own task phase (wall and its own CPU):
 - ``engine + store``: alamode's own ``LocalEngine.run`` and ``LocalStore.publish`` in two
   threads, with no runner around them: what the engine and store cost;
 - ``runner``: ``run_plan`` (claims, jobs, notices, records, events, the group commit): what
-  the runner adds.
+  the runner adds;
+- ``runner, hollowed``: ``run_plan`` with its work per task taken out, an ablation: claims
+  that touch no database, no success records, no seal (publishing is the rename alone) and
+  an engine that only spawns the command and waits for it. What is left is the runner's
+  structure (scheduler, jobs, worker threads, notices): the least this design can cost.
 
 ``xargs -P 2`` on the same commands (a whole process, start-up included: it has next to
 none) is timed in the same rounds, for the ratios. See docs/benchmarks.md for the findings.
@@ -124,6 +128,33 @@ report(started, cpu)
 )
 
 
+HOLLOWED = RUNNER.replace(
+    "started, cpu = begin()",
+    """from a_la_mode.engine import Result
+from a_la_mode.localstore import Lease, Manifest
+from engines.spawn import spawn
+rows = iter(range(1, 1 << 30))
+def claim_many(self, wanted, run):
+    return [Lease("ours", attempt=next(rows), number=1, log=f"{self.root}/logs/{o}")
+            for o, _ in wanted]
+def publish(self, output_id, staging):
+    os.rename(staging, self.output_folder(output_id))
+    return Manifest({})
+def run(self, job):
+    reader, writer = os.pipe()
+    env = self._environ.overlay(job.environment())
+    pid = spawn("/bin/sh", ["/bin/sh", "-c", job.command], env, writer)
+    os.close(writer)
+    status = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+    os.close(reader)
+    return Result(status, 0.0)
+LocalStore.claim_many, LocalStore.publish = claim_many, publish
+LocalStore.record_successes = lambda self, finished: None
+LocalEngine.run = run
+started, cpu = begin()""",
+)
+
+
 def phase(script: str, args: list[str], cwd: Path, stdin: str) -> tuple[float, float]:
     done = subprocess.run(
         [sys.executable, "-c", script, *args],
@@ -147,7 +178,7 @@ def main() -> None:
     args = parser.parse_args()
     dag = shape("fan-out", args.tasks)
     names = "\n".join(name for name, _ in dag) + "\n"
-    ways = ("xargs", "bare threads", "engine + store", "runner")
+    ways = ("xargs", "bare threads", "engine + store", "runner", "runner, hollowed")
     walls: dict[str, list[float]] = {way: [] for way in ways}
     cpus: dict[str, list[float]] = {way: [] for way in ways}
     # As in bench_run.py: nothing is deleted until the end (ext4's recently-deleted inodes),
@@ -174,8 +205,10 @@ def main() -> None:
                     wall, cpu = phase(BARE_THREADS, ["bare", COMMAND], folder, names)
                 elif way == "engine + store":
                     wall, cpu = phase(ENGINE_AND_STORE, ["parts", COMMAND], folder, names)
-                else:
+                elif way == "runner":
                     wall, cpu = phase(RUNNER, [str(plan), "store"], folder, "")
+                else:
+                    wall, cpu = phase(HOLLOWED, [str(plan), "hollowed"], folder, "")
                 if number:
                     walls[way].append(wall)
                     cpus[way].append(cpu)
