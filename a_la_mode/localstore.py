@@ -434,8 +434,9 @@ class LocalStore:
         return {task: seconds for task, seconds in rows}
 
     def history(self, task: str | None, limit: int) -> list[dict[str, Any]]:
+        """The latest attempts, newest first; ``timed_out`` and ``oom_killed`` as booleans."""
         where, args = ("WHERE a.task=?", (task,)) if task else ("", ())
-        return _dicts(
+        rows = _dicts(
             self._db.execute(
                 "SELECT a.run, a.task, a.output, a.attempt, a.started, a.seconds, a.exit_code, "
                 "a.signal, a.timed_out, a.oom_killed, a.status, a.log, r.plan FROM attempts a "
@@ -443,6 +444,9 @@ class LocalStore:
                 (*args, limit),
             )
         )
+        for row in rows:  # SQLite keeps them as 0 and 1
+            row["timed_out"], row["oom_killed"] = bool(row["timed_out"]), bool(row["oom_killed"])
+        return rows
 
     def runs(self, limit: int) -> list[dict[str, Any]]:
         return _dicts(

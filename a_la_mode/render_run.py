@@ -221,7 +221,7 @@ def history_table(rows: list[dict[str, Any]], as_json: bool) -> None:
             if row.get("oom_killed")
             else f"signal {row['signal']}"
             if row["signal"]
-            else str(row["exit_code"] or "-")
+            else str(row["exit_code"])
             if row["exit_code"] is not None
             else "-"
         )

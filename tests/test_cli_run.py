@@ -97,7 +97,12 @@ def test_status_explain_history_log_provenance(tmp_path: Path) -> None:
         "d: blocked: upstream c will run"
     )
     history = json.loads(alamode("history", "c", "--json", cwd=tmp_path).stdout)
-    assert history[0]["exit_code"] == 4
+    assert history[0]["exit_code"] == 4 and history[0]["timed_out"] is False
+    succeeded = json.loads(alamode("history", "a", "--json", cwd=tmp_path).stdout)[0]
+    assert succeeded["status"] == "succeeded" and succeeded["exit_code"] == 0
+    table = alamode("history", "a", cwd=tmp_path).stdout.splitlines()
+    row = next(line for line in table if "succeeded" in line)
+    assert row.split("│")[6].strip() == "0", table  # the exit column: 0, not "-"
     shown = json.loads(alamode("show", "p.yaml", "--json", cwd=tmp_path).stdout)
     never = alamode("log", shown["tasks"]["d"]["output"], cwd=tmp_path)  # blocked: no attempt
     assert never.returncode == 2 and never.stderr.count("\n") == 1, never.stderr
