@@ -305,8 +305,10 @@ def engines_table(rows: list[dict[str, str]], as_json: bool) -> None:
     if as_json:
         _out(json.dumps(rows, indent=2))
         return
+    name = max((len(row["name"]) for row in rows), default=0) + 2
+    target = max((len(row["target"]) for row in rows), default=0) + 2
     for row in rows:
-        _out(f"{row['name']:<10}{row['target']:<32}{row['state']}")
+        _out(f"{row['name']:<{name}}{row['target']:<{target}}{row['state']}")
 
 
 def pushed(url: str, plan: PlanBase, as_json: bool) -> None:

@@ -179,6 +179,11 @@ def test_verify_exit_status(tmp_path: Path) -> None:
 def test_engines_lists_local() -> None:
     rows = json.loads(alamode("engines", "--json").stdout)
     assert {"name": "local", "target": "engines.local:LocalEngine", "state": "ok"} in rows
+    lines = alamode("engines").stdout.splitlines()
+    # columns as wide as their longest entry (docker's entry point is 34 characters)
+    assert [line.split(maxsplit=2)[:2] for line in lines] == [
+        [row["name"], row["target"]] for row in rows
+    ]
     result = alamode("run", "x.yaml", "--engine", "locl")
     assert result.returncode == 2
 
