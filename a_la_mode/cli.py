@@ -172,9 +172,26 @@ def parse_store_options(pairs: list[str]) -> dict[str, Any]:
     return options
 
 
-def store_at(path: str | None) -> LocalStore:
-    """The store for ``--store`` (or its default), with the ``--store-option`` settings."""
-    return open_store(path, _State.store_options)
+def store_at(path: str | None, create: bool = False) -> LocalStore:
+    """The store for ``--store`` (or its default), with the ``--store-option`` settings.
+    Only a command that writes to it (``create``) makes a directory store; for one that
+    reads, a store that does not exist yet is an empty one, and the user is told so."""
+    store = open_store(path, _State.store_options, create=create)
+    if not store.exists:
+        render.note(f"no store at {store.root} yet: nothing has run there")
+    return store
+
+
+def existing_store(path: str | None) -> LocalStore:
+    """``store_at`` for a command that reports on the store itself: one that does not exist
+    is an error, not an empty report."""
+    store = open_store(path, _State.store_options, create=False)
+    if not store.exists:
+        raise AlamodeError(
+            f"no store at {store.root}: nothing has run there; 'alamode run' makes one, and "
+            "--store or $ALAMODE_STORE names another"
+        )
+    return store
 
 
 def open_source(source: str) -> PlanBase:
@@ -296,7 +313,7 @@ def diff(args: argparse.Namespace) -> int:
     from .diff import diff_plans
 
     result = diff_plans(*plans)
-    estimate = recompute_estimate(result, store_at(args.store)) if args.store else None
+    estimate = recompute_estimate(result, existing_store(args.store)) if args.store else None
     if args.json:
         render.json_out({**result.to_json(), **({"store": estimate} if estimate else {})})
     elif args.stat:

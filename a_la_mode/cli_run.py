@@ -13,7 +13,7 @@ from types import FrameType
 from typing import Protocol, runtime_checkable
 
 from . import render
-from .cli import JSON, arg, command, open_source, positive, store_at
+from .cli import JSON, arg, command, existing_store, open_source, positive, store_at
 from .errors import AlamodeError
 from .localstore import LocalStore
 from .plugins import describe_engines, load_engine
@@ -102,7 +102,8 @@ def run(args: argparse.Namespace) -> int:
     """
     source, target, json_ = args.source, args.target, args.json
     plan = open_source(source)
-    the_store = store_at(args.store or store_of(source))  # a pushed plan runs on its own store
+    # a pushed plan runs on its own store; a dry run makes none
+    the_store = store_at(args.store or store_of(source), create=not args.dry_run)
     if args.dry_run:
         done = the_store.successes(plan.output(n) for n in wanted(plan, target))
         scheduler = Scheduler(plan, done, target, the_store.durations())
@@ -169,7 +170,8 @@ def explain(args: argparse.Namespace) -> None:
 )
 def history(args: argparse.Namespace) -> None:
     """Recent attempts: run, task, attempt, duration, exit status."""
-    render.history_table(settled(store_at(args.store)).history(args.task, args.limit), args.json)
+    the_store = settled(existing_store(args.store))
+    render.history_table(the_store.history(args.task, args.limit), args.json)
 
 
 @command(
@@ -180,7 +182,7 @@ def history(args: argparse.Namespace) -> None:
 def log(args: argparse.Namespace) -> None:
     """Print the captured output of a task's last (or given) attempt."""
     task_or_id, attempt = args.task_or_id, args.attempt
-    the_store = store_at(args.store)
+    the_store = existing_store(args.store)
     output = resolve_output(the_store, task_or_id)
     logs = the_store.attempt_logs(output)
     if not logs and attempt is None and isinstance(the_store, RemoteLogs):
@@ -209,7 +211,7 @@ def push(args: argparse.Namespace) -> None:
     alamode run STORE/plans/DIGEST."""
     plan = open_source(args.source)
     store: str = args.store
-    the_store = store_at(store)
+    the_store = store_at(store, create=True)
     the_store.save_plan(plan)
     where = f"{store.rstrip('/')}/plans/{plan.digest}"
     if "://" not in store:
@@ -224,7 +226,7 @@ def push(args: argparse.Namespace) -> None:
 )
 def provenance(args: argparse.Namespace) -> None:
     """Which task, spec, inputs and plan produced an output, recursively."""
-    the_store = store_at(args.store)
+    the_store = existing_store(args.store)
     tree = provenance_of(the_store, resolve_output(the_store, args.output))
     render.provenance_tree(tree, args.json)
 
@@ -250,7 +252,7 @@ def provenance(args: argparse.Namespace) -> None:
 def gc(args: argparse.Namespace) -> None:
     """Remove outputs no longer reachable from the last K plans run, or from the plans run
     since a date (a dry run unless --yes; refused while a run holds the store)."""
-    the_store = store_at(args.store)
+    the_store = existing_store(args.store)
     active = the_store.active_runs()
     if active:
         raise AlamodeError(
@@ -279,7 +281,7 @@ def _parse_date(text: str) -> float:
 def verify(args: argparse.Namespace) -> int:
     """Re-hash every recorded output against its manifest. Bad ones lose their success
     record (so the next run redoes them) unless --keep. Exit 1 if any is bad."""
-    bad = verify_store(store_at(args.store), forget=not args.keep)
+    bad = verify_store(existing_store(args.store), forget=not args.keep)
     render.verify_report(bad, args.keep, args.json)
     return 1 if bad else 0
 

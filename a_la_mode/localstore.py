@@ -83,9 +83,13 @@ MIGRATIONS = {  # from schema version N to N + 1, run in the set-up transaction
 DEFAULT_STORE = ".alamode"
 
 
-def open_store(path: str | None, options: dict[str, Any] | None = None) -> LocalStore:
+def open_store(
+    path: str | None, options: dict[str, Any] | None = None, create: bool = True
+) -> LocalStore:
     """The store named by ``--store``, ``$ALAMODE_STORE``, or ``.alamode``: a directory, or
-    a URL (``s3://bucket/prefix``...) opened by the store plugin registered for its scheme."""
+    a URL (``s3://bucket/prefix``...) opened by the store plugin registered for its scheme.
+    Without ``create``, a directory store that does not exist yet is seen as an empty one
+    (``LocalStore.exists`` is False) and nothing is made on disk."""
     where = path or os.environ.get("ALAMODE_STORE") or DEFAULT_STORE
     if "://" in where:
         from .plugins import load_store  # only URLs need the plugins
@@ -93,7 +97,7 @@ def open_store(path: str | None, options: dict[str, Any] | None = None) -> Local
         return load_store(where, options or {})
     if options:
         raise StoreError(f"store {where} is a directory: it takes no --store-option")
-    return LocalStore(Path(where))
+    return LocalStore(Path(where), create=create)
 
 
 class StoreError(AlamodeError):
@@ -181,17 +185,22 @@ class LocalStore:
 
     scheme = "dir"
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(self, root: str | os.PathLike[str], create: bool = True) -> None:
+        """The store at ``root``, made if need be; or, without ``create``, when nothing has
+        made one there, an empty store that writes nothing to disk (``exists`` is False):
+        for commands that only read, so that a mistyped ``--store`` makes no directory."""
         self.root = Path(root)
-        try:
-            for sub in ("outputs", "staging", "logs", "plans"):
-                (self.root / sub).mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise StoreError(f"cannot create store {self.root}: {err.strerror}") from None
+        self.exists = create or (self.root / "state.sqlite").is_file()
+        if self.exists:
+            try:
+                for sub in ("outputs", "staging", "logs", "plans"):
+                    (self.root / sub).mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                raise StoreError(f"cannot create store {self.root}: {err.strerror}") from None
         self._root = str(self.root)  # str paths on the hot paths: pathlib costs microseconds
         self._outputs = str(self.root / "outputs")
         self._tag = runner_tag()  # in the names of our staging directories and journal
-        self._db = self._open_db()
+        self._db = self._open_db() if self.exists else self._set_up(":memory:")
         self._journal: _Journal | None = None  # outputs published by the run in progress
 
     # -- database ------------------------------------------------------------------------
@@ -214,7 +223,7 @@ class LocalStore:
             except sqlite3.DatabaseError as err:
                 raise StoreError(f"cannot open {path}: {err}") from None
 
-    def _set_up(self, path: Path) -> sqlite3.Connection:
+    def _set_up(self, path: Path | str) -> sqlite3.Connection:
         db = sqlite3.connect(path, timeout=60, isolation_level=None)
         try:
             db.execute("PRAGMA busy_timeout=60000")
@@ -256,6 +265,8 @@ class LocalStore:
         """The given outputs that have a success record and a published directory."""
         wanted = set(output_ids)
         recorded = {row[0] for row in self._db.execute("SELECT output FROM successes")}
+        if not recorded:  # a new store, or one that does not exist (``exists``)
+            return set()
         present = set(os.listdir(self.root / "outputs"))  # one listing, not a stat per task
         return wanted & recorded & present
 

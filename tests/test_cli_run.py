@@ -176,6 +176,21 @@ def test_verify_exit_status(tmp_path: Path) -> None:
     assert result.returncode == 1 and "BAD  a" in result.stdout
 
 
+def test_commands_that_only_read_make_no_store(tmp_path: Path) -> None:
+    source = spec(tmp_path, DIAMOND)
+    status = alamode("status", source, "--store", "nowhere", "--json", cwd=tmp_path)
+    assert status.returncode == 0, status.stderr
+    assert {row["label"] for row in json.loads(status.stdout)} == {"would run", "blocked"}
+    assert "no store at nowhere yet: nothing has run there" in status.stderr
+    dry = alamode("run", source, "--dry-run", "--store", "nowhere", cwd=tmp_path)
+    assert dry.returncode == 0 and "4 would run, 0 already done" in dry.stderr
+    for command in (["history"], ["verify"], ["gc"], ["log", "a"], ["provenance", "a"]):
+        result = alamode(*command, "--store", "nowhere", cwd=tmp_path)
+        assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+        assert result.stderr.startswith("error: no store at nowhere: nothing has run there")
+    assert not (tmp_path / "nowhere").exists()
+
+
 def test_engines_lists_local() -> None:
     rows = json.loads(alamode("engines", "--json").stdout)
     assert {"name": "local", "target": "engines.local:LocalEngine", "state": "ok"} in rows
