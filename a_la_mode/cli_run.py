@@ -16,6 +16,7 @@ from . import render
 from .cli import JSON, arg, command, existing_store, open_source, positive, store_at
 from .errors import AlamodeError
 from .localstore import LocalStore
+from .naming import did_you_mean
 from .plugins import describe_engines, load_engine
 from .queries import explain as explain_task
 from .queries import gc_candidates, resolve_output, task_states
@@ -171,7 +172,14 @@ def explain(args: argparse.Namespace) -> None:
 def history(args: argparse.Namespace) -> None:
     """Recent attempts: run, task, attempt, duration, exit status."""
     the_store = settled(existing_store(args.store))
-    render.history_table(the_store.history(args.task, args.limit), args.json)
+    rows = the_store.history(args.task, args.limit)
+    if not rows:  # said, rather than an empty table
+        which = f" of {args.task!r}" if args.task else ""
+        hint = did_you_mean(args.task, the_store.attempted_tasks()) if args.task else ""
+        render.note(f"no attempts{which} in {the_store.root}{hint}")
+        if not args.json:
+            return
+    render.history_table(rows, args.json)
 
 
 @command(

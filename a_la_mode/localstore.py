@@ -444,6 +444,10 @@ class LocalStore:
         )
         return {task: seconds for task, seconds in rows}
 
+    def attempted_tasks(self) -> list[str]:
+        """Every task name with at least one attempt here."""
+        return [name for (name,) in self._db.execute("SELECT DISTINCT task FROM attempts")]
+
     def history(self, task: str | None, limit: int) -> list[dict[str, Any]]:
         """The latest attempts, newest first; ``timed_out`` and ``oom_killed`` as booleans."""
         where, args = ("WHERE a.task=?", (task,)) if task else ("", ())

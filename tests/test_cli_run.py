@@ -97,6 +97,10 @@ def test_status_explain_history_log_provenance(tmp_path: Path) -> None:
         "d: blocked: upstream c will run"
     )
     history = json.loads(alamode("history", "c", "--json", cwd=tmp_path).stdout)
+    typo = alamode("history", "cc", cwd=tmp_path)
+    assert typo.returncode == 0 and typo.stdout == ""
+    assert "no attempts of 'cc' in .alamode, did you mean 'c'?" in typo.stderr
+    assert json.loads(alamode("history", "cc", "--json", cwd=tmp_path).stdout) == []
     assert history[0]["exit_code"] == 4 and history[0]["timed_out"] is False
     succeeded = json.loads(alamode("history", "a", "--json", cwd=tmp_path).stdout)[0]
     assert succeeded["status"] == "succeeded" and succeeded["exit_code"] == 0
