@@ -112,22 +112,32 @@ class _Help(argparse.RawDescriptionHelpFormatter):
         super().__init__(prog, max_help_position=32)
 
 
+def _global_options(parser: argparse.ArgumentParser, after_command: bool) -> None:
+    """--debug, --quiet and --store-option: taken before the command, and after it too
+    (``alamode run PLAN -q``). After it they leave what was given before alone, unless
+    given again; store options given in both places add up."""
+    unset: dict[str, Any] = {"default": argparse.SUPPRESS} if after_command else {}
+    group = parser.add_argument_group("global options") if after_command else parser
+    group.add_argument("--debug", action="store_true", help="Show tracebacks for errors.", **unset)
+    group.add_argument("--quiet", "-q", action="store_true", help="Only print results.", **unset)
+    group.add_argument(
+        "--store-option",
+        "-O",
+        action="append",
+        dest="late_store_option" if after_command else "store_option",
+        metavar="KEY=VALUE",
+        help="KEY=VALUE for a URL store's filesystem, e.g. endpoint_url=http://127.0.0.1:9000 "
+        "(repeatable; credentials belong in the environment or AWS config).",
+        **(unset or {"default": []}),
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line: global options, then one sub-parser per command."""
     parser = _Parser(
         prog="alamode", description=DESCRIPTION, formatter_class=_Help, allow_abbrev=False
     )
-    parser.add_argument("--debug", action="store_true", help="Show tracebacks for errors.")
-    parser.add_argument("--quiet", "-q", action="store_true", help="Only print results.")
-    parser.add_argument(
-        "--store-option",
-        "-O",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="KEY=VALUE for a URL store's filesystem, e.g. endpoint_url=http://127.0.0.1:9000 "
-        "(repeatable; credentials belong in the environment or AWS config).",
-    )
+    _global_options(parser, after_command=False)
     parser.add_argument(
         "--version", action="version", version=f"alamode {__version__}", help="Show the version."
     )
@@ -143,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
         )
         for argument in arguments:
             sub.add_argument(*argument.names, **argument.options)
+        _global_options(sub, after_command=True)
         sub.set_defaults(handler=handler, parser=sub)
     return parser
 
@@ -387,7 +398,9 @@ def _dispatch(argv: list[str]) -> int:
         _unrecognized(getattr(args, "parser", parser), extra)
     _State.debug = args.debug
     render.Settings.quiet = args.quiet
-    _State.store_options = parse_store_options(args.store_option)
+    _State.store_options = parse_store_options(
+        args.store_option + getattr(args, "late_store_option", [])
+    )
     if args.command is None:  # only global options
         parser.error("give a command")
     status: int | None = args.handler(args)

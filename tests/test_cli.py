@@ -58,6 +58,22 @@ def test_debug_shows_the_traceback(tmp_path: Path) -> None:
     assert "Traceback" in result.stderr and "tasks.a.spec.x is a float" in result.stderr
 
 
+def test_global_options_may_follow_the_command(tmp_path: Path) -> None:
+    spec = tmp_path / "f.yaml"
+    spec.write_text("tasks:\n  a: {spec: {x: 1.5}}\n")
+    result = alamode("encode", str(spec), "--debug", cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" in result.stderr
+    good = tmp_path / "g.yaml"
+    good.write_text("tasks:\n  a: {spec: {command: 'touch \"$ALAMODE_OUTPUT/a\"'}}\n")
+    loud = alamode("run", str(good), cwd=tmp_path)
+    assert loud.returncode == 0 and "ok      a" in loud.stdout and "1 task:" in loud.stderr
+    quiet = alamode("run", str(good), "-q", "--store", "other", cwd=tmp_path)
+    assert quiet.returncode == 0 and quiet.stdout == "" and quiet.stderr == ""
+    # given before and after the command, store options add up: the second is checked too
+    both = alamode("-O", "a=1", "status", str(good), "-O", "b", cwd=tmp_path)
+    assert_one_line_error(both, "--store-option 'b': write it as KEY=VALUE")
+
+
 def test_a_raising_python_spec_shows_only_the_users_frames(tmp_path: Path) -> None:
     spec = tmp_path / "boom.py"
     spec.write_text("import os\nos.environ['NOPE']\n")
