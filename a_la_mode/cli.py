@@ -132,8 +132,10 @@ def _global_options(parser: argparse.ArgumentParser, after_command: bool) -> Non
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The whole command line: global options, then one sub-parser per command."""
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line: global options, then one sub-parser per command. With
+    ``only``, the other commands are there by name and summary, without their arguments
+    (building every command's arguments is most of the start-up of a short command)."""
     parser = _Parser(
         prog="alamode", description=DESCRIPTION, formatter_class=_Help, allow_abbrev=False
     )
@@ -144,18 +146,30 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
     for name, (handler, arguments) in COMMANDS.items():
         doc = inspect.cleandoc(handler.__doc__ or "")
+        summary = " ".join(doc.split("\n\n", 1)[0].split())
+        if only is not None and name != only:
+            commands.add_parser(name, help=summary)
+            continue
         sub = commands.add_parser(
-            name,
-            help=" ".join(doc.split("\n\n", 1)[0].split()),
-            description=doc,
-            formatter_class=_Help,
-            allow_abbrev=False,
+            name, help=summary, description=doc, formatter_class=_Help, allow_abbrev=False
         )
         for argument in arguments:
             sub.add_argument(*argument.names, **argument.options)
         _global_options(sub, after_command=True)
         sub.set_defaults(handler=handler, parser=sub)
     return parser
+
+
+def _named_command(argv: list[str]) -> str | None:
+    """The command ``argv`` names, when that is plain: its first word that is not an
+    option, with no option before it that takes a value (--store-option); "" when there
+    is no word at all (``--version``, ``--help``); None when it cannot tell."""
+    for word in argv:
+        if word in ("-O", "--store-option"):
+            return None
+        if not word.startswith("-"):
+            return word if word in COMMANDS else None
+    return ""
 
 
 def _unrecognized(parser: argparse.ArgumentParser, extra: list[str]) -> NoReturn:
@@ -389,11 +403,15 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 def _dispatch(argv: list[str]) -> int:
     """Parse ``argv`` and run its command; the exit status."""
-    parser = build_parser()
+    named = _named_command(argv)
+    parser = build_parser(only=named)
     if not argv:
         parser.print_help()
         return 2
     args, extra = parser.parse_known_args(argv)
+    if named is not None and (args.command or "") != named:  # not so plain after all
+        parser = build_parser()
+        args, extra = parser.parse_known_args(argv)
     if extra:  # said by the command's own parser, which knows its options
         _unrecognized(getattr(args, "parser", parser), extra)
     _State.debug = args.debug

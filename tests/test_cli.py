@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from a_la_mode import load_plan
+from a_la_mode import cli, load_plan
 
 from .conftest import FIXTURES, GOLDEN, SPECS, alamode
 
@@ -72,6 +72,18 @@ def test_global_options_may_follow_the_command(tmp_path: Path) -> None:
     # given before and after the command, store options add up: the second is checked too
     both = alamode("-O", "a=1", "status", str(good), "-O", "b", cwd=tmp_path)
     assert_one_line_error(both, "--store-option 'b': write it as KEY=VALUE")
+
+
+def test_only_the_named_command_is_built_in_full() -> None:
+    assert cli._named_command(["-q", "status", "p.yaml"]) == "status"
+    assert cli._named_command(["--store-option=a=1", "run", "p.yaml"]) == "run"
+    assert cli._named_command(["-O", "run", "status"]) is None  # 'run' is -O's value
+    assert cli._named_command(["shwo"]) is None and cli._named_command(["-q"]) == ""
+    parser = cli.build_parser(only="run")
+    status, extra = parser.parse_known_args(["status", "p.yaml"])  # a name only
+    assert not hasattr(status, "handler") and extra == ["p.yaml"]
+    full = parser.parse_args(["run", "p.yaml", "-j", "3"])
+    assert full.handler is cli.COMMANDS["run"][0] and full.jobs == 3
 
 
 def test_a_raising_python_spec_shows_only_the_users_frames(tmp_path: Path) -> None:
