@@ -1,0 +1,153 @@
+"""Benchmark: what a compiled helper would win on a cold run (a prototype, for a decision).
+
+    python tests/benchmarks/bench_compiled_helper.py --rounds 12 [--shape lattice] [--dir DIR]
+
+Builds ``prototypes/compiled_helper.c`` (gcc, Python's headers and OpenSSL's ``libcrypto``)
+and runs 1,000 trivial tasks, ``-j 2``, three ways in interleaved rounds: ``xargs -P 2``
+(``-P 1`` for the chain), ``alamode run`` as it is, and ``alamode run`` with the helper in
+place of the local engine's spawn-and-wait (spawn, drain the output into the log, wait, end
+the process group: one call that holds no interpreter lock) and of the store's seal (hash
+every file and make it read-only: one call). Everything else is alamode's own: claims,
+records, the journal line, the rename, events. Ratios are paired (alamode over the floor in
+the same round). The prototype handles only what this benchmark needs: no timeouts, files
+in the top folder of an output. See docs/benchmarks.md, seventh round.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_run import SHAPES, compile_bytecode, shape, write_plan
+
+HERE = Path(__file__).parent
+# Imported before alamode runs: the helper in place of the engine's and the store's parts.
+SWAP = """
+import os, time, _fastrun
+from a_la_mode import localstore
+from a_la_mode.engine import Result
+from engines.local import LocalEngine
+
+def run(self, job):
+    started = time.monotonic()
+    env = self._environ.overlay({**job.env, **job.environment()})
+    entries = [e for n, e in self._environ._entries.items() if n not in env._entries]
+    entries.extend(env._entries.values())
+    argv = [b"/bin/sh", b"-c", job.command.encode()]
+    status = _fastrun.spawn_wait(b"/bin/sh", argv, entries, job.log_path.encode())
+    code = os.waitstatus_to_exitcode(status)
+    seconds = time.monotonic() - started
+    return Result(None, seconds, signal=-code) if code < 0 else Result(code, seconds)
+
+def seal(root):
+    files = _fastrun.seal(os.fsencode(root))
+    return localstore.Manifest({name: (size, digest) for name, size, digest in files})
+
+LocalEngine.run = run
+localstore._seal = seal
+"""
+
+
+def build(folder: Path) -> None:
+    """The helper, as an extension module in ``folder``."""
+    suffix = sysconfig.get_config_var("EXT_SUFFIX")
+    subprocess.run(
+        [
+            "gcc",
+            "-shared",
+            "-fPIC",
+            "-O2",
+            "-Wno-deprecated-declarations",  # OpenSSL 3 deprecates the plain SHA256 calls
+            f"-I{sysconfig.get_paths()['include']}",
+            str(HERE / "prototypes" / "compiled_helper.c"),
+            "-lcrypto",
+            "-o",
+            str(folder / f"_fastrun{suffix}"),
+        ],
+        check=True,
+    )
+    (folder / "swap.py").write_text(SWAP)
+
+
+def timed(
+    command: list[str], cwd: Path, stdin: str | None = None, env: dict[str, str] | None = None
+) -> float:
+    started = time.perf_counter()
+    subprocess.run(
+        command, cwd=cwd, input=stdin, text=True, check=True, env=env, capture_output=True
+    )
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=12)
+    parser.add_argument("--tasks", type=int, default=1000)
+    parser.add_argument("--shape", action="append", choices=SHAPES)
+    parser.add_argument("--dir", type=Path, default=Path.cwd(), help="where the stores go")
+    args = parser.parse_args()
+    os.environ.pop("ALAMODE_STORE", None)
+    compile_bytecode()
+    ways = ("floor", "alamode", "alamode + helper")
+    print(
+        "| shape | floor | alamode | alamode + helper | alamode / floor | with the helper / floor |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    with tempfile.TemporaryDirectory(dir=args.dir) as top:
+        helper = Path(top, "helper")
+        helper.mkdir()
+        build(helper)
+        swapped = {**os.environ, "PYTHONPATH": os.pathsep.join([str(helper), *sys.path])}
+        commands = {
+            "alamode": [sys.executable, "-c", "from a_la_mode.cli import main; main()"],
+            "alamode + helper": [
+                sys.executable,
+                "-c",
+                "import swap; from a_la_mode.cli import main; main()",
+            ],
+        }
+        for kind in args.shape or list(SHAPES):
+            dag = shape(kind, args.tasks)
+            names = "\n".join(name for name, _ in dag) + "\n"
+            parallel = "1" if kind == "chain" else "2"
+            times: dict[str, list[float]] = {way: [] for way in ways}
+            for number in range(args.rounds + 1):  # round 0 warms up
+                folder = Path(top, f"{kind}-{number}")
+                folder.mkdir()
+                plan = write_plan(dag, folder)
+                (folder / "floor").mkdir()
+                rotation = number % len(ways)
+                for way in ways[rotation:] + ways[:rotation]:
+                    if way == "floor":
+                        xargs = ["xargs", "-P", parallel, "-I{}", "sh", "-c", 'touch "floor/{}"']
+                        seconds = timed(xargs, folder, names)
+                    else:
+                        store = "store" if way == "alamode" else "store-helper"
+                        run = [*commands[way], "-q", "run", str(plan), "-j", "2", "--store", store]
+                        seconds = timed(run, folder, env=swapped)
+                    if number:
+                        times[way].append(seconds)
+                    os.sync()
+            floor, ours, helped = (statistics.median(times[way]) for way in ways)
+            paired = {
+                way: statistics.median(
+                    a / b for a, b in zip(times[way], times["floor"], strict=True)
+                )
+                for way in ways[1:]
+            }
+            print(
+                f"| {kind} | {floor:.2f} s | {ours:.2f} s | {helped:.2f} s | "
+                f"{paired['alamode']:.2f}× | {paired['alamode + helper']:.2f}× |"
+            )
+
+
+if __name__ == "__main__":
+    main()
