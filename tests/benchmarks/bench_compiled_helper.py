@@ -22,11 +22,10 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_run import SHAPES, compile_bytecode, shape, write_plan
+from bench_run import SHAPES, compile_bytecode, paired, rotated, shape, timed, write_plan
 
 HERE = Path(__file__).parent
 # Imported before alamode runs: the helper in place of the engine's and the store's parts.
@@ -77,16 +76,6 @@ def build(folder: Path) -> None:
     (folder / "swap.py").write_text(SWAP)
 
 
-def timed(
-    command: list[str], cwd: Path, stdin: str | None = None, env: dict[str, str] | None = None
-) -> float:
-    started = time.perf_counter()
-    subprocess.run(
-        command, cwd=cwd, input=stdin, text=True, check=True, env=env, capture_output=True
-    )
-    return time.perf_counter() - started
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=12)
@@ -124,8 +113,7 @@ def main() -> None:
                 folder.mkdir()
                 plan = write_plan(dag, folder)
                 (folder / "floor").mkdir()
-                rotation = number % len(ways)
-                for way in ways[rotation:] + ways[:rotation]:
+                for way in rotated(ways, number):
                     if way == "floor":
                         xargs = ["xargs", "-P", parallel, "-I{}", "sh", "-c", 'touch "floor/{}"']
                         seconds = timed(xargs, folder, names)
@@ -137,15 +125,10 @@ def main() -> None:
                         times[way].append(seconds)
                     os.sync()
             floor, ours, helped = (statistics.median(times[way]) for way in ways)
-            paired = {
-                way: statistics.median(
-                    a / b for a, b in zip(times[way], times["floor"], strict=True)
-                )
-                for way in ways[1:]
-            }
+            ratio = {way: statistics.median(paired(times[way], times["floor"])) for way in ways[1:]}
             print(
                 f"| {kind} | {floor:.2f} s | {ours:.2f} s | {helped:.2f} s | "
-                f"{paired['alamode']:.2f}× | {paired['alamode + helper']:.2f}× |"
+                f"{ratio['alamode']:.2f}× | {ratio['alamode + helper']:.2f}× |"
             )
 
 

@@ -111,21 +111,38 @@ def write_makefile(dag: list[tuple[str, list[str]]], folder: Path) -> Path:
     return path
 
 
-def timed(command: list[str], cwd: Path, stdin: str | None = None) -> float:
-    return timed_with_cpu(command, cwd, stdin)[0]
+def timed(
+    command: list[str], cwd: Path, stdin: str | None = None, env: dict[str, str] | None = None
+) -> float:
+    return timed_with_cpu(command, cwd, stdin, env)[0]
 
 
-def timed_with_cpu(command: list[str], cwd: Path, stdin: str | None = None) -> tuple[float, float]:
+def timed_with_cpu(
+    command: list[str], cwd: Path, stdin: str | None = None, env: dict[str, str] | None = None
+) -> tuple[float, float]:
     """Wall seconds, and CPU seconds (user + system) of the command and everything it ran."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    done = subprocess.run(command, cwd=cwd, input=stdin, text=True, capture_output=True)
+    done = subprocess.run(command, cwd=cwd, input=stdin, text=True, capture_output=True, env=env)
     seconds = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode not in (0,):
         raise SystemExit(f"{command[:3]} failed ({done.returncode}): {done.stderr[-300:]}")
     cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     return seconds, cpu
+
+
+def rotated(ways: tuple[str, ...], number: int) -> tuple[str, ...]:
+    """The contenders in round ``number``'s order: each round starts one further along, so
+    that none always runs right after the same other."""
+    shift = number % len(ways)
+    return ways[shift:] + ways[:shift]
+
+
+def paired(ours: list[float], theirs: list[float]) -> list[float]:
+    """Per round, ``ours`` over ``theirs``: two times taken seconds apart, so that the
+    machine's drift between rounds cancels out."""
+    return [a / b for a, b in zip(ours, theirs, strict=True)]
 
 
 def cold(tasks: int, rounds: int, where: Path, shapes: list[str]) -> None:
@@ -168,8 +185,7 @@ def cold(tasks: int, rounds: int, where: Path, shapes: list[str]) -> None:
                     ],
                     "make": ["make", "-j2", "-s"],
                 }
-                rotation = number % len(keys)
-                for key in keys[rotation:] + keys[:rotation]:
+                for key in rotated(keys, number):
                     stdin = names if key in ("floor", "protocol") else None
                     seconds, cpu = timed_with_cpu(contenders[key], folder, stdin)
                     if number:
@@ -181,11 +197,11 @@ def cold(tasks: int, rounds: int, where: Path, shapes: list[str]) -> None:
             # The headline ratio is paired: alamode against the floor of the same round, a
             # few seconds apart, so that the machine's speed, which drifts by 20 % from
             # one hour to the next, cancels out; its median, and the spread over the rounds.
-            paired = [a / b for a, b in zip(times["alamode"], times["floor"], strict=True)]
+            ratios = paired(times["alamode"], times["floor"])
             print(
                 f"| {kind} | {ours:.2f} s | {floor:.2f} s (xargs -P {parallel}) | "
-                f"{protocol:.2f} s | {make:.2f} s | **{statistics.median(paired):.2f}×** | "
-                f"{min(paired):.2f}–{max(paired):.2f}× | {protocol / floor:.2f}× | "
+                f"{protocol:.2f} s | {make:.2f} s | **{statistics.median(ratios):.2f}×** | "
+                f"{min(ratios):.2f}–{max(ratios):.2f}× | {protocol / floor:.2f}× | "
                 f"{ours / protocol:.2f}× | {ours / make:.2f}× | {cpu_ratio:.2f}× |"
             )
         startup = [timed_with_cpu([*ALAMODE, "--version"], Path(top)) for _ in range(5)]
@@ -241,7 +257,7 @@ def noop(tasks: int, rounds: int) -> None:
                 times[key].append(timed(contenders[key], folder))
         shutil.rmtree(folder / "out")
     validate, ours, make_q = (statistics.median(times[key]) for key in contenders)
-    ratios = sorted(run / check for run, check in zip(times["run"], times["validate"], strict=True))
+    ratios = sorted(paired(times["run"], times["validate"]))
     print("| step | seconds | ratio |")
     print("| --- | ---: | ---: |")
     print(f"| alamode validate (load + verify) | {validate:.2f} | |")

@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_run import COMMAND, shape, write_plan
+from bench_run import COMMAND, rotated, shape, write_plan
 
 TIMER = """
 import json, os, resource, sys, time
@@ -189,8 +189,7 @@ def main() -> None:
             folder.mkdir()
             plan = write_plan(dag, folder)
             (folder / "xargs").mkdir()
-            rotation = number % len(ways)
-            for way in ways[rotation:] + ways[:rotation]:
+            for way in rotated(ways, number):
                 if way == "xargs":
                     started = time.perf_counter()
                     subprocess.run(
