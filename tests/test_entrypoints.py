@@ -42,13 +42,26 @@ def _install(where: Path, dist_info: str, text: str) -> None:
     (where / dist_info / "entry_points.txt").write_text(text)
 
 
+def _install_first_and_second(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, first: tuple[str, str], second: tuple[str, str]
+) -> None:
+    """Two distributions (dist-info name, entry_points.txt), each in a folder of its own on
+    sys.path, ``first`` ahead of ``second``."""
+    _install(tmp_path / "first", *first)
+    _install(tmp_path / "second", *second)
+    monkeypatch.syspath_prepend(str(tmp_path / "second"))
+    monkeypatch.syspath_prepend(str(tmp_path / "first"))
+
+
 def test_a_distribution_found_twice_counts_once_first_on_the_path_winning(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _install(tmp_path / "first", "My.Plugin-2.0.dist-info", "[demo.group]\nx = first:X\n")
-    _install(tmp_path / "second", "my_plugin-1.0.dist-info", "[demo.group]\nx = second:X\n")
-    monkeypatch.syspath_prepend(str(tmp_path / "second"))
-    monkeypatch.syspath_prepend(str(tmp_path / "first"))
+    _install_first_and_second(
+        tmp_path,
+        monkeypatch,
+        ("My.Plugin-2.0.dist-info", "[demo.group]\nx = first:X\n"),
+        ("my_plugin-1.0.dist-info", "[demo.group]\nx = second:X\n"),
+    )
     assert entry_points("demo.group") == [EntryPoint("x", "first:X", "demo.group")]
     theirs = [(e.name, e.value) for e in metadata.entry_points(group="demo.group")]
     assert theirs == [("x", "first:X")]
@@ -57,10 +70,12 @@ def test_a_distribution_found_twice_counts_once_first_on_the_path_winning(
 def test_a_name_two_distributions_declare_goes_to_the_first_on_the_path(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _install(tmp_path / "first", "alpha-1.0.dist-info", "[demo.group]\nx = alpha:X\n")
-    _install(tmp_path / "second", "beta-1.0.dist-info", "[demo.group]\nx = beta:X\ny = beta:Y\n")
-    monkeypatch.syspath_prepend(str(tmp_path / "second"))
-    monkeypatch.syspath_prepend(str(tmp_path / "first"))
+    _install_first_and_second(
+        tmp_path,
+        monkeypatch,
+        ("alpha-1.0.dist-info", "[demo.group]\nx = alpha:X\n"),
+        ("beta-1.0.dist-info", "[demo.group]\nx = beta:X\ny = beta:Y\n"),
+    )
     assert len(entry_points("demo.group")) == 3  # every declaration, as importlib.metadata
     by_name = entry_points_by_name("demo.group")
     assert {name: entry.value for name, entry in by_name.items()} == {"x": "alpha:X", "y": "beta:Y"}
