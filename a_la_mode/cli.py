@@ -11,15 +11,13 @@ from __future__ import annotations
 import argparse
 import atexit
 import contextlib
-import inspect
 import json
 import os
 import re
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NamedTuple, NoReturn, TypeVar
 
 from . import __version__, render
 from .errors import AlamodeError, PlanError, SpecFileError
@@ -46,16 +44,24 @@ class _State:
 # -- how commands are declared ---------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Arg:
+class Arg(NamedTuple):
     """One argument or option of a command: ``argparse.add_argument(*names, **options)``."""
 
     names: tuple[str, ...]
-    options: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any]
 
 
 def arg(*names: str, **options: Any) -> Arg:
     return Arg(names, options)
+
+
+def _cleandoc(doc: str) -> str:
+    """A docstring without its indentation, as ``inspect.cleandoc`` makes it (importing
+    ``inspect`` would cost every command 8 ms)."""
+    lines = doc.expandtabs().splitlines() or [""]
+    indents = [len(line) - len(line.lstrip()) for line in lines[1:] if line.strip()]
+    cut = min(indents, default=0)
+    return "\n".join([lines[0].strip(), *(line[cut:] for line in lines[1:])]).strip()
 
 
 Handler = Callable[[argparse.Namespace], "int | None"]
@@ -145,7 +151,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
     for name, (handler, arguments) in COMMANDS.items():
-        doc = inspect.cleandoc(handler.__doc__ or "")
+        doc = _cleandoc(handler.__doc__ or "")
         summary = " ".join(doc.split("\n\n", 1)[0].split())
         if only is not None and name != only:
             commands.add_parser(name, help=summary)

@@ -5,7 +5,6 @@ provenance, gc, verify, engines. Registered as commands of cli.py.
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
 import signal
 import sys
@@ -274,7 +273,9 @@ def gc(args: argparse.Namespace) -> None:
 
 def _parse_date(text: str) -> float:
     try:
-        return datetime.datetime.fromisoformat(text).timestamp()
+        from datetime import datetime  # only for gc --before: not at every start-up
+
+        return datetime.fromisoformat(text).timestamp()
     except ValueError:
         raise AlamodeError(
             f"--since {text!r} is not a date; write it like 2026-11-01 or 2026-11-01T12:00"

@@ -17,9 +17,9 @@ import json
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol, runtime_checkable
+from types import MappingProxyType
+from typing import Any, BinaryIO, NamedTuple, Protocol, runtime_checkable
 
 from .errors import AlamodeError
 
@@ -28,8 +28,7 @@ class EngineError(AlamodeError):
     """An engine cannot be found, loaded or used."""
 
 
-@dataclass(slots=True)
-class Job:
+class Job(NamedTuple):
     """One attempt at one task: what to run, where its inputs are, where to write. Paths
     are plain strings: a runner makes thousands of jobs a second. Engines only read it."""
 
@@ -41,15 +40,14 @@ class Job:
     inputs: dict[str, str]  # dependency name -> its published output directory
     log_path: str
     timeout: int | None = None
-    spec: dict[str, Any] = field(default_factory=dict)
+    spec: Mapping[str, Any] = MappingProxyType({})
 
     def environment(self) -> dict[str, str]:
         """The ``ALAMODE_*`` variables the command sees, with this machine's paths."""
         return task_environment(self.task, self.output_id, self.output_dir, self.inputs)
 
 
-@dataclass(frozen=True)
-class Result:
+class Result(NamedTuple):
     """How a command ended. ``ok`` only for exit status 0 within the time limit."""
 
     exit_code: int | None

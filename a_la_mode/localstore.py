@@ -34,9 +34,8 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from .errors import AlamodeError
 from .faults import pause_point
@@ -104,11 +103,22 @@ class StoreError(AlamodeError):
     """The store cannot be opened or used: the message says which path and why."""
 
 
-@dataclass(frozen=True)
 class Manifest:
     """Every file of an output: relative path -> (size, sha256)."""
 
-    files: dict[str, tuple[int, str]]
+    __slots__ = ("_json", "files")
+
+    def __init__(self, files: dict[str, tuple[int, str]]) -> None:
+        self.files = files
+        self._json: str | None = None
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Manifest) and self.files == other.files
+
+    __hash__ = None  # type: ignore[assignment]  # it holds a dict
+
+    def __repr__(self) -> str:
+        return f"Manifest({self.files!r})"
 
     @property
     def total_bytes(self) -> int:
@@ -125,11 +135,9 @@ class Manifest:
     def to_json(self) -> str:
         """``to_dict`` as compact JSON, made once: the journal line and the success record
         of an output both hold it."""
+        if self._json is None:
+            self._json = json.dumps(self.to_dict(), separators=(",", ":"))
         return self._json
-
-    @functools.cached_property
-    def _json(self) -> str:
-        return json.dumps(self.to_dict(), separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str) -> Manifest:
@@ -148,8 +156,7 @@ class Manifest:
         return cls(files)
 
 
-@dataclass(frozen=True)
-class Lease:
+class Lease(NamedTuple):
     """The outcome of asking for an output: ours to produce, someone else's, or done."""
 
     state: str  # "ours", "held" (another live runner), "done" (success already recorded)
@@ -160,8 +167,7 @@ class Lease:
     log: str | None = None
 
 
-@dataclass(frozen=True)
-class Success:
+class Success(NamedTuple):
     """What the store records when an output is published."""
 
     output: str

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Iterable
 
@@ -39,5 +38,7 @@ def suggest_valid(name: str) -> str:
 
 def did_you_mean(name: str, known: Iterable[str]) -> str:
     """``", did you mean 'x'?"`` for the closest known name, or ``""`` when none is close."""
+    import difflib  # only for a mistake: 2 ms of every command's start-up otherwise
+
     close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
     return f", did you mean {close[0]!r}?" if close else ""

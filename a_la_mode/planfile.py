@@ -18,7 +18,6 @@ import bisect
 import hashlib
 import os
 import re
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -136,6 +135,8 @@ class PlanBase:
             self._save(Path(path))
 
     def _save(self, target: Path) -> None:
+        import tempfile  # only when saving: 3 ms of every command's start-up otherwise
+
         fd, tmp = tempfile.mkstemp(dir=target.parent or ".", prefix=f".{target.name}.")
         try:
             with os.fdopen(fd, "wb") as out:

@@ -3,8 +3,7 @@ what verify finds. Plain functions returning data; the CLI renders them."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .errors import AlamodeError
 from .localstore import OUTPUT_ID, LocalStore
@@ -15,8 +14,7 @@ if TYPE_CHECKING:
     from .diff import PlanDiff
 
 
-@dataclass(frozen=True)
-class TaskState:
+class TaskState(NamedTuple):
     task: str
     output: str
     label: str  # done, would run, blocked, failed last time, output missing

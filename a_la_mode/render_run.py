@@ -9,7 +9,6 @@ line; see docs/running.md for the events).
 from __future__ import annotations
 
 import contextlib
-import datetime
 import json
 import sys
 import time
@@ -177,7 +176,7 @@ def status_table(states: list[TaskState], as_json: bool) -> None:
     from rich.table import Table
 
     if as_json:
-        _out(json.dumps([s.__dict__ for s in states], indent=2))
+        _out(json.dumps([s._asdict() for s in states], indent=2))
         return
     colours = {
         "done": "green",
@@ -200,7 +199,7 @@ def status_table(states: list[TaskState], as_json: bool) -> None:
 def _when(stamp: float | None) -> str:
     if stamp is None:
         return "-"
-    return datetime.datetime.fromtimestamp(stamp).strftime("%Y-%m-%d %H:%M:%S")
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stamp))
 
 
 def history_table(rows: list[dict[str, Any]], as_json: bool) -> None:

@@ -16,8 +16,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 from .engine import Engine, Job, Result
 from .errors import AlamodeError
@@ -41,8 +40,7 @@ class RunInterrupted(AlamodeError):
     exit_code = 130
 
 
-@dataclass(frozen=True)
-class Event:
+class Event(NamedTuple):
     """Something the user may want to see: ``kind`` is start, skip, wait, succeed, fail,
     retry, adopt or finish. ``detail`` is the reason, in words."""
 
@@ -66,20 +64,21 @@ class Event:
         return data
 
 
-@dataclass
-class RunOptions:
+class RunOptions(NamedTuple):
     jobs: int = 1
     targets: list[str] | None = None
     keep_going: bool = False
 
 
-@dataclass
 class _Attempt:
-    name: str
-    row: int
-    number: int
-    job: Job  # its output_dir is the attempt's staging directory
-    started: bool = False  # a worker has begun it
+    """A task claimed by this run; ``started`` once a worker has begun it."""
+
+    __slots__ = ("job", "name", "number", "row", "started")
+
+    def __init__(self, name: str, row: int, number: int, job: Job) -> None:
+        self.name, self.row, self.number = name, row, number
+        self.job = job  # its output_dir is the attempt's staging directory
+        self.started = False
 
 
 # What a worker or a durable batch's thread tells the main thread: ("started" | "finished"
@@ -88,8 +87,7 @@ class _Attempt:
 _Notice = tuple[str, int, "tuple[Result, Manifest | None] | Exception | None"]
 
 
-@dataclass
-class RunReport:
+class RunReport(NamedTuple):
     run: int
     scheduler: Scheduler
     seconds: float

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterable
-from dataclasses import dataclass
 from enum import StrEnum
 
 from .errors import AlamodeError
@@ -31,10 +30,16 @@ class State(StrEnum):
     STOPPED = "stopped"  # never started: the run stopped after a failure
 
 
-@dataclass(slots=True)
 class TaskStatus:
-    state: State
-    reason: str
+    """Where a task stands in this run, and why, in words."""
+
+    __slots__ = ("reason", "state")
+
+    def __init__(self, state: State, reason: str) -> None:
+        self.state, self.reason = state, reason
+
+    def __repr__(self) -> str:
+        return f"TaskStatus({self.state!r}, {self.reason!r})"
 
 
 def short(output_id: str) -> str:
