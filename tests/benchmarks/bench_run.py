@@ -27,13 +27,15 @@ with every target up to date. Every figure is a whole process, start-up included
 
 Ratios are within one run on this shared machine; nothing here asserts a time. The cold
 headline is paired: alamode's time over the floor's in the same round, its median over the
-rounds and its spread, because this machine's speed drifts between rounds as well as hours.
+rounds, a 95 % interval for that median (bootstrap), and the spread of the rounds, because
+this machine's speed drifts between rounds as well as hours.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import random
 import resource
 import shutil
 import statistics
@@ -165,14 +167,23 @@ def installed(where: Path) -> list[str]:
     return [python, "-c", "from a_la_mode.cli import main; main()"]
 
 
+def median_interval(values: list[float], resamples: int = 4000) -> tuple[float, float]:
+    """A 95 % interval for the median of ``values`` (a percentile bootstrap: the medians of
+    ``resamples`` draws with replacement; seeded, so the same times give the same interval).
+    Whether a target is met is read from this, not from one lucky or unlucky round."""
+    draw = random.Random(0).choices
+    medians = sorted(statistics.median(draw(values, k=len(values))) for _ in range(resamples))
+    return medians[int(0.025 * resamples)], medians[int(0.975 * resamples) - 1]
+
+
 def cold(tasks: int, rounds: int, where: Path, shapes: list[str], alamode: list[str]) -> None:
     print(f"cold runs, {tasks:,} trivial tasks, 2 at a time; medians of {rounds} rounds")
     print(
         "| shape | alamode run -j 2 | floor | protocol floor | make -j2 | alamode / floor "
-        "| rounds: alamode / floor | protocol floor / floor | alamode / protocol floor "
-        "| alamode / make | CPU: alamode / floor |"
+        "| its 95 % interval | rounds: alamode / floor | protocol floor / floor "
+        "| alamode / protocol floor | alamode / make | CPU: alamode / floor |"
     )
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     keys = ("alamode", "floor", "protocol", "make")
     # Nothing is deleted until the end: ext4 allocates new inodes slowly for a minute after
     # many were deleted (it skips recently deleted ones), which would tax whichever contender
@@ -218,11 +229,13 @@ def cold(tasks: int, rounds: int, where: Path, shapes: list[str], alamode: list[
             # few seconds apart, so that the machine's speed, which drifts by 20 % from
             # one hour to the next, cancels out; its median, and the spread over the rounds.
             ratios = paired(times["alamode"], times["floor"])
+            low, high = median_interval(ratios)
             print(
                 f"| {kind} | {ours:.2f} s | {floor:.2f} s (xargs -P {parallel}) | "
                 f"{protocol:.2f} s | {make:.2f} s | **{statistics.median(ratios):.2f}×** | "
-                f"{min(ratios):.2f}–{max(ratios):.2f}× | {protocol / floor:.2f}× | "
-                f"{ours / protocol:.2f}× | {ours / make:.2f}× | {cpu_ratio:.2f}× |"
+                f"{low:.2f}–{high:.2f}× | {min(ratios):.2f}–{max(ratios):.2f}× | "
+                f"{protocol / floor:.2f}× | {ours / protocol:.2f}× | {ours / make:.2f}× | "
+                f"{cpu_ratio:.2f}× |"
             )
         startup = [timed_with_cpu([*alamode, "--version"], Path(top)) for _ in range(5)]
         wall = statistics.median(seconds for seconds, _ in startup)
