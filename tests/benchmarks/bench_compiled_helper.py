@@ -3,14 +3,17 @@
     python tests/benchmarks/bench_compiled_helper.py --rounds 12 [--shape lattice] [--dir DIR]
 
 Builds ``prototypes/compiled_helper.c`` (gcc, Python's headers and OpenSSL's ``libcrypto``)
-and runs 1,000 trivial tasks, ``-j 2``, three ways in interleaved rounds: ``xargs -P 2``
-(``-P 1`` for the chain), ``alamode run`` as it is, and ``alamode run`` with the helper in
+and runs 1,000 trivial tasks, ``-j 2``, four ways in interleaved rounds: ``xargs -P 2``
+(``-P 1`` for the chain), ``alamode run`` as it is, ``alamode run`` with the helper in
 place of the local engine's spawn-and-wait (spawn, drain the output into the log, wait, end
 the process group: one call that holds no interpreter lock) and of the store's seal (hash
-every file and make it read-only: one call). Everything else is alamode's own: claims,
-records, the journal line, the rename, events. Ratios are paired (alamode over the floor in
-the same round). The prototype handles only what this benchmark needs: no timeouts, files
-in the top folder of an output. See docs/benchmarks.md, seventh round.
+every file and make it read-only: one call), and ``alamode run`` with a *native loop*: the
+helper in place of a worker's whole per-task work (staging directory, spawn, wait, seal,
+journal line, rename, read-only: one call). Everything else is alamode's own: claims,
+records, events, the scheduler, the group commit. Ratios are paired (alamode over the floor
+in the same round). The prototype handles only what this benchmark needs: no timeouts, files
+with ASCII names in the top folder of an output, no pause points. See docs/benchmarks.md,
+seventh and eighth rounds.
 """
 
 from __future__ import annotations
@@ -53,6 +56,37 @@ def seal(root):
 LocalEngine.run = run
 localstore._seal = seal
 """
+# Imported before alamode runs: the helper in place of a worker's whole task.
+SWAP_LOOP = """
+import os, time, _fastrun
+from a_la_mode import localstore, runner
+from a_la_mode.engine import Result
+
+def _execute(self, job):
+    journal = self.store._journal
+    with journal._lock:
+        if journal._fd is None:
+            flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
+            journal._fd = os.open(journal.path, flags, 0o644)
+    environ = self.engine._environ
+    env = environ.overlay({**job.env, **job.environment()})
+    entries = [e for n, e in environ._entries.items() if n not in env._entries]
+    entries.extend(env._entries.values())
+    started = time.monotonic()
+    status, files = _fastrun.run_publish(
+        b"/bin/sh", [b"/bin/sh", b"-c", job.command.encode()], entries,
+        job.log_path.encode(), job.output_dir.encode(),
+        self.store.output_folder(job.output_id).encode(), journal._fd, job.output_id.encode(),
+    )
+    code = os.waitstatus_to_exitcode(status)
+    seconds = time.monotonic() - started
+    result = Result(None, seconds, signal=-code) if code < 0 else Result(code, seconds)
+    if files is None:
+        return result, None
+    return result, localstore.Manifest({name: (size, digest) for name, size, digest in files})
+
+runner._Runner._execute = _execute
+"""
 
 
 def build(folder: Path) -> None:
@@ -74,6 +108,7 @@ def build(folder: Path) -> None:
         check=True,
     )
     (folder / "swap.py").write_text(SWAP)
+    (folder / "swap_loop.py").write_text(SWAP_LOOP)
 
 
 def main() -> None:
@@ -85,11 +120,12 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.pop("ALAMODE_STORE", None)
     compile_bytecode()
-    ways = ("floor", "alamode", "alamode + helper")
+    ways = ("floor", "alamode", "alamode + helper", "alamode + native loop")
     print(
-        "| shape | floor | alamode | alamode + helper | alamode / floor | with the helper / floor |"
+        "| shape | floor | alamode | alamode + helper | alamode + native loop | alamode / floor "
+        "| with the helper / floor | with the native loop / floor |"
     )
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     with tempfile.TemporaryDirectory(dir=args.dir) as top:
         helper = Path(top, "helper")
         helper.mkdir()
@@ -101,6 +137,11 @@ def main() -> None:
                 sys.executable,
                 "-c",
                 "import swap; from a_la_mode.cli import main; main()",
+            ],
+            "alamode + native loop": [
+                sys.executable,
+                "-c",
+                "import swap_loop; from a_la_mode.cli import main; main()",
             ],
         }
         for kind in args.shape or list(SHAPES):
@@ -118,17 +159,18 @@ def main() -> None:
                         xargs = ["xargs", "-P", parallel, "-I{}", "sh", "-c", 'touch "floor/{}"']
                         seconds = timed(xargs, folder, names)
                     else:
-                        store = "store" if way == "alamode" else "store-helper"
+                        store = "store-" + way.replace(" ", "").replace("+", "-")
                         run = [*commands[way], "-q", "run", str(plan), "-j", "2", "--store", store]
                         seconds = timed(run, folder, env=swapped)
                     if number:
                         times[way].append(seconds)
                     os.sync()
-            floor, ours, helped = (statistics.median(times[way]) for way in ways)
+            floor, ours, helped, looped = (statistics.median(times[way]) for way in ways)
             ratio = {way: statistics.median(paired(times[way], times["floor"])) for way in ways[1:]}
             print(
-                f"| {kind} | {floor:.2f} s | {ours:.2f} s | {helped:.2f} s | "
-                f"{ratio['alamode']:.2f}× | {ratio['alamode + helper']:.2f}× |"
+                f"| {kind} | {floor:.2f} s | {ours:.2f} s | {helped:.2f} s | {looped:.2f} s | "
+                f"{ratio['alamode']:.2f}× | {ratio['alamode + helper']:.2f}× | "
+                f"{ratio['alamode + native loop']:.2f}× |"
             )
 
 
