@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
     from .planfile import PlanBase
 
 SHORT_ID = 12
+PIPED_WIDTH = 1_000  # columns for tables on a pipe: wide enough never to wrap a row
 
 
 @functools.cache
@@ -25,7 +27,12 @@ def stdout() -> Console:
     nothing (``-q``, ``--json``, a pipe) starts 35 ms sooner without rich."""
     from rich.console import Console
 
-    return Console(highlight=False, soft_wrap=True)
+    console = Console(highlight=False, soft_wrap=True)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        # Piped: a table row stays one line however long, for grep and awk (rich would wrap
+        # and cut cells at 80 columns); $COLUMNS still sets a width.
+        console.width = PIPED_WIDTH
+    return console
 
 
 @functools.cache

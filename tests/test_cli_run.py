@@ -132,6 +132,30 @@ def test_status_explain_history_log_provenance(tmp_path: Path) -> None:
     assert tree["inputs"][0]["inputs"][0]["spec"] == {"command": 'echo a > "$ALAMODE_OUTPUT/a"'}
 
 
+def test_tables_and_trees_on_a_pipe_keep_each_row_on_one_line(tmp_path: Path) -> None:
+    """grep and awk see one row per task: rich wrapped and cut tables and trees at 80
+    columns when stdout was not a terminal (a long reason on two lines, a spec cut short)."""
+    long_name = "a-task-whose-name-alone-takes-up-most-of-an-eighty-column-line"
+    command = f"echo {'x' * 90} > $ALAMODE_OUTPUT/out"
+    text = f"tasks:\n  {long_name}:\n    spec: {{command: '{command}'}}\n"
+    alamode("run", spec(tmp_path, text), cwd=tmp_path)
+
+    def piped(*args: str, columns: str | None = None) -> list[str]:
+        env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+        env.update({"COLUMNS": columns} if columns else {})
+        done = subprocess.run(
+            [*ALAMODE, *args], cwd=tmp_path, capture_output=True, text=True, env=env
+        )
+        return done.stdout.splitlines()
+
+    row = next(line for line in piped("status", "p.yaml") if long_name in line)
+    assert row.split("│")[0].strip() == "done" and row.rstrip().endswith("by run 1"), row
+    assert any(long_name in line and "succeeded" in line for line in piped("history"))
+    assert any(command in line for line in piped("provenance", long_name))
+    narrow = piped("status", "p.yaml", columns="60")
+    assert max(len(line) for line in narrow) <= 60  # $COLUMNS still sets the width
+
+
 def test_explain_says_what_changed_since_the_last_success(tmp_path: Path) -> None:
     alamode("run", spec(tmp_path, DIAMOND.replace("exit 4", "true")), cwd=tmp_path)
     (tmp_path / "p.yaml").write_text(DIAMOND.replace("exit 4", "true").replace("echo a", "echo A"))
