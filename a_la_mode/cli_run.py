@@ -267,7 +267,13 @@ def gc(args: argparse.Namespace) -> None:
         )
     since = _parse_date(args.since) if args.since else None
     doomed, kept = gc_candidates(the_store, args.keep, since)
-    freed = sum(the_store.remove_output(o) for o in doomed) if args.yes else 0
+    freed = 0
+    if args.yes:
+        with render.Progress("removing outputs") as progress:
+            progress.start(len(doomed))
+            for output in doomed:
+                freed += the_store.remove_output(output)
+                progress.advance()
     render.gc_report(doomed, kept, args.yes, freed, args.json)
 
 
@@ -290,7 +296,8 @@ def _parse_date(text: str) -> float:
 def verify(args: argparse.Namespace) -> int:
     """Re-hash every recorded output against its manifest. Bad ones lose their success
     record (so the next run redoes them) unless --keep. Exit 1 if any is bad."""
-    bad = verify_store(existing_store(args.store), forget=not args.keep)
+    with render.Progress("verifying outputs") as progress:
+        bad = verify_store(existing_store(args.store), not args.keep, progress)
     render.verify_report(bad, args.keep, args.json)
     return 1 if bad else 0
 

@@ -12,6 +12,7 @@ from .scheduler import Scheduler, State, short, wanted
 
 if TYPE_CHECKING:
     from .diff import PlanDiff
+    from .render import Progress
 
 
 class TaskState(NamedTuple):
@@ -172,16 +173,24 @@ def gc_candidates(
     return sorted(candidates - reachable), kept
 
 
-def verify(store: LocalStore, forget: bool) -> list[tuple[str, str, str]]:
+def verify(
+    store: LocalStore, forget: bool, progress: Progress | None = None
+) -> list[tuple[str, str, str]]:
     """Re-hash every recorded output; (output, task, problem) for each bad one. With
-    ``forget``, drop their success records so the next run redoes them."""
+    ``forget``, drop their success records so the next run redoes them. ``progress`` is
+    told the count, then each output checked."""
     bad = []
-    for output, task in sorted(store.recorded_outputs().items()):
+    recorded = sorted(store.recorded_outputs().items())
+    if progress is not None:
+        progress.start(len(recorded))
+    for output, task in recorded:
         problem = store.check_output(output, deep=True)
         if problem is not None:
             bad.append((output, task, problem))
             if forget:
                 store.forget(output)
+        if progress is not None:
+            progress.advance()
     return bad
 
 

@@ -70,6 +70,44 @@ def note(message: str) -> None:
     _stderr().print(escape(message))
 
 
+class Progress:
+    """Counts items of long store work (``alamode verify``, ``gc --yes``) as a bar on stderr
+    when stderr is a terminal, cleared when done; silent on a pipe and with ``--quiet``."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self._bar: Any = None  # rich's Progress, once started on a terminal
+        self._task: Any = None
+
+    def start(self, total: int) -> None:
+        if Settings.quiet or not total or not sys.stderr.isatty():
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+        from rich.progress import Progress as Bar
+
+        self._bar = Bar(
+            TextColumn(self.what),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=_stderr(),
+            transient=True,
+        )
+        self._bar.start()
+        self._task = self._bar.add_task(self.what, total=total)
+
+    def advance(self) -> None:
+        if self._bar is not None:
+            self._bar.advance(self._task)
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
 def raw_stderr(text: str) -> None:
     """Text passed through as is (e.g. the user's own traceback)."""
     sys.stderr.write(text if text.endswith("\n") else text + "\n")
@@ -232,6 +270,7 @@ from .render_run import (  # noqa: E402 - after the names render_run uses
 )
 
 __all__ = [
+    "Progress",
     "diff_headline",
     "diff_report",
     "diff_stat",

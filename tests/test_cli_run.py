@@ -156,6 +156,36 @@ def test_tables_and_trees_on_a_pipe_keep_each_row_on_one_line(tmp_path: Path) ->
     assert max(len(line) for line in narrow) <= 60  # $COLUMNS still sets the width
 
 
+def test_verify_and_gc_show_progress_on_a_terminal_only(tmp_path: Path) -> None:
+    """Long store work shows a bar on stderr when it is a terminal (a real pseudo-terminal
+    here), and nothing on a pipe, where the result lines are all a script gets."""
+    import pty
+
+    alamode("run", spec(tmp_path, DIAMOND.replace("exit 4", "true")), cwd=tmp_path)
+
+    def on_a_terminal(*args: str) -> str:
+        leader, follower = pty.openpty()
+        done = subprocess.run(
+            [*ALAMODE, *args], cwd=tmp_path, stdout=subprocess.PIPE, stderr=follower, timeout=60
+        )
+        os.close(follower)
+        seen = b""
+        with contextlib.suppress(OSError):  # EIO once the pty is drained
+            while chunk := os.read(leader, 65536):
+                seen += chunk
+        os.close(leader)
+        assert done.returncode == 0, seen
+        return seen.decode(errors="replace")
+
+    assert "verifying outputs" in on_a_terminal("verify")
+    assert "4/4" in on_a_terminal("verify")
+    piped = alamode("verify", cwd=tmp_path)
+    assert piped.stderr == "every recorded output matches its manifest\n"
+    (tmp_path / "p.yaml").write_text(DIAMOND.replace("exit 4", "true").replace("echo a", "echo A"))
+    alamode("run", "p.yaml", cwd=tmp_path)
+    assert "removing outputs" in on_a_terminal("gc", "--keep", "1", "--yes")
+
+
 def test_explain_says_what_changed_since_the_last_success(tmp_path: Path) -> None:
     alamode("run", spec(tmp_path, DIAMOND.replace("exit 4", "true")), cwd=tmp_path)
     (tmp_path / "p.yaml").write_text(DIAMOND.replace("exit 4", "true").replace("echo a", "echo A"))
