@@ -37,8 +37,9 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from . import native
 from .errors import AlamodeError
-from .faults import pause_point
+from .faults import pause_point, pauses_at, ready_file
 from .planfile import PlanBase
 from .processes import pid_alive, runner_tag, tag_alive
 
@@ -690,6 +691,22 @@ class LocalStore:
         touches only files, never the database.
         """
         target = self.output_folder(output_id)
+        compiled = native.compiled
+        if compiled is not None:  # the same steps, in C, without the interpreter lock
+            journal = self._journal.descriptor() if self._journal is not None else -1
+            outcome, files = compiled.seal_and_place(
+                os.fsencode(staging),
+                os.fsencode(target),
+                journal,
+                output_id.encode(),
+                pauses_at("before-rename"),
+                ready_file(),
+            )
+            if outcome != compiled.NEEDS_PYTHON:  # (a path that JSON must escape)
+                if outcome == compiled.IN_THE_WAY:  # journalled; an orphan holds the place
+                    self._rename_into_place(output_id, staging, target)
+                pause_point("before-record")
+                return Manifest({path: (size, digest) for path, size, digest in files})
         manifest = _seal(staging)  # published outputs are immutable, as in a Nix store
         # The journal line and the rename need no fsync of their own: if a power loss drops
         # the line, the orphan is not adopted but re-run; if it drops the rename, the success
@@ -697,6 +714,13 @@ class LocalStore:
         if self._journal is not None:
             self._journal.append(output_id, manifest)
         pause_point("before-rename")
+        self._rename_into_place(output_id, staging, target)
+        pause_point("before-record")
+        return manifest
+
+    def _rename_into_place(self, output_id: str, staging: str | Path, target: str) -> None:
+        """Rename ``staging`` to ``target``, discarding an orphan in the way, then make it
+        read-only."""
         try:
             os.rename(staging, target)
         except OSError as err:
@@ -713,8 +737,6 @@ class LocalStore:
         # Read-only only now: moving a directory to another parent rewrites its '..' entry,
         # which needs write permission on it (only root's override would skip that).
         _read_only(target)
-        pause_point("before-record")
-        return manifest
 
     def discard_output(self, folder: Path) -> None:
         """Remove a (read-only) output directory: first renamed out of ``outputs/`` in one
@@ -922,12 +944,17 @@ class _Journal:
         self._lock = threading.Lock()  # publishing happens on several worker threads
 
     def append(self, output_id: str, manifest: Manifest) -> None:
+        """One line: ``{"output":ID,"files":MANIFEST}`` (_native.c writes the same)."""
         line = f'{{"output":{json.dumps(output_id)},"files":{manifest.to_json()}}}\n'
+        os.write(self.descriptor(), line.encode())
+
+    def descriptor(self) -> int:
+        """The journal open for appending, opened on first use."""
         with self._lock:
             if self._fd is None:
                 flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
                 self._fd = os.open(self.path, flags, 0o644)
-            os.write(self._fd, line.encode())
+            return self._fd
 
     def remove(self) -> None:
         with self._lock:

@@ -21,9 +21,10 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from a_la_mode import native
 from a_la_mode.engine import Job, LogFile, Result
 
-from .spawn import Environment, closes_inherited_descriptors, spawn
+from .spawn import Environment, closes_inherited_descriptors, encoded_argv, spawn
 
 GRACE_SECONDS = 3.0  # between SIGTERM and SIGKILL
 READ_SIZE = 1 << 16
@@ -43,6 +44,22 @@ class LocalEngine:
         self._environ = Environment(os.environ)
         if not closes_inherited_descriptors():
             _keep_inherited_descriptors_to_ourselves()
+        # For the compiled path: stop_all writes a byte here, and every command waited for
+        # in C sees it readable and ends its process group.
+        self._stop_pipe: tuple[int, int] | None = None
+        if native.compiled is not None:
+            self._stop_pipe = os.pipe()
+
+    def close(self) -> None:
+        """Let go of the stop pipe (a run's engine lives until the run ends)."""
+        if self._stop_pipe is not None:
+            for fd in self._stop_pipe:
+                os.close(fd)
+            self._stop_pipe = None
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self.close()
 
     def check(self) -> None:
         """Nothing to check: a POSIX shell is always at /bin/sh."""
@@ -53,6 +70,9 @@ class LocalEngine:
     def run(self, job: Job) -> Result:
         argv = ["/bin/sh", "-c", job.command] if isinstance(job.command, str) else job.command
         started = time.monotonic()
+        compiled = native.compiled
+        if compiled is not None and self._stop_pipe is not None:
+            return self._run_compiled(compiled, job, argv, started)
         with LogFile(job.log_path) as log:  # created only when written to
             try:
                 env = self._environ.overlay({**job.env, **job.environment()})
@@ -82,19 +102,49 @@ class LocalEngine:
                 _kill_leftovers(process)
                 _drain(reader, log)  # what the group wrote before it ended
                 os.close(reader)
-        seconds = time.monotonic() - started
-        code = process.returncode
-        assert code is not None  # waited for above
-        if code < 0:
-            return Result(None, seconds, signal=-code, timed_out=timed_out)
-        return Result(code, seconds, timed_out=timed_out)
+        assert process.returncode is not None  # waited for above
+        return _ended(process.returncode, started, timed_out)
+
+    def _run_compiled(self, compiled: Any, job: Job, argv: list[str], started: float) -> Result:
+        """``run`` through _native.c: the same steps, in one call that lets go of the
+        interpreter lock until the command has ended."""
+        assert self._stop_pipe is not None
+        try:
+            env = self._environ.overlay({**job.env, **job.environment()})
+        except ValueError as err:
+            with LogFile(job.log_path) as log:
+                return _cannot_start(log, f"the command: {err}", started)
+        try:
+            program = _find_program(argv[0], env)
+            status, timed_out = compiled.run(
+                os.fsencode(program),
+                encoded_argv(program, argv),
+                env.entries(),
+                os.fsencode(job.log_path),
+                -1 if job.timeout is None else job.timeout * 1000,
+                self._stop_pipe[0],
+            )
+        except OSError as err:
+            with LogFile(job.log_path) as log:
+                return _cannot_start(log, f"{argv[0]}: {err.strerror}", started)
+        return _ended(os.waitstatus_to_exitcode(status), started, timed_out)
 
     def stop_all(self) -> None:
         with self._lock:
             self._stopping = True
             running = list(self._running)
+            if self._stop_pipe is not None:
+                os.write(self._stop_pipe[1], b"x")  # every compiled wait sees it
         for process in running:
             _end_group(process)
+
+
+def _ended(code: int, started: float, timed_out: bool) -> Result:
+    """The result of a command that ran: ``code`` as Popen's (-N when killed by signal N)."""
+    seconds = time.monotonic() - started
+    if code < 0:
+        return Result(None, seconds, signal=-code, timed_out=timed_out)
+    return Result(code, seconds, timed_out=timed_out)
 
 
 def _cannot_start(log: LogFile, why: str, started: float) -> Result:

@@ -96,6 +96,15 @@ class Environment:
             array[index] = entry  # the array keeps the bytes alive
         return array
 
+    def entries(self) -> list[bytes]:
+        """Every ``b"name=value"``, the overlay's in place of the base's it replaces."""
+        if self._base is None:
+            return list(self._entries.values())
+        mine = self._entries
+        kept = [entry for name, entry in self._base._entries.items() if name not in mine]
+        kept.extend(mine.values())
+        return kept
+
     def _kept(self, replaced: frozenset[bytes]) -> tuple[int, ctypes.Array[ctypes.c_char_p]]:
         """The base's entries but those named in ``replaced`` (names of the base), as a
         ctypes array; made once per set of names (commands replace the same few, if any)."""
@@ -124,9 +133,7 @@ def spawn(path: str, argv: list[str], env: Environment, output: int) -> int:
             setsid=True,
             setsigdef=_DEFAULT_SIGNALS,
         )
-    args = [arg.encode(_ENCODING, _ERRORS) for arg in argv]
-    if b"\0" in b"".join(args):  # C strings would cut it short silently
-        raise OSError(errno.EINVAL, "an argument holds a NUL character", path)
+    args = encoded_argv(path, argv)
     pid = ctypes.c_int()
     error = libc.posix_spawn(
         ctypes.byref(pid),
@@ -139,6 +146,15 @@ def spawn(path: str, argv: list[str], env: Environment, output: int) -> int:
     if error:
         raise OSError(error, os.strerror(error), path)
     return pid.value
+
+
+def encoded_argv(path: str, argv: list[str]) -> list[bytes]:
+    """``argv`` as C strings take it; OSError when an argument holds a NUL character (a C
+    string would cut it short silently)."""
+    args = [arg.encode(_ENCODING, _ERRORS) for arg in argv]
+    if b"\0" in b"".join(args):
+        raise OSError(errno.EINVAL, "an argument holds a NUL character", path)
+    return args
 
 
 @functools.cache

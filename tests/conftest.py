@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
-from a_la_mode import Dag
+from a_la_mode import Dag, native
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT / "specs"
@@ -43,6 +43,16 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("ALAMODE_"):
             monkeypatch.delenv(name)
+
+
+@pytest.fixture(params=["compiled", "python"] if native.compiled is not None else ["python"])
+def both_paths(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The test twice: through _native.c, and through the Python steps it stands in for (in
+    this process and in every alamode it starts). Where it was not built, Python only."""
+    if request.param == "python":
+        monkeypatch.setattr(native, "compiled", None)
+        monkeypatch.setenv("ALAMODE_NATIVE", "0")
+    return str(request.param)
 
 
 def collage_dag() -> Dag:

@@ -489,3 +489,7 @@ def test_a_user_without_root_override_runs_redoes_and_collects(tmp_path: Path) -
     assert gc.returncode == 0, gc.stderr
     removed = json.loads(gc.stdout)["removed"]
     assert len(removed) == 2 and not any(store.output_path(o).exists() for o in removed)
+
+
+# Every test here runs through _native.c and through the Python steps it stands in for.
+pytestmark = pytest.mark.usefixtures("both_paths")

@@ -1,0 +1,18 @@
+"""The compiled helper (``_native.c``): the local engine's and the directory store's per-task
+work without the interpreter lock, about 0.15× of the process-spawn floor off a cold run of
+short tasks (docs/benchmarks.md, eighth round). ``compiled`` is None where it was not built
+(no C compiler or no OpenSSL headers at install) or with ``ALAMODE_NATIVE=0``; the engine and
+the store then do the same steps in Python."""
+
+from __future__ import annotations
+
+import os
+from types import ModuleType
+
+compiled: ModuleType | None
+try:
+    from . import _native as compiled
+except ImportError:  # not built here
+    compiled = None
+if os.environ.get("ALAMODE_NATIVE", "1") == "0":
+    compiled = None
