@@ -388,16 +388,27 @@ static int by_path(const void *a, const void *b) {
 
 /* The journal line, exactly as a_la_mode/localstore.py's _Journal.append writes it. */
 static int append_journal(int journal_fd, const char *output_id, sealed_t *sealed) {
+    /* each file: ,"PATH":[SIZE,"DIGEST"] is its path and at most 1+2+2+20+1+66+1 bytes */
     size_t room = 64 + strlen(output_id);
-    for (size_t i = 0; i < sealed->count; i++) room += strlen(sealed->files[i].path) + 96;
+    for (size_t i = 0; i < sealed->count; i++) room += strlen(sealed->files[i].path) + 128;
     char *line = malloc(room);
     if (line == NULL) return ENOMEM;
-    size_t n = (size_t)snprintf(line, room, "{\"output\":\"%s\",\"files\":{", output_id);
-    for (size_t i = 0; i < sealed->count; i++)
-        n += (size_t)snprintf(line + n, room - n, "%s\"%s\":[%lld,\"%s\"]", i ? "," : "",
-                              sealed->files[i].path, sealed->files[i].size,
-                              sealed->files[i].digest);
-    n += (size_t)snprintf(line + n, room - n, "}}\n");
+    int written_now = snprintf(line, room, "{\"output\":\"%s\",\"files\":{", output_id);
+    size_t n = written_now < 0 ? room : (size_t)written_now;
+    for (size_t i = 0; i < sealed->count && n < room; i++) {
+        file_t *file = &sealed->files[i];
+        written_now = snprintf(line + n, room - n, "%s\"%s\":[%lld,\"%s\"]", i ? "," : "",
+                               file->path, file->size, file->digest);
+        n += written_now < 0 ? room : (size_t)written_now;
+    }
+    if (n < room) {
+        written_now = snprintf(line + n, room - n, "}}\n");
+        n += written_now < 0 ? room : (size_t)written_now;
+    }
+    if (n >= room) { /* cannot happen by the sizes above; never write a cut line */
+        free(line);
+        return EOVERFLOW;
+    }
     int error = 0;
     ssize_t written = write(journal_fd, line, n);
     if (written < 0) error = errno;
