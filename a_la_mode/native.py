@@ -14,5 +14,12 @@ try:
     from . import _native as compiled
 except ImportError:  # not built here
     compiled = None
+NOT_BUILT = "not built (reinstall with a C compiler and OpenSSL's headers)"
+why_not = "" if compiled is not None else NOT_BUILT
 if os.environ.get("ALAMODE_NATIVE", "1") == "0":
-    compiled = None
+    compiled, why_not = None, "off (ALAMODE_NATIVE=0)"
+
+
+def describe() -> str:
+    """Which steps run, for ``alamode engines``."""
+    return "compiled steps" if compiled is not None else f"Python steps; compiled ones {why_not}"

@@ -76,7 +76,8 @@ def describe_engines() -> list[dict[str, str]]:
                 engine.check()
             finally:
                 getattr(engine, "close", lambda: None)()  # a client's socket, say
-            state = "ok"
+            detail = getattr(engine, "describe", lambda: "")()  # how it works here, if it says
+            state = f"ok ({detail})" if detail else "ok"
         except EngineError as err:
             state = str(err)
         rows.append({"name": name, "target": entry.value, "state": state})

@@ -64,6 +64,10 @@ class LocalEngine:
     def check(self) -> None:
         """Nothing to check: a POSIX shell is always at /bin/sh."""
 
+    def describe(self) -> str:
+        """Whether its per-task steps (and the directory store's) are compiled here."""
+        return native.describe()
+
     def prepare(self, tasks: Mapping[str, Mapping[str, Any]]) -> None:
         """Nothing to refuse: any command can be run by a shell here."""
 

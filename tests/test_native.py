@@ -166,3 +166,22 @@ def test_stop_all_ends_a_running_command_and_any_started_after(tmp_path: Path) -
     assert results[0].signal == 9 and not results[0].ok
     later = engine.run(job(tmp_path, "sleep 60"))
     assert later.signal == 15  # stopped at once: the run is stopping
+
+
+def test_engines_says_whether_the_steps_are_compiled() -> None:
+    import subprocess
+    import sys
+
+    def local_state(native_setting: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-c", "from a_la_mode.cli import main; main()", "engines", "--json"],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "ALAMODE_NATIVE": native_setting},
+            check=True,
+        )
+        return next(row["state"] for row in json.loads(done.stdout) if row["name"] == "local")
+
+    assert local_state("0") == "ok (Python steps; compiled ones off (ALAMODE_NATIVE=0))"
+    expected = "ok (compiled steps)" if native.compiled is not None else native.NOT_BUILT
+    assert expected in local_state("1")
