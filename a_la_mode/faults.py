@@ -30,7 +30,7 @@ def ready_file() -> str | None:
 
 def pause_point(step: str) -> None:
     """Sleep forever here if a crash test asked to stop at ``step``."""
-    if step != _PAUSE_AT:
+    if not pauses_at(step):
         return
     ready = ready_file()
     if ready:

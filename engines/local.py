@@ -74,14 +74,15 @@ class LocalEngine:
     def run(self, job: Job) -> Result:
         argv = ["/bin/sh", "-c", job.command] if isinstance(job.command, str) else job.command
         started = time.monotonic()
+        try:
+            env = self._environ.overlay({**job.env, **job.environment()})
+        except ValueError as err:
+            with LogFile(job.log_path) as log:
+                return _cannot_start(log, f"the command: {err}", started)
         compiled = native.compiled
         if compiled is not None and self._stop_pipe is not None:
-            return self._run_compiled(compiled, job, argv, started)
+            return self._run_compiled(compiled, job, argv, env, started)
         with LogFile(job.log_path) as log:  # created only when written to
-            try:
-                env = self._environ.overlay({**job.env, **job.environment()})
-            except ValueError as err:
-                return _cannot_start(log, f"the command: {err}", started)
             reader, writer = os.pipe()
             try:
                 process = _Child.spawn(argv, env, writer)
@@ -109,15 +110,12 @@ class LocalEngine:
         assert process.returncode is not None  # waited for above
         return _ended(process.returncode, started, timed_out)
 
-    def _run_compiled(self, compiled: Any, job: Job, argv: list[str], started: float) -> Result:
+    def _run_compiled(
+        self, compiled: Any, job: Job, argv: list[str], env: Environment, started: float
+    ) -> Result:
         """``run`` through _native.c: the same steps, in one call that lets go of the
         interpreter lock until the command has ended."""
         assert self._stop_pipe is not None
-        try:
-            env = self._environ.overlay({**job.env, **job.environment()})
-        except ValueError as err:
-            with LogFile(job.log_path) as log:
-                return _cannot_start(log, f"the command: {err}", started)
         try:
             program = _find_program(argv[0], env)
             status, timed_out = compiled.run(

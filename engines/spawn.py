@@ -58,8 +58,9 @@ class Environment:
                 raise ValueError(f"{name!r} cannot be a variable's name (it holds '=' or NUL)")
             key = name.encode(_ENCODING, _ERRORS)  # as os.fsencode, without its checks
             self._entries[key] = key + b"=" + value.encode(_ENCODING, _ERRORS)
-        # base only: the ctypes array of its entries, leaving out those an overlay replaces
-        self._arrays: dict[frozenset[bytes], tuple[int, ctypes.Array[ctypes.c_char_p]]] = {}
+        # base only: its entries, leaving out those an overlay replaces, and as a ctypes array
+        self._kept_by: dict[frozenset[bytes], tuple[list[bytes], ctypes.Array[ctypes.c_char_p]]]
+        self._kept_by = {}
 
     def overlay(self, variables: Mapping[str, str]) -> Environment:
         """This environment with ``variables`` added or replaced."""
@@ -84,10 +85,8 @@ class Environment:
         overlay's entries are converted per command; the base's are copied as pointers."""
         if self._base is None:
             return self._kept(frozenset())[1]
-        # Keyed by the base's names this overlay replaces, not by all of its own: those
-        # differ from task to task (ALAMODE_INPUT_<dep>), and each new key cost an array
-        # rebuilt and kept for good.
-        count, kept = self._base._kept(frozenset(self._base._entries.keys() & self._entries.keys()))
+        entries, kept = self._base._kept(self._replaced())
+        count = len(entries)
         array = (ctypes.c_char_p * (count + len(self._entries) + 1))()
         # Raw pointers: the bytes they point to belong to the base's own entries, which live
         # as long as the base (the engine) does.
@@ -100,19 +99,25 @@ class Environment:
         """Every ``b"name=value"``, the overlay's in place of the base's it replaces."""
         if self._base is None:
             return list(self._entries.values())
-        mine = self._entries
-        kept = [entry for name, entry in self._base._entries.items() if name not in mine]
-        kept.extend(mine.values())
-        return kept
+        return [*self._base._kept(self._replaced())[0], *self._entries.values()]
 
-    def _kept(self, replaced: frozenset[bytes]) -> tuple[int, ctypes.Array[ctypes.c_char_p]]:
-        """The base's entries but those named in ``replaced`` (names of the base), as a
-        ctypes array; made once per set of names (commands replace the same few, if any)."""
-        found = self._arrays.get(replaced)
+    def _replaced(self) -> frozenset[bytes]:
+        """The base's names this overlay replaces: what its kept entries are cached by. Not
+        all of the overlay's own names: those differ from task to task (ALAMODE_INPUT_<dep>),
+        and each new key cost an array rebuilt and kept for good."""
+        assert self._base is not None
+        return frozenset(self._base._entries.keys() & self._entries.keys())
+
+    def _kept(
+        self, replaced: frozenset[bytes]
+    ) -> tuple[list[bytes], ctypes.Array[ctypes.c_char_p]]:
+        """The base's entries but those named in ``replaced`` (names of the base), as a list
+        and a ctypes array; made once per set of names (commands replace the same few)."""
+        found = self._kept_by.get(replaced)
         if found is None:
             entries = [e for name, e in self._entries.items() if name not in replaced]
-            found = len(entries), (ctypes.c_char_p * (len(entries) + 1))(*entries)
-            self._arrays[replaced] = found
+            found = entries, (ctypes.c_char_p * (len(entries) + 1))(*entries)
+            self._kept_by[replaced] = found
         return found
 
 
