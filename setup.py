@@ -1,11 +1,19 @@
-"""The optional compiled part of the local engine and the directory store
-(a_la_mode/_native.c). Where it cannot be built (no C compiler, no OpenSSL headers), the
-install goes on without it and alamode does the same steps in Python."""
+"""The optional compiled parts: the local engine's and the directory store's per-task work
+(a_la_mode/_native.c), and the plan reader (a_la_mode/_planread.c). Where they cannot be
+built (no C compiler, no OpenSSL headers), the install goes on without them and alamode does
+the same steps in Python."""
 
 from setuptools import Extension, setup
 
 setup(
     ext_modules=[
-        Extension("a_la_mode._native", ["a_la_mode/_native.c"], libraries=["crypto"], optional=True)
+        Extension(
+            f"a_la_mode.{name}",
+            [f"a_la_mode/{name}.c"],
+            depends=["a_la_mode/_sha256.h"],
+            libraries=["crypto"],
+            optional=True,
+        )
+        for name in ("_native", "_planread")
     ]
 )

@@ -28,7 +28,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
@@ -40,6 +39,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "_sha256.h"
 
 #define GRACE_MS 3000
 #define READ_SIZE 65536
@@ -216,6 +217,7 @@ static char **bytes_array(PyObject *sequence) {
 }
 
 static PyObject *run(PyObject *self, PyObject *args) {
+    (void)self;
     const char *path, *log_path;
     PyObject *argv_object, *envp_object;
     long long timeout_ms;
@@ -278,7 +280,7 @@ static int hash_file(int folder, const char *name, file_t *file) {
     struct stat status;
     int error = fstat(fd, &status) != 0 ? errno : 0;
     EVP_MD_CTX *context = EVP_MD_CTX_new();
-    if (!error && (context == NULL || !EVP_DigestInit_ex(context, EVP_sha256(), NULL)))
+    if (!error && (context == NULL || !EVP_DigestInit_ex(context, sha256, NULL)))
         error = ENOMEM;
     static __thread char buffer[READ_SIZE];
     long long total = 0;
@@ -296,7 +298,7 @@ static int hash_file(int folder, const char *name, file_t *file) {
     if (!error && fchmod(fd, status.st_mode & ~0222) != 0) error = errno;
     close(fd);
     if (error) return error;
-    for (int i = 0; i < 32; i++) snprintf(file->digest + 2 * i, 3, "%02x", digest[i]);
+    to_hex(digest, file->digest);
     file->size = total;
     return 0;
 }
@@ -458,6 +460,7 @@ static int place(const char *staging, const char *target, int journal_fd, const 
 }
 
 static PyObject *seal_and_place(PyObject *self, PyObject *args) {
+    (void)self;
     const char *staging, *target, *output_id, *ready_path;
     int journal_fd, pause_before_rename;
     if (!PyArg_ParseTuple(args, "yyiypz", &staging, &target, &journal_fd, &output_id,
@@ -507,6 +510,7 @@ static struct PyModuleDef module = {
     -1, methods, NULL, NULL, NULL, NULL};
 
 PyMODINIT_FUNC PyInit__native(void) {
+    if (find_sha256() < 0) return NULL;
     PyObject *created = PyModule_Create(&module);
     if (created == NULL) return NULL;
     if (PyModule_AddIntConstant(created, "PLACED", PLACED) < 0 ||

@@ -47,10 +47,12 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(params=["compiled", "python"] if native.compiled is not None else ["python"])
 def both_paths(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The test twice: through _native.c, and through the Python steps it stands in for (in
-    this process and in every alamode it starts). Where it was not built, Python only."""
+    """The test twice: through _native.c and _planread.c, and through the Python steps they
+    stand in for (in this process and in every alamode it starts). Where they were not
+    built, Python only."""
     if request.param == "python":
         monkeypatch.setattr(native, "compiled", None)
+        monkeypatch.setattr(native, "plan_reader", None)
         monkeypatch.setenv("ALAMODE_NATIVE", "0")
     return str(request.param)
 

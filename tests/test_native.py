@@ -25,12 +25,13 @@ compiled_only = pytest.mark.skipif(native.compiled is None, reason="_native.c wa
 
 
 def test_it_is_built_wherever_it_can_be() -> None:
-    """The extension is optional at install: a machine with a C compiler and OpenSSL's
-    headers (this one, CI) must have it, or only the Python steps would be tested here."""
+    """The extensions are optional at install: a machine with a C compiler and OpenSSL's
+    headers (this one, CI) must have them, or only the Python steps would be tested here."""
     include = Path(sysconfig.get_paths()["include"]) / "Python.h"
     can = shutil.which("cc") or shutil.which("gcc")
     if can and include.exists() and Path("/usr/include/openssl/evp.h").exists():
         assert native.compiled is not None
+        assert native.plan_reader is not None
 
 
 def make_tree(staging: Path, names: list[str]) -> None:
