@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, NamedTuple, NoReturn, TypeVar
 
 from . import __version__, render
+from .bulk import keep_for_good
 from .errors import AlamodeError, PlanError, SpecFileError
 from .graph import FORMATS
 from .localstore import LocalStore, open_store
@@ -226,7 +227,14 @@ def existing_store(path: str | None) -> LocalStore:
 
 
 def open_source(source: str) -> PlanBase:
-    """Compile a spec file, or load and verify a plan file (or a plan's URL in a store)."""
+    """Compile a spec file, or load and verify a plan file (or a plan's URL in a store).
+    The plan lives as long as the command: the garbage collector no longer scans it."""
+    plan = _open_source(source)
+    keep_for_good()
+    return plan
+
+
+def _open_source(source: str) -> PlanBase:
     if "://" in source:
         return load_plan_url(source, _State.store_options)
     if is_spec_path(source):

@@ -113,7 +113,6 @@ def run(args: argparse.Namespace) -> int:
     flags = {"default_image": args.default_image, "pull": args.pull or None}
     the_engine = load_engine(args.engine, {k: v for k, v in flags.items() if v is not None})
     signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
-    options = RunOptions(jobs=args.jobs, targets=target, keep_going=args.keep_going)
     mode = (
         "json"
         if json_
@@ -121,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
         if sys.stdout.isatty() and not render.Settings.quiet
         else "plain"
     )
+    options = RunOptions(args.jobs, target, args.keep_going, skip_events=mode != "plain")
     with render.run_view(mode, plan, target) as view:
         report = run_plan(plan, the_store, the_engine, options, view)
     render.run_summary(report, json_)

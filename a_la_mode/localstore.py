@@ -270,12 +270,11 @@ class LocalStore:
 
     def successes(self, output_ids: Iterable[str]) -> set[str]:
         """The given outputs that have a success record and a published directory."""
-        wanted = set(output_ids)
         recorded = {row[0] for row in self._db.execute("SELECT output FROM successes")}
         if not recorded:  # a new store, or one that does not exist (``exists``)
             return set()
-        present = set(os.listdir(self.root / "outputs"))  # one listing, not a stat per task
-        return wanted & recorded & present
+        recorded.intersection_update(os.listdir(self.root / "outputs"))  # not a stat per task
+        return recorded.intersection(output_ids)
 
     def success_row(self, output_id: str) -> dict[str, Any] | None:
         rows = _dicts(

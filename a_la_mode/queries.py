@@ -46,7 +46,9 @@ def task_states(
         if status.state is State.DONE:
             row = store.success_row(output)
             when = f" by run {row['run']}" if row else ""
-            result.append(TaskState(name, output, "done", status.reason + when))
+            result.append(
+                TaskState(name, output, "done", f"{status.reason} for {short(output)}{when}")
+            )
             continue
         label = "would run" if status.state is State.READY else "blocked"
         reason = status.reason

@@ -103,6 +103,10 @@ class _LiveView:
         from rich.markup import escape
         from rich.table import Table
 
+        # the bar and counts are brought up to date here, at each refresh, not per event: a
+        # run over 100,000 tasks done before would spend seconds redrawing otherwise
+        shown = ", ".join(f"{n} {k}" for k, n in self.counts.items() if n)
+        self.progress.update(self.bar, completed=sum(self.counts.values()), counts=shown)
         table = Table.grid(padding=(0, 2))
         now = time.monotonic()
         for name, since in list(self.running.items())[:10]:
@@ -135,15 +139,12 @@ class _LiveView:
         }.get(event.kind)
         if key:
             self.counts[key] += 1
-            self.progress.advance(self.bar)
-            shown = ", ".join(f"{n} {k}" for k, n in self.counts.items() if n)
-            self.progress.update(self.bar, counts=shown)
 
 
 def run_summary(report: RunReport, as_json: bool) -> None:
-    counts = report.scheduler.counts()
     if as_json:
         return  # the "finish" event already said it
+    counts = report.scheduler.counts()
     parts = [f"{counts['done']} already done", f"{counts['succeeded']} succeeded"]
     for key in ("failed", "blocked", "stopped"):
         if counts[key]:
@@ -153,10 +154,9 @@ def run_summary(report: RunReport, as_json: bool) -> None:
         f"{render.count(total, 'task')}: {', '.join(parts)} "
         f"in {report.seconds:.1f} s (run {report.run})"
     )
-    failed = [
-        n for n in report.scheduler.order if report.scheduler.status[n].state.value == "failed"
-    ]
-    if failed:
+    if counts["failed"]:
+        status = report.scheduler.status
+        failed = [n for n in report.scheduler.order if status[n].state.value == "failed"]
         line += f"; failed: {', '.join(failed)} ('alamode log TASK' shows why)"
     render.note(line)
 

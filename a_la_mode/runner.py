@@ -18,11 +18,12 @@ import time
 from collections.abc import Callable
 from typing import Any, Generic, NamedTuple, TypeVar
 
+from .bulk import paused_gc
 from .engine import Engine, Job, Result
 from .errors import AlamodeError
 from .localstore import Lease, LocalStore, Manifest, Success
 from .planfile import PlanBase
-from .scheduler import Scheduler, State, wanted
+from .scheduler import DONE_BEFORE, Scheduler, State, short, wanted
 
 T = TypeVar("T")
 
@@ -68,6 +69,7 @@ class RunOptions(NamedTuple):
     jobs: int = 1
     targets: list[str] | None = None
     keep_going: bool = False
+    skip_events: bool = True  # a "skip" event per task done before; off where none is shown
 
 
 class _Attempt:
@@ -138,8 +140,9 @@ def run_plan(
     adopted = store.adopt_orphans()  # published by a runner killed before recording them
     store.settle_dead_runs()  # and what else it had begun is marked killed in the history
     store.clean_staging()
-    done = store.successes(plan.tasks[name]["output"] for name in names)
-    scheduler = Scheduler(plan, done, options.targets, store.durations(), options.keep_going)
+    with paused_gc():  # a state per task, in bulk: no collector passes over them meanwhile
+        done = store.successes([plan.tasks[name]["output"] for name in names])
+        scheduler = Scheduler(plan, done, options.targets, store.durations(), options.keep_going)
     to_run = scheduler.pending
     check_engine_keys(plan, to_run)
     engine.check()
@@ -149,14 +152,16 @@ def run_plan(
     runner: _Runner | None = None
     try:
         tasks, statuses = plan.tasks, scheduler.status
-        for name in scheduler.order:
-            done_before = statuses[name]
-            if done_before.state is State.DONE:
+        # Each task done before says so (outputs adopted from a killed runner always do).
+        with paused_gc():
+            for name in scheduler.order if options.skip_events or adopted else ():
+                if statuses[name] is not DONE_BEFORE:
+                    continue
                 output = tasks[name]["output"]
                 if output in adopted:
                     emit(Event("adopt", name, output, ADOPTED))
-                else:
-                    emit(Event("skip", name, output, done_before.reason))
+                elif options.skip_events:
+                    emit(Event("skip", name, output, f"{DONE_BEFORE.reason} for {short(output)}"))
         runner = _Runner(plan, store, engine, scheduler, run, emit, options.jobs)
         runner.loop()
         status = "succeeded" if scheduler.succeeded else "failed"

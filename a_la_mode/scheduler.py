@@ -8,9 +8,12 @@ queue); equal costs fall back to plan order. Every state carries a short reason.
 
 from __future__ import annotations
 
+import collections
 import heapq
+import operator
 from collections.abc import Iterable
 from enum import StrEnum
+from typing import NamedTuple
 
 from .errors import AlamodeError
 from .naming import did_you_mean
@@ -30,16 +33,19 @@ class State(StrEnum):
     STOPPED = "stopped"  # never started: the run stopped after a failure
 
 
-class TaskStatus:
-    """Where a task stands in this run, and why, in words."""
+_STATE_OF = operator.attrgetter("state")
 
-    __slots__ = ("reason", "state")
 
-    def __init__(self, state: State, reason: str) -> None:
-        self.state, self.reason = state, reason
+class TaskStatus(NamedTuple):
+    """Where a task stands in this run, and why, in words. Immutable: tasks done before the
+    run share one, ``DONE_BEFORE``."""
 
-    def __repr__(self) -> str:
-        return f"TaskStatus({self.state!r}, {self.reason!r})"
+    state: State
+    reason: str
+
+
+# The state of every task done before the run; its output ID completes the reason.
+DONE_BEFORE = TaskStatus(State.DONE, "success recorded")
 
 
 def short(output_id: str) -> str:
@@ -84,7 +90,9 @@ class Scheduler:
         self.plan = plan
         self.keep_going = keep_going
         self.order = wanted(plan, targets)
-        self.status: dict[str, TaskStatus] = {}
+        # Tasks done before the run need no bookkeeping but their (shared) state: a no-op
+        # run over 100,000 tasks is mostly this line.
+        self.status: dict[str, TaskStatus] = dict.fromkeys(self.order, DONE_BEFORE)
         self._dependents: dict[str, list[str]] = {}  # among tasks not done before the run
         self._missing: dict[str, int] = {}
         self._heap: list[tuple[float, int, str]] = []
@@ -102,10 +110,7 @@ class Scheduler:
         tasks = plan.tasks
         self.pending: list[str] = []  # the tasks to run, in plan order
         for index, name in enumerate(self.order):
-            output = tasks[name]["output"]
-            if output in done_outputs:  # done: no bookkeeping but its state
-                self.status[name] = TaskStatus(State.DONE, f"success recorded for {output[:12]}…")
-            else:
+            if tasks[name]["output"] not in done_outputs:
                 self.pending.append(name)
                 self._position[name] = index
         pending = self.pending
@@ -194,7 +199,7 @@ class Scheduler:
         """Put a running task back (a retry, or its output is leased by another runner)."""
         self._producers.pop(self.plan.output(name), None)
         self._make_ready(name)
-        self.status[name].reason = reason
+        self.status[name] = TaskStatus(State.READY, reason)
 
     def withdraw(self, name: str) -> None:
         """A task handed out by ``next_ready`` that never started, because the run stopped
@@ -252,15 +257,15 @@ class Scheduler:
         return self.stopped or not any(self.status[n].state is State.READY for n in self.order)
 
     def counts(self) -> dict[str, int]:
-        result = {state.value: 0 for state in State}
-        for status in self.status.values():
-            result[status.state.value] += 1
-        return result
+        """How many tasks are in each state, by the state's name."""
+        tally = collections.Counter(map(_STATE_OF, self.status.values()))
+        return {state.value: tally[state] for state in State}
 
     @property
     def succeeded(self) -> bool:
         """Every wanted task is done or succeeded."""
-        return all(s.state in (State.DONE, State.SUCCEEDED) for s in self.status.values())
+        counts = self.counts()
+        return counts[State.DONE] + counts[State.SUCCEEDED] == len(self.status)
 
     def simulate(self) -> list[str]:
         """The order tasks would start in if every one succeeded (``--dry-run``)."""

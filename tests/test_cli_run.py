@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -69,6 +70,20 @@ def test_json_events_one_per_line(tmp_path: Path) -> None:
     fail = next(e for e in events if e["event"] == "fail")
     assert fail["task"] == "c" and fail["detail"] == "exited with status 4"
     assert events[-1] == {**events[-1], "event": "finish", "detail": "failed"}
+
+
+def test_tasks_done_before_say_which_success_they_stand_on(tmp_path: Path) -> None:
+    alamode("run", spec(tmp_path, DIAMOND), "--target", "b", cwd=tmp_path)
+    again = alamode("run", "p.yaml", "--json", "-t", "b", cwd=tmp_path)
+    skips = {
+        e["task"]: e for e in map(json.loads, again.stdout.splitlines()) if e["event"] == "skip"
+    }
+    assert sorted(skips) == ["a", "b"]
+    for event in skips.values():
+        assert event["detail"] == f"success recorded for {event['output'][:12]}…"
+    status = json.loads(alamode("status", "p.yaml", "--json", cwd=tmp_path).stdout)
+    done = {row["task"]: row for row in status if row["label"] == "done"}
+    assert done["a"]["reason"] == f"success recorded for {done['a']['output'][:12]}… by run 1"
 
 
 def test_target_runs_only_the_upstream_closure(tmp_path: Path) -> None:
@@ -156,34 +171,49 @@ def test_tables_and_trees_on_a_pipe_keep_each_row_on_one_line(tmp_path: Path) ->
     assert max(len(line) for line in narrow) <= 60  # $COLUMNS still sets the width
 
 
+def on_a_terminal(cwd: Path, *args: str, stdout_too: bool = False) -> str:
+    """What ``alamode ARGS`` shows on a real pseudo-terminal as its stderr (and stdout)."""
+    import pty
+
+    leader, follower = pty.openpty()
+    done = subprocess.run(
+        [*ALAMODE, *args],
+        cwd=cwd,
+        stdout=follower if stdout_too else subprocess.PIPE,
+        stderr=follower,
+        timeout=60,
+    )
+    os.close(follower)
+    seen = b""
+    with contextlib.suppress(OSError):  # EIO once the pty is drained
+        while chunk := os.read(leader, 65536):
+            seen += chunk
+    os.close(leader)
+    assert done.returncode == 0, seen
+    return seen.decode(errors="replace")
+
+
 def test_verify_and_gc_show_progress_on_a_terminal_only(tmp_path: Path) -> None:
     """Long store work shows a bar on stderr when it is a terminal (a real pseudo-terminal
     here), and nothing on a pipe, where the result lines are all a script gets."""
-    import pty
-
     alamode("run", spec(tmp_path, DIAMOND.replace("exit 4", "true")), cwd=tmp_path)
-
-    def on_a_terminal(*args: str) -> str:
-        leader, follower = pty.openpty()
-        done = subprocess.run(
-            [*ALAMODE, *args], cwd=tmp_path, stdout=subprocess.PIPE, stderr=follower, timeout=60
-        )
-        os.close(follower)
-        seen = b""
-        with contextlib.suppress(OSError):  # EIO once the pty is drained
-            while chunk := os.read(leader, 65536):
-                seen += chunk
-        os.close(leader)
-        assert done.returncode == 0, seen
-        return seen.decode(errors="replace")
-
-    assert "verifying outputs" in on_a_terminal("verify")
-    assert "4/4" in on_a_terminal("verify")
+    assert "verifying outputs" in on_a_terminal(tmp_path, "verify")
+    assert "4/4" in on_a_terminal(tmp_path, "verify")
     piped = alamode("verify", cwd=tmp_path)
     assert piped.stderr == "every recorded output matches its manifest\n"
     (tmp_path / "p.yaml").write_text(DIAMOND.replace("exit 4", "true").replace("echo a", "echo A"))
     alamode("run", "p.yaml", cwd=tmp_path)
-    assert "removing outputs" in on_a_terminal("gc", "--keep", "1", "--yes")
+    assert "removing outputs" in on_a_terminal(tmp_path, "gc", "--keep", "1", "--yes")
+
+
+def test_a_run_on_a_terminal_shows_its_progress_live(tmp_path: Path) -> None:
+    slow = DIAMOND.replace("exit 4", "sleep 1.5").replace("d: {deps: [b, c]}", "")
+    alamode("run", spec(tmp_path, slow), "-t", "b", cwd=tmp_path)
+    shown = on_a_terminal(tmp_path, "run", "p.yaml", stdout_too=True)
+    # the bar, its counts and the task running now with its time, while c runs; then all
+    assert re.search(r"alamode run.*2/3.* 2 skipped .*\n.*c.*  [01]\.\d s", shown), shown
+    assert "3/3" in shown and "2 skipped, 1 succeeded" in shown
+    assert "3 tasks: 2 already done, 1 succeeded" in shown
 
 
 def test_explain_says_what_changed_since_the_last_success(tmp_path: Path) -> None:

@@ -41,7 +41,7 @@ def test_done_outputs_are_skipped_with_a_reason() -> None:
     plan = diamond()
     scheduler = Scheduler(plan, {plan.output("top"), plan.output("left")})
     assert scheduler.status["top"].state is State.DONE
-    assert scheduler.status["top"].reason == f"success recorded for {plan.output('top')[:12]}…"
+    assert scheduler.status["top"].reason == "success recorded"  # what shows it adds the ID
     assert scheduler.status["bottom"].reason == "upstream right will run"
     assert drain(scheduler) == ["right", "alone", "bottom"]
 
