@@ -5,9 +5,14 @@ provenance, gc, verify, engines. Registered as commands of cli.py.
 from __future__ import annotations
 
 import argparse
+import codecs
+import contextlib
 import os
 import signal
 import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
 from types import FrameType
 from typing import Protocol, runtime_checkable
 
@@ -185,12 +190,20 @@ def history(args: argparse.Namespace) -> None:
     arg("task_or_id", metavar="TASK|ID", help="A task name, or an output ID (or prefix)."),
     STORE,
     arg("--attempt", "-a", type=positive, metavar="N", help="Default: the last."),
+    arg(
+        "--follow",
+        "-f",
+        action="store_true",
+        help="Then print what it adds, until the attempt ends (as tail -f).",
+    ),
 )
 def log(args: argparse.Namespace) -> None:
     """Print the captured output of a task's last (or given) attempt."""
     task_or_id, attempt = args.task_or_id, args.attempt
     the_store = existing_store(args.store)
     output = resolve_output(the_store, task_or_id)
+    if args.follow and not isinstance(the_store, LocalStore):
+        raise AlamodeError("--follow reads a local store's logs as they grow; not a remote one")
     logs = the_store.attempt_logs(output)
     if not logs and attempt is None and isinstance(the_store, RemoteLogs):
         remote = the_store.remote_logs(output)  # run on another machine: its log is in the store
@@ -202,10 +215,33 @@ def log(args: argparse.Namespace) -> None:
     number = max(logs) if attempt is None else attempt
     if number not in logs:
         raise AlamodeError(f"{task_or_id} has attempts 1..{max(logs)}, not {attempt}")
+    if args.follow:
+        assert isinstance(the_store, LocalStore)
+        _follow(logs[number], lambda: the_store.attempt_running(output, number))
+        return
     if not logs[number].exists():  # the command printed nothing, so no file was made
         render.note(f"attempt {number} of {task_or_id} printed nothing")
         return
     sys.stdout.write(logs[number].read_text(errors="replace"))
+
+
+def _follow(path: Path, running: Callable[[], bool], every: float = 0.2) -> None:
+    """Print the log at ``path`` and what is added to it, until ``running()`` says the
+    attempt is over (then what it wrote last). The file appears only once the command
+    prints."""
+    position, text = 0, codecs.getincrementaldecoder("utf-8")(errors="replace")
+    while True:
+        still = running()  # asked first: what is written before it ends is read below
+        with contextlib.suppress(FileNotFoundError), path.open("rb") as log:
+            log.seek(position)
+            while chunk := log.read(65536):
+                position += len(chunk)
+                sys.stdout.write(text.decode(chunk))  # a character cut in two waits
+            sys.stdout.flush()
+        if not still:
+            sys.stdout.write(text.decode(b"", final=True))
+            return
+        time.sleep(every)
 
 
 @command(

@@ -485,6 +485,16 @@ class LocalStore:
         )
         return {number: self.root / log for number, log in rows}
 
+    def attempt_running(self, output_id: str, number: int) -> bool:
+        """Whether that attempt is still under way: marked running, by a runner that is alive
+        (or on another host, where we cannot tell)."""
+        row = self._db.execute(
+            "SELECT r.host, r.pid, r.started FROM attempts a JOIN runs r ON r.id = a.run "
+            "WHERE a.output=? AND a.attempt=? AND a.status='running'",
+            (output_id, number),
+        ).fetchone()
+        return row is not None and (row[0] != HOST or pid_alive(row[1], row[2]))
+
     def last_failure(self, output_id: str) -> dict[str, Any] | None:
         rows = _dicts(
             self._db.execute(

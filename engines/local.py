@@ -108,7 +108,7 @@ class LocalEngine:
                 _drain(reader, log)  # what the group wrote before it ended
                 os.close(reader)
         assert process.returncode is not None  # waited for above
-        return _ended(process.returncode, started, timed_out)
+        return _ended(process.returncode, started, timed_out, isinstance(job.command, str))
 
     def _run_compiled(
         self, compiled: Any, job: Job, argv: list[str], env: Environment, started: float
@@ -129,7 +129,8 @@ class LocalEngine:
         except OSError as err:
             with LogFile(job.log_path) as log:
                 return _cannot_start(log, f"{argv[0]}: {err.strerror}", started)
-        return _ended(os.waitstatus_to_exitcode(status), started, timed_out)
+        shell = isinstance(job.command, str)
+        return _ended(os.waitstatus_to_exitcode(status), started, timed_out, shell)
 
     def stop_all(self) -> None:
         with self._lock:
@@ -141,12 +142,23 @@ class LocalEngine:
             _end_group(process)
 
 
-def _ended(code: int, started: float, timed_out: bool) -> Result:
-    """The result of a command that ran: ``code`` as Popen's (-N when killed by signal N)."""
+# What /bin/sh means by these exit statuses, said next to the number (the log has the
+# shell's own words: "sh: 1: tuoch: not found").
+_SHELL_SAYS = {
+    126: "the shell could not execute the command",
+    127: "the shell found no such command",
+}
+
+
+def _ended(code: int, started: float, timed_out: bool, shell: bool) -> Result:
+    """The result of a command that ran: ``code`` as Popen's (-N when killed by signal N);
+    ``shell``: it ran through /bin/sh."""
     seconds = time.monotonic() - started
     if code < 0:
         return Result(None, seconds, signal=-code, timed_out=timed_out)
-    return Result(code, seconds, timed_out=timed_out)
+    return Result(
+        code, seconds, timed_out=timed_out, detail=_SHELL_SAYS.get(code, "") if shell else ""
+    )
 
 
 def _cannot_start(log: LogFile, why: str, started: float) -> Result:

@@ -147,6 +147,22 @@ def test_status_explain_history_log_provenance(tmp_path: Path) -> None:
     assert tree["inputs"][0]["inputs"][0]["spec"] == {"command": 'echo a > "$ALAMODE_OUTPUT/a"'}
 
 
+def test_log_follow_prints_a_running_attempt_until_it_ends(tmp_path: Path) -> None:
+    slow = """
+tasks:
+  slow: {spec: {command: 'echo one; sleep 0.5; echo two; sleep 0.5; echo "three ü"'}}
+"""
+    runner = start(tmp_path, "run", spec(tmp_path, slow))
+    wait_for(tmp_path / ".alamode" / "logs")  # the attempt has printed "one"
+    followed = alamode("log", "slow", "--follow", cwd=tmp_path)
+    _, errors = runner.communicate(timeout=60)
+    assert runner.returncode == 0, errors
+    assert followed.returncode == 0, followed.stderr
+    assert followed.stdout == "one\ntwo\nthree ü\n"  # all of it, though it began after "one"
+    done = alamode("log", "slow", "-f", cwd=tmp_path)  # an attempt that has ended: at once
+    assert done.stdout == followed.stdout
+
+
 def test_tables_and_trees_on_a_pipe_keep_each_row_on_one_line(tmp_path: Path) -> None:
     """grep and awk see one row per task: rich wrapped and cut tables and trees at 80
     columns when stdout was not a terminal (a long reason on two lines, a spec cut short)."""

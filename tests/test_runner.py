@@ -136,6 +136,19 @@ def test_a_failing_command_records_nothing_and_blocks_downstream(store: LocalSto
     assert list((store.root / "staging").iterdir()) == []
 
 
+def test_a_command_the_shell_cannot_find_says_so(store: LocalStore) -> None:
+    plan = pipeline('tuoch "$ALAMODE_OUTPUT/greeting"')
+    report, events = run(plan, store)
+    why = "exited with status 127 (the shell found no such command)"
+    assert report.scheduler.status["top"].reason == why
+    (fail,) = [e for e in events if e.kind == "fail"]
+    assert "tuoch" in Path(fail.log).read_text()  # the shell's own words
+    # a command given as a list runs without a shell: its 127 is its own, with no gloss
+    listed = compile_plan({}, [TaskDef("own", {"command": ["/bin/sh", "-c", "exit 127"]})])
+    report, _ = run(listed, store)
+    assert report.scheduler.status["own"].reason == "exited with status 127"
+
+
 def test_a_command_killed_by_a_signal_is_a_failure(store: LocalStore) -> None:
     report, _ = run(pipeline("kill -9 $$"), store)
     assert report.scheduler.status["top"].reason == "killed by signal 9"
