@@ -18,6 +18,7 @@ import difflib
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from .bulk import paused_gc
 from .canonical import join_path
 from .planfile import PlanBase
 
@@ -138,6 +139,11 @@ class PlanDiff:
 
 def diff_plans(old: PlanBase, new: PlanBase) -> PlanDiff:
     """Compare two plans: what changed, why, and what stayed the same."""
+    with paused_gc():  # a change per moved task, next to two plans' millions of objects
+        return _diff(old, new)
+
+
+def _diff(old: PlanBase, new: PlanBase) -> PlanDiff:
     old_tasks, new_tasks = old.tasks, new.tasks
     unchanged: list[str] = []
     moved: list[str] = []
@@ -175,9 +181,9 @@ def diff_plans(old: PlanBase, new: PlanBase) -> PlanDiff:
 def _classify(name: str, old: PlanBase, new: PlanBase, known: dict[str, TaskChange]) -> TaskChange:
     old_entry, new_entry = old.tasks[name], new.tasks[name]
     old_inputs, new_inputs = old_entry["inputs"], new_entry["inputs"]
-    old_spec, new_spec = old.spec(name), new.spec(name)
     outputs = (old_entry["output"], new_entry["output"])
-    if old_inputs.keys() != new_inputs.keys() or old_spec != new_spec:
+    if old_inputs.keys() != new_inputs.keys() or not _same_spec(old_entry, new_entry):
+        old_spec, new_spec = old.spec(name), new.spec(name)
         return TaskChange(
             name,
             *outputs,
@@ -196,6 +202,14 @@ def _classify(name: str, old: PlanBase, new: PlanBase, known: dict[str, TaskChan
             for root, path in upstream.causes.items():
                 causes.setdefault(root, (*path, name))
     return TaskChange(name, *outputs, reason="upstream", causes=causes)
+
+
+def _same_spec(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """The two entries' specs are equal (their ``inputs`` and ``output`` aside), compared
+    without copying either: most tasks whose ID moved only follow an upstream change."""
+    if old.keys() != new.keys():
+        return False
+    return all(old[key] == new[key] for key in old if key != "inputs" and key != "output")
 
 
 def _input_changes(old: dict[str, str], new: dict[str, str]) -> list[InputChange]:

@@ -108,12 +108,12 @@ class Scheduler:
         self.stopped = False
         self.stop_reason = "not started: the run stopped first"
         tasks = plan.tasks
-        self.pending: list[str] = []  # the tasks to run, in plan order
-        for index, name in enumerate(self.order):
-            if tasks[name]["output"] not in done_outputs:
-                self.pending.append(name)
-                self._position[name] = index
+        # the tasks to run, in plan order
+        self.pending = [name for name in self.order if tasks[name]["output"] not in done_outputs]
         pending = self.pending
+        if pending:
+            to_run = set(pending)
+            self._position = {name: i for i, name in enumerate(self.order) if name in to_run}
         for name in pending:
             for dep in tasks[name]["inputs"]:
                 if tasks[dep]["output"] not in done_outputs:
