@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
 
 from a_la_mode import Dag, native
 
@@ -81,6 +82,33 @@ def collage_dag() -> Dag:
 @pytest.fixture
 def collage() -> Dag:
     return collage_dag()
+
+
+def edited(
+    data: st.DataObject,
+    original: bytes,
+    flips: st.SearchStrategy[int],
+    inserts: list[bytes],
+    first: int = 0,
+) -> bytes:
+    """``original`` with 1 to 4 random edits at ``first`` or after: a byte flipped (to one
+    of ``flips``), deleted, inserted (one of ``inserts``), or everything from a point on cut.
+    Stops early once no more than ``first`` + 1 bytes are left."""
+    raw = bytearray(original)
+    for _ in range(data.draw(st.integers(1, 4))):
+        action = data.draw(st.sampled_from(["flip", "delete", "insert", "cut"]))
+        at = data.draw(st.integers(first, len(raw) - 1))
+        if action == "flip":
+            raw[at] = data.draw(flips)
+        elif action == "delete":
+            del raw[at]
+        elif action == "insert":
+            raw[at:at] = data.draw(st.sampled_from(inserts))
+        else:
+            del raw[at:]
+        if len(raw) <= first + 1:
+            break
+    return bytes(raw)
 
 
 def alamode(
