@@ -336,7 +336,7 @@ static PyObject *decode(PyObject *self, PyObject *args) {
         result = Py_BuildValue("(OOO)", top, r.fault != NULL ? r.fault : Py_None, mismatch);
     Py_XDECREF(top);
     Py_XDECREF(r.fault);
-    Py_DECREF(mismatch);
+    Py_XDECREF(mismatch); /* NULL when making it failed */
     PyBuffer_Release(&buffer);
     return result;
 }
