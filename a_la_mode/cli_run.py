@@ -217,18 +217,18 @@ def log(args: argparse.Namespace) -> None:
         raise AlamodeError(f"{task_or_id} has attempts 1..{max(logs)}, not {attempt}")
     if args.follow:
         assert isinstance(the_store, LocalStore)
-        _follow(logs[number], lambda: the_store.attempt_running(output, number))
-        return
+        if _follow(logs[number], lambda: the_store.attempt_running(output, number)):
+            return
     if not logs[number].exists():  # the command printed nothing, so no file was made
         render.note(f"attempt {number} of {task_or_id} printed nothing")
         return
     sys.stdout.write(logs[number].read_text(errors="replace"))
 
 
-def _follow(path: Path, running: Callable[[], bool], every: float = 0.2) -> None:
+def _follow(path: Path, running: Callable[[], bool], every: float = 0.2) -> int:
     """Print the log at ``path`` and what is added to it, until ``running()`` says the
-    attempt is over (then what it wrote last). The file appears only once the command
-    prints."""
+    attempt is over (then what it wrote last); return how many bytes that was. The file
+    appears only once the command prints."""
     position, text = 0, codecs.getincrementaldecoder("utf-8")(errors="replace")
     while True:
         still = running()  # asked first: what is written before it ends is read below
@@ -240,7 +240,7 @@ def _follow(path: Path, running: Callable[[], bool], every: float = 0.2) -> None
             sys.stdout.flush()
         if not still:
             sys.stdout.write(text.decode(b"", final=True))
-            return
+            return position
         time.sleep(every)
 
 

@@ -161,6 +161,11 @@ tasks:
     assert followed.stdout == "one\ntwo\nthree ü\n"  # all of it, though it began after "one"
     done = alamode("log", "slow", "-f", cwd=tmp_path)  # an attempt that has ended: at once
     assert done.stdout == followed.stdout
+    (tmp_path / "p.yaml").write_text("tasks:\n  slow: {spec: {command: 'true'}}\n")
+    assert alamode("run", "p.yaml", cwd=tmp_path).returncode == 0  # it prints nothing
+    silent = alamode("log", "slow", "-f", cwd=tmp_path)
+    assert (silent.returncode, silent.stdout) == (0, "")
+    assert silent.stderr.strip() == "attempt 1 of slow printed nothing"
 
 
 def test_tables_and_trees_on_a_pipe_keep_each_row_on_one_line(tmp_path: Path) -> None:
