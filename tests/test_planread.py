@@ -16,7 +16,9 @@ from a_la_mode.canonical import encode
 from a_la_mode.dsl import TaskDef
 from tests.conftest import collage_dag, edited
 
-pytestmark = pytest.mark.skipif(native.plan_reader is None, reason="_planread.c was not built")
+pytestmark = pytest.mark.skipif(
+    native.plan_reader is None, reason="_planread.c: not built here, or ALAMODE_NATIVE=0"
+)
 
 COLLAGE = collage_dag().compile().to_bytes()
 LATTICE = compile_plan(
