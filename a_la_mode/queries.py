@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from .errors import AlamodeError
 from .localstore import OUTPUT_ID, LocalStore
 from .planfile import PlanBase, read_plan_file
-from .scheduler import Scheduler, State, short, wanted
+from .scheduler import Scheduler, State, done_reason, short, wanted
 
 if TYPE_CHECKING:
     from .diff import PlanDiff
@@ -46,9 +46,7 @@ def task_states(
         if status.state is State.DONE:
             row = store.success_row(output)
             when = f" by run {row['run']}" if row else ""
-            result.append(
-                TaskState(name, output, "done", f"{status.reason} for {short(output)}{when}")
-            )
+            result.append(TaskState(name, output, "done", done_reason(output) + when))
             continue
         label = "would run" if status.state is State.READY else "blocked"
         reason = status.reason

@@ -23,7 +23,7 @@ from .engine import Engine, Job, Result
 from .errors import AlamodeError
 from .localstore import Lease, LocalStore, Manifest, Success
 from .planfile import PlanBase
-from .scheduler import DONE_BEFORE, Scheduler, State, short, wanted
+from .scheduler import DONE_BEFORE, Scheduler, State, done_reason, wanted
 
 T = TypeVar("T")
 
@@ -161,7 +161,7 @@ def run_plan(
                 if output in adopted:
                     emit(Event("adopt", name, output, ADOPTED))
                 elif options.skip_events:
-                    emit(Event("skip", name, output, f"{DONE_BEFORE.reason} for {short(output)}"))
+                    emit(Event("skip", name, output, done_reason(output)))
         runner = _Runner(plan, store, engine, scheduler, run, emit, options.jobs)
         runner.loop()
         status = "succeeded" if scheduler.succeeded else "failed"

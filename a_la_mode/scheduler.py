@@ -52,6 +52,11 @@ def short(output_id: str) -> str:
     return output_id[:12] + "…"
 
 
+def done_reason(output_id: str) -> str:
+    """Why a task done before the run is done, as ``status`` and the skip event say it."""
+    return f"{DONE_BEFORE.reason} for {short(output_id)}"
+
+
 def closure(plan: PlanBase, targets: Iterable[str]) -> list[str]:
     """The targets and everything upstream of them, in plan order. Unknown names are refused."""
     wanted: set[str] = set()

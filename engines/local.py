@@ -73,6 +73,7 @@ class LocalEngine:
 
     def run(self, job: Job) -> Result:
         argv = ["/bin/sh", "-c", job.command] if isinstance(job.command, str) else job.command
+        shell = isinstance(job.command, str)  # through /bin/sh: its 126 and 127 are glossed
         started = time.monotonic()
         try:
             env = self._environ.overlay({**job.env, **job.environment()})
@@ -81,7 +82,7 @@ class LocalEngine:
                 return _cannot_start(log, f"the command: {err}", started)
         compiled = native.compiled
         if compiled is not None and self._stop_pipe is not None:
-            return self._run_compiled(compiled, job, argv, env, started)
+            return self._run_compiled(compiled, job, argv, env, started, shell)
         with LogFile(job.log_path) as log:  # created only when written to
             reader, writer = os.pipe()
             try:
@@ -108,10 +109,16 @@ class LocalEngine:
                 _drain(reader, log)  # what the group wrote before it ended
                 os.close(reader)
         assert process.returncode is not None  # waited for above
-        return _ended(process.returncode, started, timed_out, isinstance(job.command, str))
+        return _ended(process.returncode, started, timed_out, shell)
 
     def _run_compiled(
-        self, compiled: Any, job: Job, argv: list[str], env: Environment, started: float
+        self,
+        compiled: Any,
+        job: Job,
+        argv: list[str],
+        env: Environment,
+        started: float,
+        shell: bool,
     ) -> Result:
         """``run`` through _native.c: the same steps, in one call that lets go of the
         interpreter lock until the command has ended."""
@@ -129,7 +136,6 @@ class LocalEngine:
         except OSError as err:
             with LogFile(job.log_path) as log:
                 return _cannot_start(log, f"{argv[0]}: {err.strerror}", started)
-        shell = isinstance(job.command, str)
         return _ended(os.waitstatus_to_exitcode(status), started, timed_out, shell)
 
     def stop_all(self) -> None:
