@@ -18,21 +18,11 @@ from pathlib import Path
 _PAUSE_AT = os.environ.get("ALAMODE_FAULT_PAUSE")
 
 
-def pauses_at(step: str) -> bool:
-    """Whether a crash test asked to stop at ``step`` (for code that pauses by itself)."""
-    return step == _PAUSE_AT
-
-
-def ready_file() -> str | None:
-    """The file to create on pausing (``ALAMODE_FAULT_READY``), if any."""
-    return os.environ.get("ALAMODE_FAULT_READY") or None
-
-
 def pause_point(step: str) -> None:
     """Sleep forever here if a crash test asked to stop at ``step``."""
-    if not pauses_at(step):
+    if step != _PAUSE_AT:
         return
-    ready = ready_file()
+    ready = os.environ.get("ALAMODE_FAULT_READY")
     if ready:
         Path(ready).write_text(str(os.getpid()))
     while True:

@@ -37,9 +37,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from . import native
 from .errors import AlamodeError
-from .faults import pause_point, pauses_at, ready_file
+from .faults import pause_point
 from .planfile import PlanBase
 from .processes import pid_alive, runner_tag, tag_alive
 
@@ -700,22 +699,6 @@ class LocalStore:
         touches only files, never the database.
         """
         target = self.output_folder(output_id)
-        compiled = native.compiled
-        if compiled is not None:  # the same steps, in C, without the interpreter lock
-            journal = self._journal.descriptor() if self._journal is not None else -1
-            outcome, files = compiled.seal_and_place(
-                os.fsencode(staging),
-                os.fsencode(target),
-                journal,
-                output_id.encode(),
-                pauses_at("before-rename"),
-                ready_file(),
-            )
-            if outcome != compiled.NEEDS_PYTHON:  # (a path that JSON must escape)
-                if outcome == compiled.IN_THE_WAY:  # journalled; an orphan holds the place
-                    self._rename_into_place(output_id, staging, target)
-                pause_point("before-record")
-                return Manifest({path: (size, digest) for path, size, digest in files})
         manifest = _seal(staging)  # published outputs are immutable, as in a Nix store
         # The journal line and the rename need no fsync of their own: if a power loss drops
         # the line, the orphan is not adopted but re-run; if it drops the rename, the success
@@ -953,7 +936,7 @@ class _Journal:
         self._lock = threading.Lock()  # publishing happens on several worker threads
 
     def append(self, output_id: str, manifest: Manifest) -> None:
-        """One line: ``{"output":ID,"files":MANIFEST}`` (_native.c writes the same)."""
+        """One line: ``{"output":ID,"files":MANIFEST}``."""
         line = f'{{"output":{json.dumps(output_id)},"files":{manifest.to_json()}}}\n'
         os.write(self.descriptor(), line.encode())
 

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from . import native, toposort
+from . import toposort
 from .bdecode import ENDS_EARLY, Corrupt, Reader
 from .bulk import paused_gc
 from .canonical import encode, encode_items, join_path
@@ -241,14 +241,7 @@ _Mismatch = tuple[str, str]
 def _decode(data: bytes) -> tuple[dict[str, Any], str | None, _Mismatch | None]:
     """Decode a plan's bytes (a dictionary: the caller checked the ``d``): the top
     dictionary, the first place that is not canonical, and the first task whose output ID
-    does not match its entry. Compiled where ``_planread.c`` was built (ten times faster:
-    docs/benchmarks.md, ninth round); ``_decode_in_python`` is the same reader."""
-    if native.plan_reader is not None:
-        return native.plan_reader.decode(data, Corrupt)  # type: ignore[no-any-return]
-    return _decode_in_python(data)
-
-
-def _decode_in_python(data: bytes) -> tuple[dict[str, Any], str | None, _Mismatch | None]:
+    does not match its entry."""
     reader = Reader(data)
     top: dict[str, Any] = {}
     mismatch: list[_Mismatch] = []

@@ -1,30 +1,28 @@
 """The local engine: each task's command as a subprocess of this machine.
 
 A ``command`` string runs through ``/bin/sh -c``; a list runs as argv, without a shell (found
-on the task's own PATH). Each command gets its own process group, so a timeout or Ctrl-C ends
-everything it started. Commands start with ``posix_spawn``: of ``subprocess.Popen``'s work,
-only what a command needs (a new session, default signal handling, no inherited descriptors).
-Output (stdout and stderr together) comes through a pipe into the attempt's log file, which
-is only created if the command prints something.
+on the task's own PATH). Each command starts in a session of its own (``subprocess.Popen``
+with ``start_new_session``), so a timeout or Ctrl-C ends everything it started, and when the
+command ends, whatever it left running in its process group is killed before its output is
+sealed. Output (stdout and stderr together) comes through a pipe into the attempt's log file,
+which is only created if the command prints something.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import select
-import shutil
 import signal
+import subprocess
 import threading
 import time
 from collections.abc import Mapping
 from typing import Any
 
-from a_la_mode import native
 from a_la_mode.engine import Job, LogFile, Result
 
-from .spawn import Environment, closes_inherited_descriptors, encoded_argv, spawn
+from .orphans import end_orphans, kill_group, this_runner
 
 GRACE_SECONDS = 3.0  # between SIGTERM and SIGKILL
 READ_SIZE = 1 << 16
@@ -36,60 +34,43 @@ class LocalEngine:
     name = "local"
 
     def __init__(self) -> None:
-        self._running: set[_Child] = set()
+        self._running: set[subprocess.Popen[bytes]] = set()
         self._lock = threading.Lock()
         self._stopping = False
-        # This process's environment, checked and encoded once: doing that for forty
-        # variables at every command was a measurable share of starting one.
-        self._environ = Environment(os.environ)
-        if not closes_inherited_descriptors():
-            _keep_inherited_descriptors_to_ourselves()
-        # For the compiled path: stop_all writes a byte here, and every command waited for
-        # in C sees it readable and ends its process group.
-        self._stop_pipe: tuple[int, int] | None = None
-        if native.compiled is not None:
-            self._stop_pipe = os.pipe()
-
-    def close(self) -> None:
-        """Let go of the stop pipe (a run's engine lives until the run ends)."""
-        if self._stop_pipe is not None:
-            for fd in self._stop_pipe:
-                os.close(fd)
-            self._stop_pipe = None
-
-    def __del__(self) -> None:
-        with contextlib.suppress(Exception):
-            self.close()
+        self._marker = this_runner()
 
     def check(self) -> None:
         """Nothing to check: a POSIX shell is always at /bin/sh."""
 
-    def describe(self) -> str:
-        """Whether its per-task steps (and the directory store's) are compiled here."""
-        return native.describe()
-
     def prepare(self, tasks: Mapping[str, Mapping[str, Any]]) -> None:
-        """Nothing to refuse: any command can be run by a shell here."""
+        """End the commands of earlier runners that were killed (kill -9), so that no task
+        runs twice at once and nothing writes into a staging directory being cleaned."""
+        end_orphans()
 
     def run(self, job: Job) -> Result:
         argv = ["/bin/sh", "-c", job.command] if isinstance(job.command, str) else job.command
         shell = isinstance(job.command, str)  # through /bin/sh: its 126 and 127 are glossed
         started = time.monotonic()
-        try:
-            env = self._environ.overlay({**job.env, **job.environment()})
-        except ValueError as err:
-            with LogFile(job.log_path) as log:
-                return _cannot_start(log, f"the command: {err}", started)
-        compiled = native.compiled
-        if compiled is not None and self._stop_pipe is not None:
-            return self._run_compiled(compiled, job, argv, env, started, shell)
+        env = {**os.environ, **job.env, **job.environment(), **self._marker}
         with LogFile(job.log_path) as log:  # created only when written to
+            unfit = _unfit_variable(env)
+            if unfit:
+                return _cannot_start(log, f"the command: {unfit}", started)
             reader, writer = os.pipe()
             try:
-                process = _Child.spawn(argv, env, writer)
-            except OSError as err:
+                process = subprocess.Popen(
+                    argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=writer,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                    close_fds=True,
+                    start_new_session=True,
+                )
+            except (OSError, ValueError) as err:
                 os.close(reader)
-                return _cannot_start(log, f"{argv[0]}: {err.strerror}", started)
+                why = getattr(err, "strerror", None) or str(err)
+                return _cannot_start(log, f"{argv[0]}: {why}", started)
             finally:
                 os.close(writer)  # the command holds the only write end now
             with self._lock:
@@ -101,49 +82,20 @@ class LocalEngine:
                 if timed_out:
                     log.write(f"\nalamode: timed out after {job.timeout} s; stopping it\n".encode())
                     _end_group(process)
-                process.wait(None)
+                process.wait()
             finally:
                 with self._lock:
                     self._running.discard(process)
-                _kill_leftovers(process)
+                # Whatever it left running must not write into a published output.
+                kill_group(process.pid)
                 _drain(reader, log)  # what the group wrote before it ended
                 os.close(reader)
-        assert process.returncode is not None  # waited for above
         return _ended(process.returncode, started, timed_out, shell)
-
-    def _run_compiled(
-        self,
-        compiled: Any,
-        job: Job,
-        argv: list[str],
-        env: Environment,
-        started: float,
-        shell: bool,
-    ) -> Result:
-        """``run`` through _native.c: the same steps, in one call that lets go of the
-        interpreter lock until the command has ended."""
-        assert self._stop_pipe is not None
-        try:
-            program = _find_program(argv[0], env)
-            status, timed_out = compiled.run(
-                os.fsencode(program),
-                encoded_argv(program, argv),
-                env.entries(),
-                os.fsencode(job.log_path),
-                -1 if job.timeout is None else job.timeout * 1000,
-                self._stop_pipe[0],
-            )
-        except OSError as err:
-            with LogFile(job.log_path) as log:
-                return _cannot_start(log, f"{argv[0]}: {err.strerror}", started)
-        return _ended(os.waitstatus_to_exitcode(status), started, timed_out, shell)
 
     def stop_all(self) -> None:
         with self._lock:
             self._stopping = True
             running = list(self._running)
-            if self._stop_pipe is not None:
-                os.write(self._stop_pipe[1], b"x")  # every compiled wait sees it
         for process in running:
             _end_group(process)
 
@@ -167,20 +119,33 @@ def _ended(code: int, started: float, timed_out: bool, shell: bool) -> Result:
     )
 
 
+def _unfit_variable(env: Mapping[str, str]) -> str:
+    """Why ``env`` cannot be a process's environment ("" if it can): C strings would cut a
+    NUL short, and a name holding '=' would read as another variable."""
+    for name, value in env.items():
+        if "\0" in value:
+            return f"variable {name} holds a NUL character"
+        if not name or "=" in name or "\0" in name:
+            return f"{name!r} cannot be a variable's name (it holds '=' or NUL)"
+    return ""
+
+
 def _cannot_start(log: LogFile, why: str, started: float) -> Result:
     """A command that could not be started: said in its log and its result."""
     log.write(f"alamode: cannot start {why}\n".encode())
     return Result(None, time.monotonic() - started, detail=f"cannot start {why}")
 
 
-def _copy_until_exit(process: _Child, reader: int, log: LogFile, timeout: int | None) -> bool:
+def _copy_until_exit(
+    process: subprocess.Popen[bytes], reader: int, log: LogFile, timeout: int | None
+) -> bool:
     """Copy the command's output into its log until the command exits (True) or its time is
     up (False). Waits on a pidfd, so a background child holding the pipe open cannot keep
     us waiting after the command itself has ended."""
     deadline = None if timeout is None else time.monotonic() + timeout
     try:
-        exited = os.pidfd_open(process.pid)
-    except (AttributeError, OSError):  # no pidfd here: poll the process now and then
+        exited: int | None = os.pidfd_open(process.pid)
+    except OSError:  # no pidfd here: poll the process now and then
         exited = None
     poller = select.poll()
     poller.register(reader, select.POLLIN)
@@ -193,8 +158,7 @@ def _copy_until_exit(process: _Child, reader: int, log: LogFile, timeout: int | 
                 wait_ms = max(0, int((deadline - time.monotonic()) * 1000))
             if exited is None:
                 wait_ms = 50 if wait_ms is None else min(wait_ms, 50)
-            ready = poller.poll(wait_ms)
-            for fd, _ in ready:
+            for fd, _ in poller.poll(wait_ms):
                 if fd == reader:
                     data = os.read(reader, READ_SIZE)
                     if data:
@@ -220,7 +184,7 @@ def _drain(reader: int, log: LogFile) -> None:
             log.write(data)
 
 
-def _end_group(process: _Child) -> None:
+def _end_group(process: subprocess.Popen[bytes]) -> None:
     """SIGTERM the command's whole process group, then SIGKILL what is left."""
     for sig, wait in ((signal.SIGTERM, GRACE_SECONDS), (signal.SIGKILL, None)):
         try:
@@ -229,78 +193,6 @@ def _end_group(process: _Child) -> None:
             return
         try:
             process.wait(timeout=wait)
-            # the leader is gone; make sure no child it left behind survives
-            os.killpg(process.pid, signal.SIGKILL)
-            return
-        except ProcessLookupError:
-            return
-        except TimeoutError:
+            return  # the leader is gone; kill_group ends what it left behind
+        except subprocess.TimeoutExpired:
             continue
-
-
-def _kill_leftovers(process: _Child) -> None:
-    """Background children a command left behind must not write into a published output."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signal.SIGKILL)
-
-
-class _Child:
-    """A command started with ``posix_spawn`` (a vfork and an exec, with none of
-    ``subprocess.Popen``'s work in Python per command) in a new session, so its process group
-    can be ended as one. Standard input is ``/dev/null``; stdout and stderr go to ``output``."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-        self.returncode: int | None = None  # as Popen's: -N when killed by signal N
-        self._lock = threading.Lock()  # the worker and a Ctrl-C may both wait for it
-
-    @classmethod
-    def spawn(cls, argv: list[str], env: Environment, output: int) -> _Child:
-        """Start ``argv``; OSError (with ``strerror``) when it cannot be run."""
-        return cls(spawn(_find_program(argv[0], env), argv, env, output))
-
-    def poll(self) -> int | None:
-        """The exit status if the command has ended (reaping it), else None."""
-        with self._lock:
-            if self.returncode is None:
-                pid, status = os.waitpid(self.pid, os.WNOHANG)
-                if pid:
-                    self.returncode = os.waitstatus_to_exitcode(status)
-            return self.returncode
-
-    def wait(self, timeout: float | None) -> int:
-        """Wait for the command to end; TimeoutError after ``timeout`` seconds."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while (code := self.poll()) is None:
-            if deadline is not None and time.monotonic() >= deadline:
-                raise TimeoutError(f"process {self.pid} still running")
-            time.sleep(0.005)
-        return code
-
-
-def _find_program(name: str, env: Environment) -> str:
-    """Where ``name`` is, searched in the command's own PATH as a shell would."""
-    if "/" in name:
-        return name
-    search = env.get(b"PATH")
-    if search is None:
-        search = os.defpath.encode()
-    found = shutil.which(name, path=os.fsdecode(search))
-    if found is None:
-        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), name)
-    return found
-
-
-def _keep_inherited_descriptors_to_ourselves() -> None:
-    """Mark every descriptor above stderr that this process inherited as close-on-exec, so
-    that no command sees them (what ``Popen(close_fds=True)`` does for each command).
-    Python makes every descriptor it opens close-on-exec already. Needed only where
-    ``spawn`` cannot close them in the child; it affects the whole process (a library user
-    keeping an inheritable descriptor for children of their own loses that)."""
-    with contextlib.suppress(OSError):
-        for entry in os.listdir("/proc/self/fd"):
-            fd = int(entry)
-            if fd > 2:
-                with contextlib.suppress(OSError):
-                    if os.get_inheritable(fd):
-                        os.set_inheritable(fd, False)

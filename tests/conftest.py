@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
-from a_la_mode import Dag, native
+from a_la_mode import Dag
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT / "specs"
@@ -44,18 +44,6 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("ALAMODE_"):
             monkeypatch.delenv(name)
-
-
-@pytest.fixture(params=["compiled", "python"] if native.compiled is not None else ["python"])
-def both_paths(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The test twice: through _native.c and _planread.c, and through the Python steps they
-    stand in for (in this process and in every alamode it starts). Where they were not
-    built, Python only."""
-    if request.param == "python":
-        monkeypatch.setattr(native, "compiled", None)
-        monkeypatch.setattr(native, "plan_reader", None)
-        monkeypatch.setenv("ALAMODE_NATIVE", "0")
-    return str(request.param)
 
 
 def collage_dag() -> Dag:

@@ -298,7 +298,3 @@ def test_a_process_start_time_is_read_to_a_tenth_of_a_second() -> None:
         process.wait()
     assert started is not None and before - 0.1 <= started <= after + 0.1
     assert start_time(process.pid) is None  # reaped: no such process any more
-
-
-# Every test here runs through _native.c and through the Python steps it stands in for.
-pytestmark = pytest.mark.usefixtures("both_paths")

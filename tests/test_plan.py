@@ -17,7 +17,6 @@ from .conftest import FIXTURES, GOLDEN, collage_dag, edited
 
 COLLAGE_BYTES = collage_dag().bencode()
 # Every plan here is read by _planread.c and by the Python reader it stands in for.
-pytestmark = pytest.mark.usefixtures("both_paths")
 
 
 def replace_once(data: bytes, old: bytes, new: bytes) -> bytes:

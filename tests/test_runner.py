@@ -445,7 +445,3 @@ def test_ctrl_c_leaves_no_attempt_of_tasks_claimed_ahead(store: LocalStore) -> N
     assert "t59" not in {row["task"] for row in history}
     assert max(row["task"] for row in history) <= "t21"  # t20, and t21 queued behind it
     assert "running" not in {row["status"] for row in history}
-
-
-# Every test here runs through _native.c and through the Python steps it stands in for.
-pytestmark = pytest.mark.usefixtures("both_paths")
