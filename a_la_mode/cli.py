@@ -23,6 +23,7 @@ from . import __version__, render
 from .bulk import keep_for_good
 from .errors import AlamodeError, PlanError, SpecFileError
 from .graph import FORMATS
+from .images import SpecRewrite
 from .localstore import LocalStore, open_store
 from .naming import did_you_mean
 from .planfile import PlanBase, read_plan_file
@@ -210,7 +211,7 @@ def store_at(path: str | None, create: bool = False) -> LocalStore:
     reads, a store that does not exist yet is an empty one, and the user is told so."""
     store = open_store(path, _State.store_options, create=create)
     if not store.exists:
-        render.note(f"no store at {store.root} yet: nothing has run there")
+        render.note(f"no store at {store.where} yet: nothing has run there")
     return store
 
 
@@ -220,27 +221,50 @@ def existing_store(path: str | None) -> LocalStore:
     store = open_store(path, _State.store_options, create=False)
     if not store.exists:
         raise AlamodeError(
-            f"no store at {store.root}: nothing has run there; 'alamode run' makes one, and "
+            f"no store at {store.where}: nothing has run there; 'alamode run' makes one, and "
             "--store or $ALAMODE_STORE names another"
         )
     return store
 
 
-def open_source(source: str) -> PlanBase:
+def open_source(source: str, rewrite: SpecRewrite | None = None) -> PlanBase:
     """Compile a spec file, or load and verify a plan file (or a plan's URL in a store).
-    The plan lives as long as the command: the garbage collector no longer scans it."""
-    plan = _open_source(source)
+    The plan lives as long as the command: the garbage collector no longer scans it.
+    ``rewrite`` (a default image, pinning) applies to spec files only: a plan's specs are
+    hashed already, so it is refused for one."""
+    plan = _open_source(source, rewrite)
     keep_for_good()
     return plan
 
 
-def _open_source(source: str) -> PlanBase:
+def image_options(default_image: str | None, pin: bool) -> SpecRewrite | None:
+    """The compile-time rewrite ``--default-image`` and ``--pin`` ask for, if any."""
+    if default_image is None and not pin:
+        return None
+    from .images import image_rewrite
+
+    pinner = None
+    if pin:
+        from .plugins import load_engine
+
+        docker = load_engine("docker")
+        pinner = docker.pin  # type: ignore[attr-defined]
+    return image_rewrite(default_image, pinner)
+
+
+def _open_source(source: str, rewrite: SpecRewrite | None = None) -> PlanBase:
+    if rewrite is not None and not is_spec_path(source):
+        raise AlamodeError(
+            f"{source}: a plan's images are part of its output IDs already; give "
+            "--default-image or --pin when compiling its spec ('alamode encode SPEC "
+            "--default-image IMAGE'), or run the spec file itself"
+        )
     if "://" in source:
         return load_plan_url(source, _State.store_options)
     if is_spec_path(source):
         from .specfile import compile_spec_file  # YAML and its models only when needed
 
-        return compile_spec_file(source)
+        return compile_spec_file(source, rewrite)
     path = split_source(source)[0]
     if not path.exists():
         raise PlanError(
@@ -259,6 +283,17 @@ def _open_source(source: str) -> PlanBase:
         help="Plan file to write ('-' for stdout). "
         "Default: <spec name>.plan.bencode in the current directory.",
     ),
+    arg(
+        "--default-image",
+        metavar="IMAGE",
+        help="Write this container image into every task with a command and no 'image' "
+        "(it becomes part of their output IDs).",
+    ),
+    arg(
+        "--pin",
+        action="store_true",
+        help="Replace each image tag with the digest it names now, asking the Docker daemon.",
+    ),
     JSON,
 )
 def encode(args: argparse.Namespace) -> None:
@@ -271,7 +306,7 @@ def encode(args: argparse.Namespace) -> None:
         )
     from .specfile import compile_spec_file
 
-    plan = compile_spec_file(spec)
+    plan = compile_spec_file(spec, image_options(args.default_image, args.pin))
     if output == "-":
         sys.stdout.buffer.writelines(plan.iter_bytes())
         return

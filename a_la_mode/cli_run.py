@@ -17,7 +17,16 @@ from types import FrameType
 from typing import Protocol, runtime_checkable
 
 from . import render
-from .cli import JSON, arg, command, existing_store, open_source, positive, store_at
+from .cli import (
+    JSON,
+    arg,
+    command,
+    existing_store,
+    image_options,
+    open_source,
+    positive,
+    store_at,
+)
 from .errors import AlamodeError
 from .localstore import LocalStore
 from .naming import did_you_mean
@@ -94,7 +103,8 @@ def _sigterm_as_interrupt(signum: int, frame: FrameType | None) -> None:
     arg(
         "--default-image",
         metavar="IMAGE",
-        help="docker engine: the image for tasks without an 'image' key.",
+        help="Compile the spec with this image for tasks without an 'image' key (part of "
+        "their output IDs; for a plan, give it to 'alamode encode').",
     ),
     arg("--pull", action="store_true", help="docker engine: pull missing images first."),
     arg("--json", action="store_true", help="One JSON event per line."),
@@ -106,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
     130 when interrupted.
     """
     source, target, json_ = args.source, args.target, args.json
-    plan = open_source(source)
+    plan = open_source(source, image_options(args.default_image, pin=False))
     # a pushed plan runs on its own store; a dry run makes none
     the_store = store_at(args.store or store_of(source), create=not args.dry_run)
     if args.dry_run:
@@ -115,8 +125,7 @@ def run(args: argparse.Namespace) -> int:
         order = scheduler.simulate()
         render.dry_run(order, scheduler, plan, json_)
         return 0
-    flags = {"default_image": args.default_image, "pull": args.pull or None}
-    the_engine = load_engine(args.engine, {k: v for k, v in flags.items() if v is not None})
+    the_engine = load_engine(args.engine, {"pull": True} if args.pull else None)
     signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     mode = (
         "json"
@@ -180,7 +189,7 @@ def history(args: argparse.Namespace) -> None:
     if not rows:  # said, rather than an empty table
         which = f" of {args.task!r}" if args.task else ""
         hint = did_you_mean(args.task, the_store.attempted_tasks()) if args.task else ""
-        render.note(f"no attempts{which} in {the_store.root}{hint}")
+        render.note(f"no attempts{which} in {the_store.where}{hint}")
         if not args.json:
             return
     render.history_table(rows, args.json)
@@ -211,7 +220,7 @@ def log(args: argparse.Namespace) -> None:
             sys.stdout.write(the_store.read_log(output, remote[-1]).decode(errors="replace"))
             return
     if not logs:
-        raise AlamodeError(f"no attempts of {task_or_id} ({output[:12]}…) in {the_store.root}")
+        raise AlamodeError(f"no attempts of {task_or_id} ({output[:12]}…) in {the_store.where}")
     number = max(logs) if attempt is None else attempt
     if number not in logs:
         raise AlamodeError(f"{task_or_id} has attempts 1..{max(logs)}, not {attempt}")
@@ -299,7 +308,7 @@ def gc(args: argparse.Namespace) -> None:
     active = the_store.active_runs()
     if active:
         raise AlamodeError(
-            f"run {active[0]} is using {the_store.root}; gc only when no run holds the store"
+            f"run {active[0]} is using {the_store.where}; gc only when no run holds the store"
         )
     since = _parse_date(args.since) if args.since else None
     doomed, kept = gc_candidates(the_store, args.keep, since)

@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from .bulk import paused_gc
 from .canonical import join_path
+from .images import split_pinned
 from .planfile import PlanBase
 
 LONG_TEXT = 60  # strings longer than this are shown as a word diff
@@ -40,6 +41,10 @@ class FieldChange:
             return f"{self.path}: added {_short(self.new)}"
         if self.kind == "removed":
             return f"{self.path}: removed (was {_short(self.old)})"
+        if self.path == "image" and isinstance(self.old, str) and isinstance(self.new, str):
+            old, new = split_pinned(self.old), split_pinned(self.new)
+            if old and new and old[0] == new[0]:  # the same image, another digest
+                return f"image {old[0]}: {_short_digest(old[1])} → {_short_digest(new[1])}"
         if (
             isinstance(self.old, str)
             and isinstance(self.new, str)
@@ -47,6 +52,11 @@ class FieldChange:
         ):
             return f"{self.path}: {word_diff(self.old, self.new)}"
         return f"{self.path}: {_short(self.old)} → {_short(self.new)}"
+
+
+def _short_digest(digest: str) -> str:
+    """``sha256:`` and the first 12 hex digits, as Docker shows image IDs."""
+    return digest[: len("sha256:") + 12] + "…"
 
 
 @dataclass(frozen=True)

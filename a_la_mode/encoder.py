@@ -15,7 +15,7 @@ from . import toposort
 from .bulk import paused_gc
 from .canonical import join_path, normalise
 from .errors import DependencyError, SpecError
-from .naming import NAME_PATTERN, check_name, did_you_mean
+from .naming import check_name, did_you_mean, input_clash, valid_name
 from .plan import Plan
 from .planfile import PLAN_FORMAT, output_id, task_parts
 
@@ -42,7 +42,7 @@ def _compile(meta: Mapping[str, Any], tasks: Iterable[TaskDef]) -> Plan:
     entries: dict[str, dict[str, Any]] = {}
     for task in tasks:
         name = task.name
-        if type(name) is not str or not NAME_PATTERN.match(name):
+        if type(name) is not str or not valid_name(name):
             check_name(name)  # raises, saying what is wrong with it
         if name in defs:
             raise SpecError(f"task {name!r} is defined twice; give one of them another name")
@@ -122,4 +122,7 @@ def _checked_deps(task: TaskDef, defs: Mapping[str, TaskDef]) -> Sequence[str]:
             )
         if dep == task.name:
             raise DependencyError(f"task {task.name!r} depends on itself; remove that dependency")
+    clash = input_clash(task.deps)
+    if clash is not None:
+        raise DependencyError(f"task {task.name!r}: {clash}")
     return task.deps

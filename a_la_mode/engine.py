@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, BinaryIO, NamedTuple, Protocol, runtime_checkable
 
 from .errors import AlamodeError
+from .naming import input_variable
 
 
 class EngineError(AlamodeError):
@@ -139,8 +139,3 @@ def task_environment(
     for name, path in inputs.items():
         env[input_variable(name)] = path
     return env
-
-
-def input_variable(name: str) -> str:
-    """``ALAMODE_INPUT_<NAME>``: upper-cased, every non-alphanumeric character as ``_``."""
-    return "ALAMODE_INPUT_" + re.sub(r"[^A-Za-z0-9]", "_", name).upper()

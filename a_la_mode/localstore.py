@@ -195,14 +195,16 @@ class LocalStore:
         """The store at ``root``, made if need be; or, without ``create``, when nothing has
         made one there, an empty store that writes nothing to disk (``exists`` is False):
         for commands that only read, so that a mistyped ``--store`` makes no directory."""
-        self.root = Path(root)
+        # Absolute: every path a command is given must hold wherever it changes directory to.
+        self.root = Path(os.path.abspath(root))
+        self.where = str(root)  # as the user named it, for messages
         self.exists = create or (self.root / "state.sqlite").is_file()
         if self.exists:
             try:
                 for sub in ("outputs", "staging", "logs", "plans"):
                     (self.root / sub).mkdir(parents=True, exist_ok=True)
             except OSError as err:
-                raise StoreError(f"cannot create store {self.root}: {err.strerror}") from None
+                raise StoreError(f"cannot create store {self.where}: {err.strerror}") from None
         self._root = str(self.root)  # str paths on the hot paths: pathlib costs microseconds
         self._outputs = str(self.root / "outputs")
         self._tag = runner_tag()  # in the names of our staging directories and journal
@@ -248,7 +250,7 @@ class LocalStore:
                 elif int(row[0]) != SCHEMA_VERSION:
                     newer = int(row[0]) > SCHEMA_VERSION
                     raise StoreError(
-                        f"store {self.root} has schema version {row[0]}, "
+                        f"store {self.where} has schema version {row[0]}, "
                         + (
                             "newer than this alamode reads; upgrade a-la-mode"
                             if newer

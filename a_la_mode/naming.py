@@ -7,8 +7,17 @@ from collections.abc import Iterable
 
 from .errors import SpecError
 
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
-"""Letters, digits, ``_``, ``.`` and ``-``, not starting with ``.`` or ``-``."""
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+"""Letters, digits, ``_``, ``.`` and ``-``, not starting with ``.`` or ``-``: ASCII only, so
+names need no Unicode normalisation. Always ``fullmatch`` it (``$`` would let a final
+newline through)."""
+MAX_NAME = 255
+"""Names are file names in places (a container's input mounts): at most 255 characters."""
+
+
+def valid_name(name: str) -> bool:
+    """Whether ``name`` is a valid task name."""
+    return len(name) <= MAX_NAME and NAME_PATTERN.fullmatch(name) is not None
 
 
 def check_name(name: object) -> str:
@@ -17,7 +26,12 @@ def check_name(name: object) -> str:
         raise SpecError(f"task name {name!r} is a {type(name).__name__}; task names are strings")
     if not name:
         raise SpecError("a task has an empty name; give every task a name such as 'download'")
-    if not NAME_PATTERN.match(name):
+    if len(name) > MAX_NAME:
+        raise SpecError(
+            f"task name {name[:40]!r}… is {len(name)} characters long; "
+            f"a task name has at most {MAX_NAME}: shorten it"
+        )
+    if not NAME_PATTERN.fullmatch(name):
         if name[0] in ".-":
             why = f"starts with {name[0]!r}"
         else:
@@ -42,3 +56,23 @@ def did_you_mean(name: str, known: Iterable[str]) -> str:
 
     close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
     return f", did you mean {close[0]!r}?" if close else ""
+
+
+def input_variable(name: str) -> str:
+    """``ALAMODE_INPUT_<NAME>``: upper-cased, every non-alphanumeric character as ``_``."""
+    return "ALAMODE_INPUT_" + re.sub(r"[^A-Za-z0-9]", "_", name).upper()
+
+
+def input_clash(deps: Iterable[str]) -> str | None:
+    """Why two of a task's dependencies would share one ``ALAMODE_INPUT_`` variable (so the
+    command would silently read one of them), or None."""
+    seen: dict[str, str] = {}
+    for dep in deps:
+        variable = input_variable(dep)
+        if variable in seen:
+            return (
+                f"its dependencies {seen[variable]!r} and {dep!r} would both be given as "
+                f"{variable}; rename one of them"
+            )
+        seen[variable] = dep
+    return None

@@ -27,7 +27,7 @@ from .bdecode import ENDS_EARLY, Corrupt, Reader
 from .bulk import paused_gc
 from .canonical import encode, encode_items, join_path
 from .errors import AlamodeError, PlanError
-from .naming import NAME_PATTERN
+from .naming import MAX_NAME, input_clash, valid_name
 
 PLAN_FORMAT: Literal[1] = 1
 TOP_LEVEL_KEYS = frozenset({"format", "meta", "tasks", "toposort", "toposort_flatten"})
@@ -343,9 +343,10 @@ def _check_top_level(top: Any) -> bool:
 
 def _check_entry_shape(name: str, entry: Any) -> None:
     where = f"task {name!r}"
-    if not NAME_PATTERN.match(name):
+    if not valid_name(name):
         raise PlanError(
-            f"{where}: the name is not a valid task name (letters, digits, '_', '.', '-'); "
+            f"{where}: the name is not a valid task name (letters, digits, '_', '.', '-', "
+            f"at most {MAX_NAME}); "
             "rename it in the spec and re-encode"
         )
     if not isinstance(entry, dict):
@@ -356,6 +357,9 @@ def _check_entry_shape(name: str, entry: Any) -> None:
     inputs = entry.get("inputs")
     if not isinstance(inputs, dict) or not all(isinstance(v, str) for v in inputs.values()):
         raise PlanError(f"{where}: field 'inputs' is missing or not a dictionary of output IDs")
+    clash = input_clash(inputs)
+    if clash is not None:
+        raise PlanError(f"{where}: {clash} and re-encode")
 
 
 def verify_semantics(

@@ -132,7 +132,7 @@ def resolve_output(store: LocalStore, text: str) -> str:
     if latest is not None:
         return latest
     raise AlamodeError(
-        f"{text!r} is neither a task with history nor a known output ID in {store.root}"
+        f"{text!r} is neither a task with history nor a known output ID in {store.where}"
     )
 
 
@@ -203,7 +203,7 @@ def recompute_estimate(result: PlanDiff, store: LocalStore) -> dict[str, Any]:
     durations = store.durations()
     missing = [n for n in names if outputs[n] not in existing]
     return {
-        "path": str(store.root),
+        "path": store.where,
         "existing": [n for n in names if outputs[n] in existing],
         "to_compute": missing,
         "estimated_seconds": round(sum(durations.get(n, 0.0) for n in missing), 3),

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from .dsl import Dag
 from .encoder import TaskDef, compile_plan
 from .errors import AlamodeError, SpecFileError
+from .images import SpecRewrite
 from .naming import did_you_mean
 from .plan import Plan
 from .sources import PYTHON_SUFFIXES, SPEC_SUFFIXES, split_source
@@ -57,8 +58,9 @@ class PipelineFile(BaseModel):
         return [TaskDef(name, entry.spec, entry.deps) for name, entry in self.tasks.items()]
 
 
-def compile_spec_file(source: str) -> Plan:
-    """Compile the spec file ``source`` (``file.py``, ``file.py:name``, JSON, YAML or TOML)."""
+def compile_spec_file(source: str, rewrite: SpecRewrite | None = None) -> Plan:
+    """Compile the spec file ``source`` (``file.py``, ``file.py:name``, JSON, YAML or TOML);
+    ``rewrite`` changes each task's spec before it is hashed (a default image, pinning)."""
     path, attr = split_source(source)
     suffix = path.suffix.lower()
     if suffix not in SPEC_SUFFIXES:
@@ -70,13 +72,15 @@ def compile_spec_file(source: str) -> Plan:
         raise SpecFileError(f"{path}: no such spec file")
     if suffix in PYTHON_SUFFIXES:
         dag = load_python_dag(path, attr or None)
-        try:
-            return dag.compile()
-        except AlamodeError as err:
-            raise type(err)(f"{path}: {err}") from None
-    pipeline = load_declarative(path)
+        meta, defs = dag.meta, dag.task_defs
+    else:
+        pipeline = load_declarative(path)
+        meta, defs = pipeline.meta, pipeline.task_defs
     try:
-        return compile_plan(pipeline.meta, pipeline.task_defs())
+        tasks = defs()
+        if rewrite is not None:
+            tasks = [task._replace(spec=rewrite(task.name, task.spec)) for task in tasks]
+        return compile_plan(meta, tasks)
     except AlamodeError as err:
         raise type(err)(f"{path}: {err}") from None
 

@@ -88,6 +88,7 @@ class BlobStore(LocalStore):
             digest = hashlib.sha256(self.url.encode()).hexdigest()[:16]
             where = str(Path.home() / ".cache" / "alamode" / digest)
         super().__init__(where)
+        self.where = self.url
         self._uploads: dict[str, str] = {}  # output -> its upload, from publish to marker
         # One download of an output at a time: two tasks that share an input start together.
         self._fetching: dict[str, threading.Lock] = {}

@@ -25,8 +25,10 @@ import docker
 import docker.errors
 import requests.exceptions
 from docker.models.containers import Container
+from docker.types import Mount
 
 from a_la_mode.engine import EngineError, Job, LogFile, Result, task_environment
+from a_la_mode.images import is_pinned, split_pinned
 from a_la_mode.processes import start_ticks
 
 LABEL = "a_la_mode.runner"  # "<host> <pid> <process start time>" of the runner
@@ -42,10 +44,7 @@ class DockerEngine:
 
     name = "docker"
 
-    def __init__(
-        self, default_image: str | None = None, pull: bool = False, user: str | None = None
-    ) -> None:
-        self.default_image = default_image
+    def __init__(self, pull: bool = False, user: str | None = None) -> None:
         self.pull = pull
         self.user = user or f"{os.getuid()}:{os.getgid()}"
         self.runner = runner_label()
@@ -53,6 +52,7 @@ class DockerEngine:
         self._running: dict[str, Container] = {}
         self._lock = threading.Lock()
         self._stopping = False
+        self._runnable: dict[str, str] = {}  # image in a spec -> what containers start from
 
     # -- before the run ------------------------------------------------------------------
 
@@ -98,27 +98,45 @@ class DockerEngine:
         images: dict[str, str] = {}  # image -> the first task that wants it
         for task, spec in tasks.items():
             container_options(task, spec)  # raises on a bad key
-            images.setdefault(self.image_of(task, spec), task)
-        for image, task in sorted(images.items()):
-            self._ensure_image(image, task)
+            images.setdefault(image_of(task, spec), task)
+        self._runnable = {
+            image: self._ensure_image(image, task) for image, task in sorted(images.items())
+        }
         self.remove_stale()
 
-    def image_of(self, task: str, spec: Mapping[str, Any]) -> str:
-        image = spec.get("image", self.default_image)
-        if image is None:
-            raise EngineError(
-                f"task {task!r} has no 'image' key; give it one, or run with --default-image IMAGE"
-            )
-        if not isinstance(image, str) or not image.strip():
-            raise EngineError(
-                f"task {task!r}: spec key 'image' must be an image name, e.g. 'debian:12'"
-            )
-        return image
-
-    def _ensure_image(self, image: str, task: str) -> None:
+    def pin(self, image: str) -> str:
+        """``image`` as ``NAME@sha256:HEX``: its registry digest where it has one, else the
+        local image's ID (an image built or imported here has no registry digest)."""
+        if is_pinned(image):
+            return image
         try:
-            self.client.images.get(image)
-            return
+            found = self.client.images.get(image)
+        except docker.errors.ImageNotFound:
+            raise EngineError(
+                f"cannot pin image {image!r}: it is not present locally; build, load or pull "
+                "it first"
+            ) from None
+        except docker.errors.APIError as err:
+            raise EngineError(f"cannot look up image {image!r}: {_first_line(err)}") from None
+        name = _repository(image)
+        for digest in found.attrs.get("RepoDigests") or []:
+            if digest.split("@", 1)[0] == name:
+                return str(digest)
+        return f"{name}@{found.id}"
+
+    def _ensure_image(self, image: str, task: str) -> str:
+        """Make sure ``image`` is here (pulling it with --pull); returns the reference to
+        create containers from (a pinned local image by its ID)."""
+        pinned = split_pinned(image)
+        try:
+            try:
+                self.client.images.get(image)
+                return image
+            except docker.errors.ImageNotFound:
+                if pinned is None:
+                    raise
+                found = self.client.images.get(pinned[1])  # a local image, by its ID
+                return str(found.id)
         except docker.errors.ImageNotFound:
             if not self.pull:
                 raise EngineError(
@@ -133,6 +151,7 @@ class DockerEngine:
             raise EngineError(
                 f"cannot pull image {image!r} (task {task!r}): {_first_line(err)}"
             ) from None
+        return image
 
     def remove_stale(self) -> list[str]:
         """Remove this host's labelled containers whose runner is no longer alive."""
@@ -166,21 +185,23 @@ class DockerEngine:
     def _create(self, job: Job) -> Container:
         spec = job.spec
         inputs = {name: f"{INPUTS_MOUNT}/{name}" for name in job.inputs}
-        volumes = {os.path.realpath(job.output_dir): {"bind": OUTPUT_MOUNT, "mode": "rw"}}
+        # A list, not a dict keyed by host path: two inputs may be the same output.
+        mounts = [Mount(OUTPUT_MOUNT, os.path.realpath(job.output_dir), type="bind")]
         for name, path in job.inputs.items():
-            volumes[os.path.realpath(path)] = {"bind": inputs[name], "mode": "ro"}
+            mounts.append(Mount(inputs[name], os.path.realpath(path), type="bind", read_only=True))
         command = job.command
         argv = ["/bin/sh", "-c", command] if isinstance(command, str) else list(command)
         environment = {
             **job.env,
             **task_environment(job.task, job.output_id, OUTPUT_MOUNT, inputs),
         }
+        image = image_of(job.task, spec)
         container: Container = self.client.containers.create(
-            self.image_of(job.task, spec),
+            self._runnable.get(image, image),
             entrypoint=argv[:1],
             command=argv[1:],
             environment=environment,
-            volumes=volumes,
+            mounts=mounts,
             user=self.user,
             labels={
                 LABEL: self.runner,
@@ -231,6 +252,28 @@ class DockerEngine:
             running = list(self._running.values())
         for container in running:
             _quietly(functools.partial(container.stop, timeout=STOP_GRACE_SECONDS))
+
+
+def image_of(task: str, spec: Mapping[str, Any]) -> str:
+    """The task's ``image``; EngineError where it has none (the image is part of a task's
+    output ID, so it is never chosen at run time)."""
+    image = spec.get("image")
+    if image is None:
+        raise EngineError(
+            f"task {task!r} has no 'image' key; give it one, or compile with "
+            "--default-image IMAGE (alamode encode or alamode run SPEC)"
+        )
+    if not isinstance(image, str) or not image.strip():
+        raise EngineError(
+            f"task {task!r}: spec key 'image' must be an image name, e.g. 'debian:12'"
+        )
+    return image
+
+
+def _repository(image: str) -> str:
+    """``registry:5000/team/x:tag`` -> ``registry:5000/team/x``: the reference less its tag."""
+    name, _, tag = image.rpartition(":")
+    return name if name and "/" not in tag else image
 
 
 def container_options(task: str, spec: Mapping[str, Any]) -> dict[str, Any]:

@@ -219,7 +219,8 @@ def test_bad_input_is_refused_before_any_task_starts(
     result = run_docker(tmp_path, spec(tmp_path, no_image))
     assert result.returncode == 2
     assert result.stderr.strip() == (
-        "error: task 'a' has no 'image' key; give it one, or run with --default-image IMAGE"
+        "error: task 'a' has no 'image' key; give it one, or compile with --default-image "
+        "IMAGE (alamode encode or alamode run SPEC)"
     )
     assert run_docker(tmp_path, "p.yaml", "--default-image", IMAGE).returncode == 0
     missing = "tasks:\n  a: {spec: {image: 'alamode-test:absent', command: 'true'}}\n"

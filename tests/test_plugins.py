@@ -94,23 +94,23 @@ def test_the_real_local_and_docker_engines_are_registered() -> None:
     assert {"local", "docker"} <= set(plugins.engine_entry_points())
 
 
-class ImageEngine(GoodEngine):
-    def __init__(self, default_image: str | None = None) -> None:
-        self.default_image = default_image
+class PullingEngine(GoodEngine):
+    def __init__(self, pull: bool = False) -> None:
+        self.pull = pull
 
 
 def test_a_run_flag_reaches_the_engine_that_takes_it(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    fake_entry_points(monkeypatch, tmp_path, img=f"{__name__}:ImageEngine")
-    engine = plugins.load_engine("img", {"default_image": "debian:12"})
-    assert isinstance(engine, ImageEngine)
-    assert engine.default_image == "debian:12"
+    fake_entry_points(monkeypatch, tmp_path, img=f"{__name__}:PullingEngine")
+    engine = plugins.load_engine("img", {"pull": True})
+    assert isinstance(engine, PullingEngine)
+    assert engine.pull is True
 
 
 def test_a_flag_the_engine_does_not_take_is_refused_by_name(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     fake_entry_points(monkeypatch, tmp_path, good=f"{__name__}:GoodEngine")
-    with pytest.raises(EngineError, match="engine 'good' does not take --default-image"):
-        plugins.load_engine("good", {"default_image": "debian:12"})
+    with pytest.raises(EngineError, match="engine 'good' does not take --pull"):
+        plugins.load_engine("good", {"pull": True})
