@@ -5,7 +5,10 @@
     │   ├── UnrepresentableValue  a spec value bencode cannot hold faithfully (float, bool, ...)
     │   ├── DependencyError       unknown dependency, self-dependency or cycle
     │   └── SpecFileError         a spec file cannot be read, raises, or holds no/several Dags
-    └── PlanError                 a plan file is unreadable, non-canonical, tampered or too new
+    ├── PlanError                 a plan file is unreadable, non-canonical, tampered or too new
+    └── StoreError                a store cannot be opened or used (the path and why)
+        ├── OutputRefused         a task's output holds what an output may not (manifest.py)
+        └── UnsafeManifest        a manifest from a store names a path outside its output
 
 The CLI prints ``error: <message>`` and exits with status 2 for any of them; ``--debug``
 adds the traceback. Anything else escaping is a bug in a_la_mode.
@@ -42,3 +45,7 @@ class SpecFileError(SpecError):
 
 class PlanError(AlamodeError):
     """A plan file cannot be trusted: corrupt, non-canonical, tampered, or of another format."""
+
+
+class StoreError(AlamodeError):
+    """The store cannot be opened or used: the message says which path and why."""

@@ -24,7 +24,6 @@ import contextlib
 import ctypes
 import errno
 import functools
-import hashlib
 import itertools
 import json
 import os
@@ -37,8 +36,9 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from .errors import AlamodeError
+from .errors import StoreError
 from .faults import pause_point
+from .manifest import Manifest, mismatch, read_only, remove_tree, seal
 from .planfile import PlanBase
 from .processes import pid_alive, runner_tag, tag_alive
 
@@ -46,7 +46,6 @@ SCHEMA_VERSION = 3
 OPEN_TIMEOUT_SECONDS = 60
 # What renaming a staging directory onto an output's path says when something is there.
 _IN_THE_WAY = frozenset({errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR})
-SMALL_FILE_BYTES = 1 << 16  # hashed from one read; larger files in file_digest's chunks
 CLAIM_CHUNK = 500  # outputs per set-based claim: well under SQLite's limit on parameters
 SYNCFS_FROM_FILES = 4  # measured: one syncfs beats per-file fsyncs from a few files on
 OUTPUT_ID = re.compile(r"^[0-9a-f]{64}$")
@@ -97,63 +96,6 @@ def open_store(
     if options:
         raise StoreError(f"store {where} is a directory: it takes no --store-option")
     return LocalStore(Path(where), create=create)
-
-
-class StoreError(AlamodeError):
-    """The store cannot be opened or used: the message says which path and why."""
-
-
-class Manifest:
-    """Every file of an output: relative path -> (size, sha256)."""
-
-    __slots__ = ("_json", "files")
-
-    def __init__(self, files: dict[str, tuple[int, str]]) -> None:
-        self.files = files
-        self._json: str | None = None
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Manifest) and self.files == other.files
-
-    __hash__ = None  # type: ignore[assignment]  # it holds a dict
-
-    def __repr__(self) -> str:
-        return f"Manifest({self.files!r})"
-
-    @property
-    def total_bytes(self) -> int:
-        return sum(size for size, _ in self.files.values())
-
-    def to_dict(self) -> dict[str, list[int | str]]:
-        """``{path: [size, sha256]}``, sorted: the form written in manifests and markers."""
-        return {p: [s, h] for p, (s, h) in sorted(self.files.items())}
-
-    @classmethod
-    def from_dict(cls, files: dict[str, Any]) -> Manifest:
-        return cls({p: (int(s), str(h)) for p, (s, h) in files.items()})
-
-    def to_json(self) -> str:
-        """``to_dict`` as compact JSON, made once: the journal line and the success record
-        of an output both hold it."""
-        if self._json is None:
-            self._json = json.dumps(self.to_dict(), separators=(",", ":"))
-        return self._json
-
-    @classmethod
-    def from_json(cls, text: str) -> Manifest:
-        return cls.from_dict(json.loads(text))
-
-    @classmethod
-    def of_directory(cls, root: Path) -> Manifest:
-        """Hash every regular file below ``root``."""
-        files: dict[str, tuple[int, str]] = {}
-        for folder, _, names in os.walk(root):
-            for name in names:
-                path = Path(folder, name)
-                if path.is_symlink() or not path.is_file():
-                    continue
-                files[path.relative_to(root).as_posix()] = _hash_file(str(path))
-        return cls(files)
 
 
 class Lease(NamedTuple):
@@ -332,7 +274,7 @@ class LocalStore:
             if row is not None and row[0] is not None:
                 return Manifest.from_json(row[0])
             return Manifest.from_json((self.root / "manifests" / f"{output_id}.json").read_text())
-        except (OSError, ValueError, TypeError):
+        except (OSError, ValueError, TypeError, StoreError):
             return None
 
     def check_output(self, output_id: str, deep: bool) -> str | None:
@@ -343,7 +285,7 @@ class LocalStore:
         manifest = self.manifest(output_id)
         if manifest is None:
             return "its manifest is missing or unreadable"
-        return _mismatch(folder, manifest, deep)
+        return mismatch(folder, manifest, deep)
 
     def forget(self, output_id: str) -> None:
         """Drop a success record (its output was found missing or modified)."""
@@ -659,10 +601,10 @@ class LocalStore:
             "JOIN runs r ON r.id = a.run WHERE a.output=? ORDER BY a.id DESC LIMIT 1",
             (output_id,),
         ).fetchone()
-        if attempt is None or _mismatch(folder, manifest, deep=True) is not None:
+        if attempt is None or mismatch(folder, manifest, deep=True) is not None:
             self.discard_output(folder)  # never trusted: it is made anew
             return None
-        _read_only(str(folder))  # its runner may have died between the rename and this
+        read_only(str(folder))  # its runner may have died between the rename and this
         row, task, run, plan, engine = attempt
         now = time.time()
         with _transaction(self._db):
@@ -683,7 +625,7 @@ class LocalStore:
         for entry in (self.root / "staging").iterdir():
             parts = entry.name.split(".")
             if len(parts) != 3 or not tag_alive(parts[1]) or entry.name.startswith("trash-"):
-                _remove_tree(entry)
+                remove_tree(entry)
                 removed.append(entry.name)
         with _transaction(self._db):
             for output, pid, taken in self._db.execute(
@@ -701,7 +643,7 @@ class LocalStore:
         touches only files, never the database.
         """
         target = self.output_folder(output_id)
-        manifest = _seal(staging)  # published outputs are immutable, as in a Nix store
+        manifest = seal(staging)  # published outputs are immutable, as in a Nix store
         # The journal line and the rename need no fsync of their own: if a power loss drops
         # the line, the orphan is not adopted but re-run; if it drops the rename, the success
         # record (if it survived) points at a missing output, which counts as absent.
@@ -730,7 +672,7 @@ class LocalStore:
                 raise StoreError(f"output {output_id[:12]} appeared while publishing") from None
         # Read-only only now: moving a directory to another parent rewrites its '..' entry,
         # which needs write permission on it (only root's override would skip that).
-        _read_only(target)
+        read_only(target)
 
     def discard_output(self, folder: Path) -> None:
         """Remove a (read-only) output directory: first renamed out of ``outputs/`` in one
@@ -740,7 +682,7 @@ class LocalStore:
         trash = self.root / "staging" / f"trash-{_random()}"
         folder.chmod(folder.stat().st_mode | 0o200)
         os.rename(folder, trash)
-        _remove_tree(trash)
+        remove_tree(trash)
 
     def make_durable(self, published: Iterable[Success]) -> None:
         """Flush every file of these published outputs to disk: the step before recording
@@ -807,7 +749,7 @@ class LocalStore:
             return None
         if self.check_output(output_id, deep=True) is not None:
             return None
-        _read_only(str(self.output_path(output_id)))  # its runner may have died before this
+        read_only(str(self.output_path(output_id)))  # its runner may have died before this
         return self.manifest(output_id)
 
     # -- garbage collection ----------------------------------------------------------------
@@ -860,7 +802,7 @@ class LocalStore:
         )
         with _transaction(self._db):
             self._db.execute("DELETE FROM successes WHERE output=?", (output_id,))
-        _remove_tree(folder)
+        remove_tree(folder)
         shutil.rmtree(self.root / "logs" / output_id, ignore_errors=True)
         with contextlib.suppress(FileNotFoundError):
             (self.root / "manifests" / f"{output_id}.json").unlink()
@@ -905,28 +847,6 @@ def _random() -> str:
     return os.urandom(4).hex()
 
 
-def _mismatch(folder: Path, manifest: Manifest, deep: bool) -> str | None:
-    """How the files under ``folder`` differ from ``manifest`` (sizes only, unless
-    ``deep``), or None."""
-    if deep:
-        found = Manifest.of_directory(folder).files
-    else:
-        found = {}
-        for folder_name, _, names in os.walk(folder):
-            for name in names:
-                path = Path(folder_name, name)
-                found[path.relative_to(folder).as_posix()] = (path.stat().st_size, "")
-    for name, (size, digest) in manifest.files.items():
-        if name not in found:
-            return f"its file {name} is missing"
-        if found[name][0] != size or (deep and found[name][1] != digest):
-            return f"its file {name} was modified"
-    extra = sorted(set(found) - set(manifest.files))
-    if extra:
-        return f"it has an unexpected file {extra[0]}"
-    return None
-
-
 class _Journal:
     """The outputs a runner published, one JSON line each (output ID and manifest), appended
     before each rename. Removed when the run ends, with every output recorded; left behind
@@ -966,79 +886,6 @@ class _Journal:
                 yield checked_id(entry["output"]), Manifest.from_dict(entry["files"])
             except (ValueError, KeyError, TypeError, AttributeError, StoreError):
                 continue
-
-
-def _seal(root: str | Path) -> Manifest:
-    """Hash every regular file below ``root`` and take away every write permission below
-    it, in one walk: what ``Manifest.of_directory`` and a read-only ``chmod -R`` would do
-    apart. ``root`` itself stays writable until it is renamed into place."""
-    files: dict[str, tuple[int, str]] = {}
-
-    def walk(folder: str, prefix: str) -> None:
-        with os.scandir(folder) as entries:
-            for entry in entries:
-                if entry.is_symlink():
-                    continue
-                if entry.is_dir():
-                    walk(entry.path, f"{prefix}{entry.name}/")
-                    _read_only(entry.path)
-                elif entry.is_file():
-                    files[prefix + entry.name] = _hash_file(entry.path, read_only=True)
-                else:
-                    _read_only(entry.path)
-
-    walk(str(root), "")
-    return Manifest(files)
-
-
-def _hash_file(path: str, read_only: bool = False) -> tuple[int, str]:
-    """The size and sha256 of the file at ``path``, read to its end; ``read_only`` takes
-    away its write permissions too, through the same descriptor. A descriptor, not a file
-    object: ``open()`` adds an ioctl, an lseek and a buffer to every file, which for the
-    many small outputs is most of it."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        status = os.fstat(fd)
-        if status.st_size <= SMALL_FILE_BYTES:
-            # One read: a regular file that returns fewer bytes than asked for is at its
-            # end (``hashlib.file_digest`` would zero a 256 KB buffer, even for no bytes).
-            data = os.read(fd, status.st_size + 1)
-            if len(data) > status.st_size:  # it grew meanwhile: read it to its end
-                while chunk := os.read(fd, SMALL_FILE_BYTES):
-                    data += chunk
-            result = len(data), hashlib.sha256(data).hexdigest()
-        else:
-            with open(fd, "rb", closefd=False) as handle:
-                digest = hashlib.file_digest(handle, "sha256").hexdigest()
-            result = os.fstat(fd).st_size, digest
-        if read_only:
-            os.fchmod(fd, status.st_mode & ~0o222)
-        return result
-    finally:
-        os.close(fd)
-
-
-def _read_only(path: str) -> None:
-    os.chmod(path, os.stat(path).st_mode & ~0o222)
-
-
-def _make_writable(root: Path) -> None:
-    """Give back write permission to ``root`` and everything below it (to remove it)."""
-    for folder, dirs, files in os.walk(root):
-        for name in [*dirs, *files]:
-            path = Path(folder, name)
-            if not path.is_symlink():
-                path.chmod(path.stat().st_mode | 0o200)
-    root.chmod(root.stat().st_mode | 0o200)
-
-
-def _remove_tree(root: Path) -> None:
-    """Remove a (possibly read-only) directory tree; missing is fine."""
-    if not root.exists():
-        return
-    with contextlib.suppress(OSError):
-        _make_writable(root)
-    shutil.rmtree(root, ignore_errors=True)
 
 
 def _syncfs(path: Path) -> bool:

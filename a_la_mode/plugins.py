@@ -14,7 +14,8 @@ from typing import Any
 
 from .engine import Engine, EngineError
 from .entrypoints import EntryPoint, entry_points_by_name
-from .localstore import LocalStore, StoreError
+from .errors import StoreError
+from .localstore import LocalStore
 from .naming import did_you_mean
 
 ENGINE_GROUP = "a_la_mode.engines"

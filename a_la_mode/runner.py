@@ -21,7 +21,8 @@ from typing import Any, Generic, NamedTuple, TypeVar
 from .bulk import paused_gc
 from .engine import Engine, Job, Result
 from .errors import AlamodeError
-from .localstore import Lease, LocalStore, Manifest, Success
+from .localstore import Lease, LocalStore, Success
+from .manifest import Manifest
 from .planfile import PlanBase
 from .scheduler import DONE_BEFORE, Scheduler, State, done_reason, wanted
 

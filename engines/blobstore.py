@@ -37,16 +37,10 @@ import fsspec
 from fsspec.implementations.local import LocalFileSystem
 from fsspec.implementations.memory import MemoryFileSystem
 
+from a_la_mode.errors import StoreError
 from a_la_mode.faults import pause_point
-from a_la_mode.localstore import (
-    HOST,
-    Lease,
-    LocalStore,
-    Manifest,
-    StoreError,
-    Success,
-    checked_id,
-)
+from a_la_mode.localstore import HOST, Lease, LocalStore, Success, checked_id
+from a_la_mode.manifest import Manifest
 from a_la_mode.planfile import PlanBase, read_plan
 from a_la_mode.processes import pid_alive
 from a_la_mode.remote import fsspec_settings
@@ -246,7 +240,10 @@ class BlobStore(LocalStore):
     def _problem(self, output_id: str, marker: dict[str, Any], deep: bool) -> str | None:
         """Why the upload ``marker`` names does not match it, or None."""
         upload = self._key("outputs", output_id, str(marker.get("upload", "")))
-        manifest = Manifest.from_dict(marker.get("files", {}))
+        try:
+            manifest = Manifest.from_dict(marker.get("files", {}))
+        except StoreError as err:
+            return f"its marker cannot be trusted ({err})"
         try:
             listing = self._remote(
                 "list an output", self.fs.find, upload, detail=True, withdirs=False
@@ -344,6 +341,10 @@ class BlobStore(LocalStore):
         trusted again, and it would stand in the way of the output being made anew."""
         marker = self.marker(output_id)
         if marker is None:
+            # The bucket is the truth: a success this cache remembers but the bucket lost
+            # (gc elsewhere, a lifecycle rule) is made again, not adopted from the cache.
+            LocalStore.forget(self, output_id)
+            self._drop_cached(output_id)
             return False
         if self._problem(output_id, marker, deep=False) is None:
             return True
@@ -407,7 +408,13 @@ class BlobStore(LocalStore):
         marker = self.marker(output_id)
         if marker is None:
             raise StoreError(f"output {output_id[:12]}… has no success marker in {self.url}")
-        manifest = Manifest.from_dict(marker.get("files", {}))
+        try:  # every path checked before anything is written from it
+            manifest = Manifest.from_dict(marker.get("files", {}))
+        except StoreError as err:
+            raise StoreError(
+                f"output {output_id[:12]}… in {self.url} has a marker that cannot be trusted "
+                f"({err}); 'alamode verify --store {self.url}' drops it"
+            ) from None
         staging = self.new_staging(output_id)
         upload = self._key("outputs", output_id, str(marker.get("upload", "")))
         for name in manifest.files:
@@ -415,6 +422,9 @@ class BlobStore(LocalStore):
             self._remote(
                 "download an input", self.fs.get_file, f"{upload}/{name}", str(staging / name)
             )
+        for link, points_to in manifest.links.items():  # links live in the marker only
+            (staging / link).parent.mkdir(parents=True, exist_ok=True)
+            os.symlink(points_to, staging / link)
         if Manifest.of_directory(staging) != manifest:
             shutil.rmtree(staging, ignore_errors=True)
             raise StoreError(

@@ -21,7 +21,8 @@ from typing import Any
 import pytest
 
 from a_la_mode import TaskDef, compile_plan
-from a_la_mode.localstore import StoreError, Success, open_store
+from a_la_mode.errors import StoreError
+from a_la_mode.localstore import Success, open_store
 from a_la_mode.plan import Plan
 from a_la_mode.queries import gc_candidates, task_states, verify
 from a_la_mode.runner import Event, RunOptions, run_plan

@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 
 from a_la_mode import TaskDef, compile_plan
-from a_la_mode.localstore import HOST, LocalStore, Manifest, StoreError, Success
+from a_la_mode.errors import StoreError
+from a_la_mode.localstore import HOST, LocalStore, Success
+from a_la_mode.manifest import Manifest
 from a_la_mode.processes import start_ticks, start_time
 
 OUTPUT = "ab" * 32
