@@ -42,7 +42,7 @@ from .manifest import Manifest, mismatch, read_only, remove_tree, seal
 from .planfile import PlanBase
 from .processes import pid_alive, runner_tag, tag_alive
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 OPEN_TIMEOUT_SECONDS = 60
 # What renaming a staging directory onto an output's path says when something is there.
 _IN_THE_WAY = frozenset({errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR})
@@ -61,7 +61,8 @@ CREATE TABLE IF NOT EXISTS attempts (
     id INTEGER PRIMARY KEY, run INTEGER NOT NULL, task TEXT NOT NULL, output TEXT NOT NULL,
     attempt INTEGER NOT NULL, started REAL NOT NULL, finished REAL, seconds REAL,
     exit_code INTEGER, signal INTEGER, timed_out INTEGER NOT NULL DEFAULT 0,
-    status TEXT NOT NULL, log TEXT NOT NULL, oom_killed INTEGER NOT NULL DEFAULT 0);
+    status TEXT NOT NULL, log TEXT NOT NULL, oom_killed INTEGER NOT NULL DEFAULT 0,
+    detail TEXT);
 CREATE INDEX IF NOT EXISTS attempts_by_task ON attempts (task, id);
 CREATE INDEX IF NOT EXISTS attempts_by_output ON attempts (output, id);
 CREATE TABLE IF NOT EXISTS successes (
@@ -75,6 +76,7 @@ CREATE TABLE IF NOT EXISTS leases (
 MIGRATIONS = {  # from schema version N to N + 1, run in the set-up transaction
     1: ["ALTER TABLE attempts ADD COLUMN oom_killed INTEGER NOT NULL DEFAULT 0"],
     2: ["ALTER TABLE successes ADD COLUMN manifest TEXT"],  # NULL: in manifests/<id>.json
+    3: ["ALTER TABLE attempts ADD COLUMN detail TEXT"],  # why it failed, in words
 }
 
 
@@ -365,13 +367,14 @@ class LocalStore:
         timed_out: bool,
         success: Success | None = None,
         oom_killed: bool = False,
+        detail: str = "",
     ) -> None:
         """Record how an attempt ended and, for a published output, its success: one
         transaction, the last step of the success protocol."""
         with _transaction(self._db):
             self._db.execute(
                 "UPDATE attempts SET finished=?, seconds=?, exit_code=?, signal=?, timed_out=?, "
-                "oom_killed=?, status=? WHERE id=?",
+                "oom_killed=?, status=?, detail=? WHERE id=?",
                 (
                     time.time(),
                     seconds,
@@ -380,6 +383,7 @@ class LocalStore:
                     int(timed_out),
                     int(oom_killed),
                     status,
+                    detail or None,
                     attempt,
                 ),
             )
@@ -441,7 +445,7 @@ class LocalStore:
     def last_failure(self, output_id: str) -> dict[str, Any] | None:
         rows = _dicts(
             self._db.execute(
-                "SELECT status, exit_code, signal, timed_out, oom_killed, log FROM attempts "
+                "SELECT status, exit_code, signal, timed_out, oom_killed, detail, log FROM attempts "
                 "WHERE output=? AND status != 'running' ORDER BY id DESC LIMIT 1",
                 (output_id,),
             )

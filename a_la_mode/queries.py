@@ -62,6 +62,8 @@ def task_states(
 
 
 def describe_attempt(row: dict[str, Any]) -> str:
+    if row.get("detail"):  # in the runner's words (stores of schema 4 on)
+        return str(row["detail"])
     if row.get("timed_out"):
         return "timed out"
     if row.get("oom_killed"):

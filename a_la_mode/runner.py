@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any, Generic, NamedTuple, TypeVar
 
 from .bulk import paused_gc
-from .engine import Engine, Job, Result
+from .engine import Engine, Job, LogFile, Result
 from .errors import AlamodeError
 from .localstore import Lease, LocalStore, Success
 from .manifest import Manifest
@@ -140,7 +140,6 @@ def run_plan(
     names = wanted(plan, options.targets)
     adopted = store.adopt_orphans()  # published by a runner killed before recording them
     store.settle_dead_runs()  # and what else it had begun is marked killed in the history
-    store.clean_staging()
     with paused_gc():  # a state per task, in bulk: no collector passes over them meanwhile
         done = store.successes([plan.tasks[name]["output"] for name in names])
         scheduler = Scheduler(plan, done, options.targets, store.durations(), options.keep_going)
@@ -148,6 +147,7 @@ def run_plan(
     check_engine_keys(plan, to_run)
     engine.check()
     engine.prepare({n: plan.spec(n) for n in to_run if plan.tasks[n].get("command")})
+    store.clean_staging()  # after prepare: a killed runner's commands have been ended
     run = store.begin_run(plan, engine.name)
     status = "failed"
     runner: _Runner | None = None
@@ -456,7 +456,10 @@ class _Runner:
         name, output = attempt.name, attempt.job.output_id
         if isinstance(outcome, Exception):  # publishing failed (disk full...): no success
             shutil.rmtree(attempt.job.output_dir, ignore_errors=True)
-            result, manifest = Result(None, 0.0, detail=f"could not publish: {outcome}"), None
+            why = f"could not publish: {outcome}"
+            with contextlib.suppress(OSError), LogFile(attempt.job.log_path) as log:
+                log.write(f"alamode: {why}\n".encode())
+            result, manifest = Result(None, 0.0, detail=why), None
         else:
             result, manifest = outcome
         previous = self.mean_seconds if self.mean_seconds is not None else result.seconds
@@ -482,6 +485,7 @@ class _Runner:
             result.signal,
             result.timed_out,
             oom_killed=result.oom_killed,
+            detail=result.describe(),
         )
         retries = self.plan.tasks[name].get("retries", 0)
         self.failures[name] = self.failures.get(name, 0) + 1

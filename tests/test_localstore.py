@@ -53,10 +53,11 @@ def test_a_store_of_schema_1_is_upgraded_in_place_and_keeps_its_history(tmp_path
     store.close()
     with sqlite3.connect(tmp_path / "s" / "state.sqlite") as db:  # back to version 1's tables
         db.execute("ALTER TABLE attempts DROP COLUMN oom_killed")
+        db.execute("ALTER TABLE attempts DROP COLUMN detail")
         db.execute("ALTER TABLE successes DROP COLUMN manifest")
         db.execute("UPDATE meta SET value='1' WHERE key='schema'")
     store = LocalStore(tmp_path / "s")
-    assert store._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone() == ("3",)
+    assert store._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone() == ("4",)
     [row] = store.history("a", 9)
     assert (row["exit_code"], row["oom_killed"]) == (3, 0)
 
@@ -193,6 +194,7 @@ def test_a_schema_2_store_s_manifest_files_are_still_read(tmp_path: Path) -> Non
     store.record_success(Success(OUTPUT, "t", "ab" * 32, 1, 0.5, "local", manifest))
     store.close()
     with sqlite3.connect(tmp_path / "s" / "state.sqlite") as db:  # as version 2 left it
+        db.execute("ALTER TABLE attempts DROP COLUMN detail")
         db.execute("ALTER TABLE successes DROP COLUMN manifest")
         db.execute("UPDATE meta SET value='2' WHERE key='schema'")
     (tmp_path / "s" / "manifests").mkdir()
