@@ -445,8 +445,8 @@ class LocalStore:
     def last_failure(self, output_id: str) -> dict[str, Any] | None:
         rows = _dicts(
             self._db.execute(
-                "SELECT status, exit_code, signal, timed_out, oom_killed, detail, log FROM attempts "
-                "WHERE output=? AND status != 'running' ORDER BY id DESC LIMIT 1",
+                "SELECT status, exit_code, signal, timed_out, oom_killed, detail, log "
+                "FROM attempts WHERE output=? AND status != 'running' ORDER BY id DESC LIMIT 1",
                 (output_id,),
             )
         )
