@@ -452,6 +452,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 def _dispatch(argv: list[str]) -> int:
     """Parse ``argv`` and run its command; the exit status."""
+    _check_text(argv)
     named = _named_command(argv)
     parser = build_parser(only=named)
     if not argv:
@@ -472,6 +473,20 @@ def _dispatch(argv: list[str]) -> int:
         parser.error("give a command")
     status: int | None = args.handler(args)
     return status or 0
+
+
+def _check_text(argv: list[str]) -> None:
+    """Every argument must be text: a byte that is not UTF-8 (Python keeps it as a lone
+    surrogate) could be neither printed nor matched against a name."""
+    for number, argument in enumerate(argv, 1):
+        try:
+            argument.encode("utf-8")
+        except UnicodeEncodeError:
+            raw = argument.encode("utf-8", "surrogateescape")
+            raise AlamodeError(
+                f"argument {number} ({str(raw)[2:-1]}) is not UTF-8 text; give task names, "
+                "paths and options as UTF-8"
+            ) from None
 
 
 def _exit_without_teardown(code: str | int | None) -> NoReturn:

@@ -39,7 +39,7 @@ from typing import Any, NamedTuple
 from .errors import StoreError
 from .faults import pause_point
 from .manifest import Manifest, mismatch, read_only, remove_tree, seal
-from .planfile import PlanBase
+from .planfile import PlanBase, read_plan_file
 from .processes import pid_alive, runner_tag, tag_alive
 
 SCHEMA_VERSION = 4
@@ -332,6 +332,10 @@ class LocalStore:
 
     def plan_path(self, digest: str) -> Path:
         return self.root / "plans" / f"{checked_id(digest)}.bencode"
+
+    def load_plan(self, digest: str) -> PlanBase:
+        """The plan this store keeps under ``digest``, checked to have that digest."""
+        return read_plan_file(self.plan_path(digest), digest)
 
     def begin_attempt(self, run: int, task: str, output_id: str) -> tuple[int, Path]:
         """Record an attempt's start; return its row ID and the log file to write."""

@@ -139,6 +139,7 @@ class PlanBase:
 
         fd, tmp = tempfile.mkstemp(dir=target.parent or ".", prefix=f".{target.name}.")
         try:
+            os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes it 0600: a shared store needs more
             with os.fdopen(fd, "wb") as out:
                 out.writelines(self.iter_bytes())
                 out.flush()
@@ -147,6 +148,13 @@ class PlanBase:
         except BaseException:
             os.unlink(tmp)
             raise
+
+
+def _umask() -> int:
+    """The process's umask (reading it means setting it: set it straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 class VerifiedPlan(PlanBase):
@@ -167,22 +175,31 @@ class VerifiedPlan(PlanBase):
         return f"VerifiedPlan(digest={self.digest[:12]}…, tasks={len(self.tasks)})"
 
 
-def read_plan(data: bytes, source: str = "plan") -> VerifiedPlan:
-    """Decode and verify a plan file's bytes; a PlanError names ``source`` and the fault."""
-    try:
-        with paused_gc():
-            return _read(data)
-    except PlanError as err:
-        raise PlanError(f"{source}: {err}") from None
-
-
-def read_plan_file(path: str | os.PathLike[str]) -> VerifiedPlan:
-    """Read and verify the plan file at ``path``; raise PlanError when it cannot be trusted."""
+def read_plan_file(path: str | os.PathLike[str], digest: str | None = None) -> VerifiedPlan:
+    """Read and verify the plan file at ``path``; raise PlanError when it cannot be trusted.
+    With ``digest`` (a plan stored by its digest), its bytes must have that digest too."""
     try:
         data = Path(path).read_bytes()
     except OSError as err:
         raise PlanError(f"cannot read plan {os.fspath(path)}: {err.strerror}") from None
-    return read_plan(data, os.fspath(path))
+    return read_plan(data, os.fspath(path), digest)
+
+
+def read_plan(data: bytes, source: str = "plan", digest: str | None = None) -> VerifiedPlan:
+    """Decode and verify a plan file's bytes; a PlanError names ``source`` and the fault.
+    With ``digest`` (a plan named by its digest), the bytes must have that digest: a plan
+    replaced in a store is never run in place of the one asked for."""
+    try:
+        with paused_gc():
+            plan = _read(data)
+    except PlanError as err:
+        raise PlanError(f"{source}: {err}") from None
+    if digest is not None and plan.digest != digest:
+        raise PlanError(
+            f"{source}: holds plan {plan.digest[:12]}…, not {digest[:12]}… as its name says; "
+            "it was replaced: push or run the plan again"
+        )
+    return plan
 
 
 def task_parts(entry: dict[str, Any]) -> tuple[bytes, bytes]:

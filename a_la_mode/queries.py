@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .errors import AlamodeError
 from .localstore import OUTPUT_ID, LocalStore
-from .planfile import PlanBase, read_plan_file
+from .planfile import PlanBase
 from .scheduler import Scheduler, State, done_reason, short, wanted
 
 if TYPE_CHECKING:
@@ -107,7 +107,7 @@ def explain(plan: PlanBase, store: LocalStore, task: str) -> list[str]:
         f"  last success: {short(old_output)} in run {row['run']} (plan {row['plan'][:12]})"
     )
     try:
-        old_plan = read_plan_file(store.plan_path(row["plan"]))
+        old_plan = store.load_plan(row["plan"])
     except AlamodeError as err:
         lines.append(f"  cannot compare: {err}")
         return lines
@@ -145,7 +145,7 @@ def provenance(store: LocalStore, output: str, depth: int = 0) -> dict[str, Any]
         return {"output": output, "recorded": False}
     node: dict[str, Any] = {"output": output, "recorded": True, **row}
     try:
-        plan = read_plan_file(store.plan_path(row["plan"]))
+        plan = store.load_plan(row["plan"])
     except AlamodeError:
         node["spec"] = None
         node["inputs"] = []
@@ -167,7 +167,7 @@ def gc_candidates(
     reachable: set[str] = set()
     for digest in kept:
         try:
-            plan = read_plan_file(store.plan_path(digest))
+            plan = store.load_plan(digest)
         except AlamodeError:
             continue
         reachable.update(plan.output(name) for name in plan.tasks)

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .errors import PlanError
-from .planfile import PlanBase, read_plan
+from .planfile import OUTPUT_ID, PlanBase, read_plan
 
 PLANS = "/plans/"
 
@@ -25,7 +25,9 @@ def load_plan_url(url: str, options: Mapping[str, Any]) -> PlanBase:
         ) from None
     except Exception as err:  # the backends raise many kinds: name the URL and the cause
         raise PlanError(f"{url}: cannot read it ({type(err).__name__}: {err})") from None
-    return read_plan(data, source=url)
+    name = url.rsplit("/", 1)[-1].removesuffix(".bencode")
+    named = PLANS in url and OUTPUT_ID.fullmatch(name) is not None
+    return read_plan(data, url, digest=name if named else None)
 
 
 def fsspec_settings(options: Mapping[str, Any]) -> dict[str, Any]:

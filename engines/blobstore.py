@@ -286,7 +286,7 @@ class BlobStore(LocalStore):
                 data = self._remote("read a plan", self.fs.cat_file, self._key("plans", digest))
             except FileNotFoundError:
                 return path
-            read_plan(data).save(path)  # verified before it is kept
+            read_plan(data, self._key("plans", digest), digest).save(path)  # checked first
         return path
 
     def end_attempt(self, attempt: int, *args: Any, **kwargs: Any) -> None:

@@ -1,0 +1,59 @@
+"""Blob stores: the bucket is the truth, and nothing it holds is trusted blindly."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from a_la_mode.queries import task_states
+
+from ..conftest import alamode
+from ..test_blobstore import (  # noqa: F401 - fixtures
+    Where,
+    aws_credentials,
+    moto_server,
+    pipeline,
+    run,
+    where,
+)
+from ..test_cli_run import spec
+
+
+def test_a_marker_and_upload_lost_in_the_bucket_are_made_again(where: Where) -> None:  # noqa: F811
+    plan = pipeline()
+    machine = where.machine("a")
+    run(plan, machine)
+    top = plan.output("top")
+    machine.fs.rm(machine._key("success", top))  # expired, or gc'd from elsewhere
+    machine.fs.rm(machine._key("outputs", top), recursive=True)
+    again = where.machine("a")  # the same machine: its cache remembers the success
+    assert {s.task: s.label for s in task_states(plan, again, None)}["top"] == "would run"
+    report, kinds = run(plan, again)
+    assert report.scheduler.succeeded
+    assert kinds["start"] == ["top"] and "adopt" not in kinds
+    assert again.marker(top) is not None  # published and marked anew
+    assert again.check_output(top, deep=True) is None
+
+
+def test_a_plan_replaced_in_the_bucket_is_never_run(tmp_path: Path) -> None:
+    bucket = f"file://{tmp_path}/bucket"
+    spec(tmp_path, "tasks:\n  a: {spec: {command: 'echo safe'}}\n", "good.yaml")
+    spec(tmp_path, "tasks:\n  a: {spec: {command: 'touch \"$PWD/pwned\"'}}\n", "evil.yaml")
+    good = json.loads(alamode("push", "good.yaml", "-s", bucket, "--json", cwd=tmp_path).stdout)
+    evil = json.loads(alamode("push", "evil.yaml", "-s", bucket, "--json", cwd=tmp_path).stdout)
+    good_file = Path(good["url"].removeprefix("file://"))
+    good_file.write_bytes(Path(evil["url"].removeprefix("file://")).read_bytes())
+    result = alamode("run", good["url"], cwd=tmp_path, env={"ALAMODE_CACHE": str(tmp_path / "c")})
+    assert result.returncode == 2
+    assert "as its name says; it was replaced" in result.stderr
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_a_plan_replaced_in_a_directory_store_is_not_trusted(tmp_path: Path) -> None:
+    spec(tmp_path, "tasks:\n  a: {spec: {command: 'echo a > \"$ALAMODE_OUTPUT/f\"'}}\n")
+    assert alamode("run", "p.yaml", cwd=tmp_path).returncode == 0
+    (kept,) = (tmp_path / ".alamode" / "plans").iterdir()
+    spec(tmp_path, "tasks:\n  a: {spec: {command: 'echo b'}}\n", "other.yaml")
+    assert alamode("encode", "other.yaml", "-o", str(kept), cwd=tmp_path).returncode == 0
+    tree = alamode("provenance", "a", "--json", cwd=tmp_path)
+    assert json.loads(tree.stdout)["spec"] is None  # the replaced plan is not shown as its
