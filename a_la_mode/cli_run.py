@@ -27,7 +27,7 @@ from .cli import (
     positive,
     store_at,
 )
-from .errors import AlamodeError
+from .errors import AlamodeError, StoreError
 from .localstore import LocalStore
 from .naming import did_you_mean
 from .plugins import describe_engines, load_engine
@@ -50,8 +50,12 @@ PLAN = arg("source", metavar="PLAN", help="A plan file or a spec file (compiled 
 
 def settled(store: LocalStore) -> LocalStore:
     """``store``, with the runs of runners that were killed marked so: their unfinished
-    attempts then read as killed, not as running forever."""
-    store.settle_dead_runs()
+    attempts then read as killed, not as running forever. A store that cannot be written
+    (its disk is full) is still read, as it is."""
+    try:
+        store.settle_dead_runs()
+    except StoreError as err:
+        render.note(f"{err}; showing it as it is")
     return store
 
 

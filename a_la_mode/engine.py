@@ -13,8 +13,10 @@ it is no longer needed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
@@ -82,19 +84,48 @@ class LogFile:
     def __init__(self, path: str | Path) -> None:
         self.path = path
         self._handle: BinaryIO | None = None
+        self.error: OSError | None = None  # why the log could not be written (disk full...)
 
     def write(self, data: bytes) -> None:
-        if not data:
+        """Append ``data``. A log that cannot be written (the disk is full) is removed, being
+        incomplete, which also gives its room back; ``error`` says why, and the engine fails
+        the attempt with it. Later output is read and dropped, so the command never blocks."""
+        if not data or self.error is not None:
             return
-        if self._handle is None:
-            os.makedirs(os.path.dirname(self.path), exist_ok=True)
-            self._handle = open(self.path, "ab")  # noqa: SIM115 - closed by close()
-        self._handle.write(data)
-        self._handle.flush()  # 'alamode log' may be reading it during the run
+        try:
+            if self._handle is None:
+                os.makedirs(os.path.dirname(self.path), exist_ok=True)
+                self._handle = open(self.path, "ab")  # noqa: SIM115 - closed by close()
+            self._handle.write(data)
+            self._handle.flush()  # 'alamode log' may be reading it during the run
+        except OSError as err:
+            self.error = err
+            with contextlib.suppress(OSError):
+                if self._handle is not None:
+                    self._handle.close()
+            self._handle = None
+            with contextlib.suppress(OSError):
+                os.unlink(self.path)
+
+    def failure(self, result: Result) -> Result:
+        """``result``, failed with the reason when the log could not be written."""
+        if self.error is None:
+            return result
+        folder = os.path.dirname(self.path)
+        try:
+            free = f", {shutil.disk_usage(folder).free // 1000} KB free there"
+        except OSError:
+            free = ""
+        why = (
+            f"could not write its log in {folder} ({self.error.strerror or self.error}{free}); "
+            "the log was removed"
+        )
+        return result._replace(exit_code=None, signal=None, detail=why)
 
     def close(self) -> None:
         if self._handle is not None:
-            self._handle.close()
+            with contextlib.suppress(OSError):
+                self._handle.close()
             self._handle = None
 
     def __enter__(self) -> LogFile:

@@ -157,6 +157,30 @@ class LocalStore:
 
     # -- database ------------------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """A write transaction; a full disk or an I/O error is a StoreError naming the store
+        and its free space, never a traceback, and leaves nothing half-written."""
+        try:
+            with _transaction(self._db):
+                yield
+        except sqlite3.OperationalError as err:
+            if "locked" in str(err):
+                raise
+            raise StoreError(f"store {self.where}: {err} ({self.free_space()})") from None
+
+    def free_space(self) -> str:
+        """``"12.3 MB free"`` on the store's filesystem, in words."""
+        try:
+            free = float(shutil.disk_usage(self.root).free)
+        except OSError:
+            return "free space unknown"
+        for unit in ("bytes", "KB", "MB", "GB"):
+            if free < 1000 or unit == "GB":
+                return f"{free:.0f} {unit} free" if unit == "bytes" else f"{free:.1f} {unit} free"
+            free /= 1000
+        raise AssertionError("unreachable")
+
     def _open_db(self) -> sqlite3.Connection:
         """Open (creating if need be) the database. Two runners may create a new store at
         the same moment: switching to WAL takes an exclusive lock, and SQLite may answer
@@ -291,14 +315,14 @@ class LocalStore:
 
     def forget(self, output_id: str) -> None:
         """Drop a success record (its output was found missing or modified)."""
-        with _transaction(self._db):
+        with self._writing():
             self._db.execute("DELETE FROM successes WHERE output=?", (output_id,))
 
     # -- runs and attempts -------------------------------------------------------------------
 
     def begin_run(self, plan: PlanBase, engine: str) -> int:
         self.save_plan(plan)
-        with _transaction(self._db):
+        with self._writing():
             cursor = self._db.execute(
                 "INSERT INTO runs (plan, engine, host, pid, started, status) "
                 "VALUES (?, ?, ?, ?, ?, 'running')",
@@ -317,7 +341,7 @@ class LocalStore:
         if self._journal is not None:
             self._journal.remove()
             self._journal = None
-        with _transaction(self._db):
+        with self._writing():
             self._db.execute(
                 "UPDATE runs SET finished=?, status=? WHERE id=?", (time.time(), status, run)
             )
@@ -339,7 +363,7 @@ class LocalStore:
 
     def begin_attempt(self, run: int, task: str, output_id: str) -> tuple[int, Path]:
         """Record an attempt's start; return its row ID and the log file to write."""
-        with _transaction(self._db):
+        with self._writing():
             return self._insert_attempt(run, task, output_id)
 
     def _insert_attempt(self, run: int, task: str, output_id: str) -> tuple[int, Path]:
@@ -358,7 +382,7 @@ class LocalStore:
     def drop_attempts(self, attempts: list[int]) -> None:
         """Forget attempts claimed but never started (the run stopped before they could)."""
         if attempts:
-            with _transaction(self._db):
+            with self._writing():
                 self._db.executemany("DELETE FROM attempts WHERE id=?", [(a,) for a in attempts])
 
     def end_attempt(
@@ -375,7 +399,7 @@ class LocalStore:
     ) -> None:
         """Record how an attempt ended and, for a published output, its success: one
         transaction, the last step of the success protocol."""
-        with _transaction(self._db):
+        with self._writing():
             self._db.execute(
                 "UPDATE attempts SET finished=?, seconds=?, exit_code=?, signal=?, timed_out=?, "
                 "oom_killed=?, status=?, detail=? WHERE id=?",
@@ -460,7 +484,7 @@ class LocalStore:
 
     def lease(self, output_id: str, run: int) -> Lease:
         """Take the right to produce ``output_id``, unless it is done or a live runner has it."""
-        with _transaction(self._db):
+        with self._writing():
             return self._lease(output_id, run)
 
     def claim(self, output_id: str, run: int, task: str) -> Lease:
@@ -474,7 +498,7 @@ class LocalStore:
 
     def _claim_all(self, wanted: list[tuple[str, str]], run: int) -> list[Lease]:
         leases = []
-        with _transaction(self._db):
+        with self._writing():
             for first in range(0, len(wanted), CLAIM_CHUNK):
                 leases.extend(self._claim_chunk(wanted[first : first + CLAIM_CHUNK], run))
         return leases
@@ -559,7 +583,7 @@ class LocalStore:
         return None
 
     def release(self, output_id: str) -> None:
-        with _transaction(self._db):
+        with self._writing():
             self._db.execute(
                 "DELETE FROM leases WHERE output=? AND host=? AND pid=?",
                 (output_id, HOST, os.getpid()),
@@ -615,7 +639,7 @@ class LocalStore:
         read_only(str(folder))  # its runner may have died between the rename and this
         row, task, run, plan, engine = attempt
         now = time.time()
-        with _transaction(self._db):
+        with self._writing():
             self._insert_successes(
                 [Success(output_id, task, plan, run, 0.0, engine, manifest)], now
             )
@@ -635,7 +659,7 @@ class LocalStore:
             if len(parts) != 3 or not tag_alive(parts[1]) or entry.name.startswith("trash-"):
                 remove_tree(entry)
                 removed.append(entry.name)
-        with _transaction(self._db):
+        with self._writing():
             for output, pid, taken in self._db.execute(
                 "SELECT output, pid, taken FROM leases WHERE host=?", (HOST,)
             ).fetchall():
@@ -714,7 +738,7 @@ class LocalStore:
         """Group commit: (attempt row, seconds, success) for outputs already made durable,
         all recorded in one transaction."""
         now = time.time()
-        with _transaction(self._db):
+        with self._writing():
             self._db.executemany(
                 "UPDATE attempts SET finished=?, seconds=?, exit_code=0, status='succeeded' "
                 "WHERE id=?",
@@ -724,7 +748,7 @@ class LocalStore:
 
     def record_success(self, success: Success) -> None:
         """Record a success on its own (an adopted orphan): one transaction."""
-        with _transaction(self._db):
+        with self._writing():
             self._insert_successes([success], time.time())
 
     def _insert_successes(self, successes: list[Success], now: float) -> None:
@@ -786,7 +810,7 @@ class LocalStore:
         dead = [run for run, pid, started in rows if not pid_alive(pid, started)]
         if dead:
             marks = ",".join("?" * len(dead))
-            with _transaction(self._db):
+            with self._writing():
                 self._db.execute(f"UPDATE runs SET status='killed' WHERE id IN ({marks})", dead)
                 self._db.execute(
                     f"UPDATE attempts SET status='killed' WHERE status='running' "
@@ -808,7 +832,7 @@ class LocalStore:
             if folder.is_dir()
             else 0
         )
-        with _transaction(self._db):
+        with self._writing():
             self._db.execute("DELETE FROM successes WHERE output=?", (output_id,))
         remove_tree(folder)
         shutil.rmtree(self.root / "logs" / output_id, ignore_errors=True)
@@ -836,10 +860,12 @@ def _transaction(db: sqlite3.Connection) -> Iterator[None]:
     db.execute("BEGIN IMMEDIATE")
     try:
         yield
+        db.execute("COMMIT")
     except BaseException:
-        db.execute("ROLLBACK")
+        if db.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
         raise
-    db.execute("COMMIT")
 
 
 def _log_name(output_id: str, attempt: int) -> str:

@@ -243,7 +243,8 @@ class DockerEngine:
                 log.write(f"\nalamode: timed out after {job.timeout} s; killed it\n".encode())
         container.reload()
         oom_killed = bool(container.attrs["State"].get("OOMKilled"))
-        return Result(status.get("StatusCode"), seconds, timed_out=timed_out, oom_killed=oom_killed)
+        code = status.get("StatusCode")
+        return log.failure(Result(code, seconds, timed_out=timed_out, oom_killed=oom_killed))
 
     def stop_all(self) -> None:
         """Ctrl-C: stop every container this engine started (SIGTERM, then SIGKILL)."""

@@ -90,7 +90,7 @@ class LocalEngine:
                 kill_group(process.pid)
                 _drain(reader, log)  # what the group wrote before it ended
                 os.close(reader)
-        return _ended(process.returncode, started, timed_out, shell)
+            return log.failure(_ended(process.returncode, started, timed_out, shell))
 
     def stop_all(self) -> None:
         with self._lock:
