@@ -288,6 +288,26 @@ def provenance(args: argparse.Namespace) -> None:
 
 
 @command(
+    arg("output", metavar="ID|TASK", help="An output ID (or unique prefix) or task name."),
+    arg("--reason", "-r", required=True, metavar="TEXT", help="Why the output is bad."),
+    STORE,
+    arg("--dry-run", "-n", action="store_true", help="Say what would be revoked; change nothing."),
+    JSON,
+)
+def revoke(args: argparse.Namespace) -> None:
+    """Mark a recorded success as bad: it is never used again, its task runs again, and so
+    does every output built on it (found through every plan the store has seen)."""
+    from .revocation import revoke as revoke_output
+
+    if not args.reason.strip():
+        raise AlamodeError("--reason is empty; say why the output is bad")
+    the_store = existing_store(args.store)
+    output = resolve_output(the_store, args.output)
+    records = revoke_output(the_store, output, args.reason.strip(), dry_run=args.dry_run)
+    render.revoked(records, args.dry_run, args.json)
+
+
+@command(
     STORE,
     arg(
         "--keep",
@@ -323,6 +343,7 @@ def gc(args: argparse.Namespace) -> None:
             for output in doomed:
                 freed += the_store.remove_output(output)
                 progress.advance()
+        freed += the_store.remove_revoked()  # revoked outputs are never used again
     render.gc_report(doomed, kept, args.yes, freed, args.json)
 
 

@@ -69,6 +69,10 @@ CREATE TABLE IF NOT EXISTS successes (
     output TEXT PRIMARY KEY, task TEXT NOT NULL, plan TEXT NOT NULL, run INTEGER NOT NULL,
     recorded REAL NOT NULL, seconds REAL NOT NULL, engine TEXT NOT NULL, files INTEGER NOT NULL,
     bytes INTEGER NOT NULL, manifest TEXT);
+CREATE TABLE IF NOT EXISTS revocations (
+    id INTEGER PRIMARY KEY, output TEXT NOT NULL, task TEXT NOT NULL, plan TEXT NOT NULL,
+    run INTEGER NOT NULL, reason TEXT NOT NULL, who TEXT NOT NULL, recorded REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS revocations_by_output ON revocations (output, id);
 CREATE TABLE IF NOT EXISTS leases (
     output TEXT PRIMARY KEY, run INTEGER NOT NULL, host TEXT NOT NULL, pid INTEGER NOT NULL,
     taken REAL NOT NULL);
@@ -77,6 +81,7 @@ MIGRATIONS = {  # from schema version N to N + 1, run in the set-up transaction
     1: ["ALTER TABLE attempts ADD COLUMN oom_killed INTEGER NOT NULL DEFAULT 0"],
     2: ["ALTER TABLE successes ADD COLUMN manifest TEXT"],  # NULL: in manifests/<id>.json
     3: ["ALTER TABLE attempts ADD COLUMN detail TEXT"],  # why it failed, in words
+    # (version 4's revocations table is made by _SCHEMA, which only adds what is missing)
 }
 
 
@@ -794,6 +799,10 @@ class LocalStore:
         )
         return [row[0] for row in rows]
 
+    def all_plans(self) -> list[str]:
+        """The digest of every plan this store keeps."""
+        return sorted(p.stem for p in (self.root / "plans").glob("*.bencode"))
+
     def recent_plans(self, keep: int) -> list[str]:
         rows = self._db.execute(
             "SELECT plan FROM runs GROUP BY plan ORDER BY MAX(id) DESC LIMIT ?", (keep,)
@@ -842,6 +851,68 @@ class LocalStore:
 
     def stored_outputs(self) -> list[str]:
         return sorted(p.name for p in (self.root / "outputs").iterdir() if OUTPUT_ID.match(p.name))
+
+    # -- revocation ----------------------------------------------------------------------
+
+    def revoke(self, output_id: str, reason: str, who: str) -> dict[str, Any] | None:
+        """Mark a recorded success as bad, for good: the revocation is appended (who, when,
+        why, and which task and plan made the output), the success is dropped so that the
+        task runs again, and the output is moved to ``revoked/`` (kept for inspection until
+        ``gc``). None if ``output_id`` has no recorded success."""
+        row = self.success_row(output_id)
+        if row is None:
+            return None
+        record = {
+            "output": output_id,
+            "task": row["task"],
+            "plan": row["plan"],
+            "run": row["run"],
+            "reason": reason,
+            "who": who,
+            "recorded": time.time(),
+        }
+        with self._writing():
+            self._db.execute(
+                "INSERT INTO revocations (output, task, plan, run, reason, who, recorded) "
+                "VALUES (:output, :task, :plan, :run, :reason, :who, :recorded)",
+                record,
+            )
+            self._db.execute("DELETE FROM successes WHERE output=?", (output_id,))
+        self._set_aside(output_id)
+        return record
+
+    def _set_aside(self, output_id: str) -> None:
+        folder = self.output_path(output_id)
+        if folder.is_dir():
+            aside = self.root / "revoked" / f"{output_id}.{_random()}"
+            aside.parent.mkdir(exist_ok=True)
+            folder.chmod(folder.stat().st_mode | 0o200)  # moving a folder rewrites its '..'
+            os.rename(folder, aside)
+            read_only(str(aside))
+
+    def revoked_outputs(self) -> set[str]:
+        """Every output ever revoked (cheap: for a run to poll)."""
+        return {row[0] for row in self._db.execute("SELECT DISTINCT output FROM revocations")}
+
+    def revocations(self, output_ids: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
+        """The latest revocation of each output (of ``output_ids``, or all)."""
+        rows = _dicts(
+            self._db.execute(
+                "SELECT output, task, plan, run, reason, who, recorded FROM revocations ORDER BY id"
+            )
+        )
+        wanted = None if output_ids is None else set(output_ids)
+        return {r["output"]: r for r in rows if wanted is None or r["output"] in wanted}
+
+    def remove_revoked(self) -> int:
+        """Delete every revoked output kept for inspection; return the bytes freed."""
+        folder = self.root / "revoked"
+        if not folder.is_dir():
+            return 0
+        freed = sum(f.lstat().st_size for f in folder.rglob("*") if f.is_file())
+        for entry in folder.iterdir():
+            remove_tree(entry)
+        return freed
 
 
 def _migrate(db: sqlite3.Connection, version: int) -> None:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from .errors import AlamodeError
 from .localstore import OUTPUT_ID, LocalStore
 from .planfile import PlanBase
+from .revocation import describe as describe_revocation
 from .scheduler import Scheduler, State, done_reason, short, wanted
 
 if TYPE_CHECKING:
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
 class TaskState(NamedTuple):
     task: str
     output: str
-    label: str  # done, would run, blocked, failed last time, output missing
+    label: str  # done, would run, blocked, failed last time, output missing, revoked
     reason: str
 
 
@@ -39,6 +40,7 @@ def task_states(
             broken[output] = problem
             recorded.discard(output)
     scheduler = Scheduler(plan, recorded, targets)
+    revoked = store.revocations(outputs - recorded)
     result = []
     for name in scheduler.order:
         output = plan.output(name)
@@ -52,6 +54,8 @@ def task_states(
         reason = status.reason
         if output in broken:
             label, reason = "output missing", f"success recorded, but {broken[output]}"
+        elif output in revoked:
+            label, reason = "revoked", f"{describe_revocation(revoked[output])}; it will run again"
         else:
             failure = store.last_failure(output)
             if failure is not None and label == "would run":
@@ -141,9 +145,14 @@ def resolve_output(store: LocalStore, text: str) -> str:
 def provenance(store: LocalStore, output: str, depth: int = 0) -> dict[str, Any]:
     """Which task, spec, inputs and plan produced ``output``, recursively."""
     row = store.success_row(output)
+    node: dict[str, Any] = {"output": output, "recorded": row is not None}
     if row is None:
-        return {"output": output, "recorded": False}
-    node: dict[str, Any] = {"output": output, "recorded": True, **row}
+        revocation = store.revocations([output]).get(output)
+        if revocation is None:
+            return node
+        node["revoked"] = describe_revocation(revocation)
+        row = revocation  # it still says which task and plan made the output
+    node.update(row)
     try:
         plan = store.load_plan(row["plan"])
     except AlamodeError:
@@ -204,10 +213,14 @@ def recompute_estimate(result: PlanDiff, store: LocalStore) -> dict[str, Any]:
     existing = store.successes(outputs.values())
     durations = store.durations()
     missing = [n for n in names if outputs[n] not in existing]
+    revoked = store.revocations(outputs[n] for n in missing)
     return {
         "path": store.where,
         "existing": [n for n in names if outputs[n] in existing],
         "to_compute": missing,
+        "revoked": {
+            n: describe_revocation(revoked[outputs[n]]) for n in missing if outputs[n] in revoked
+        },
         "estimated_seconds": round(sum(durations.get(n, 0.0) for n in missing), 3),
         "without_recorded_time": [n for n in missing if n not in durations],
     }

@@ -219,6 +219,8 @@ def recompute_note(estimate: dict[str, Any]) -> None:
         if unknown:
             line += f" plus {len(unknown)} never run before"
     stdout().print(escape(line))
+    for name, why in estimate.get("revoked", {}).items():
+        stdout().print(escape(f"  {name}: {why}"))
 
 
 def diff_stat(result: PlanDiff, show_all: bool) -> None:
@@ -263,6 +265,7 @@ from .render_run import (  # noqa: E402 - after the names render_run uses
     history_table,
     provenance_tree,
     pushed,
+    revoked,
     run_summary,
     run_view,
     status_table,
@@ -288,6 +291,7 @@ __all__ = [
     "pushed",
     "raw_stderr",
     "recompute_note",
+    "revoked",
     "run_summary",
     "run_view",
     "status_table",

@@ -250,12 +250,14 @@ def _provenance_node(node: dict[str, Any], name: str | None) -> Tree:
     from rich.tree import Tree
 
     label = f"[bold]{escape(node.get('task') or name or '?')}[/] {node['output'][:SHORT_ID]}"
-    if not node["recorded"]:
+    if node.get("revoked"):
+        label += f"  [red]{escape(node['revoked'])}[/]"
+    elif not node["recorded"]:
         return Tree(label + "  [red]no success recorded[/]")
-    tree = Tree(
-        f"{label}  [dim]run {node['run']}, plan {node['plan'][:SHORT_ID]}, "
-        f"{_when(node['recorded'])}, {node['seconds']:.2f} s[/]"
-    )
+    made = f"run {node['run']}, plan {node['plan'][:SHORT_ID]}"
+    if "seconds" in node:
+        made += f", {_when(node['recorded'])}, {node['seconds']:.2f} s"
+    tree = Tree(f"{label}  [dim]{made}[/]")
     if node.get("spec"):
         tree.add(f"[cyan]spec[/] {escape(json.dumps(node['spec'], sort_keys=True))}")
     for child in node.get("inputs", []):
@@ -298,6 +300,21 @@ def verify_report(bad: list[tuple[str, str, str]], kept: bool, as_json: bool) ->
         render.note(
             f"{len(bad)} bad outputs: their success records were dropped; the next run redoes them"
         )
+
+
+def revoked(records: list[dict[str, Any]], dry_run: bool, as_json: bool) -> None:
+    """What ``alamode revoke`` revoked (or, with ``dry_run``, would revoke)."""
+    if as_json:
+        render.json_out({"dry_run": dry_run, "revoked": records})
+        return
+    verb = "would revoke" if dry_run else "revoked"
+    for record in records:
+        _out(f"{verb} {record.get('task', '?')} {record['output'][:12]}: {record['reason']}")
+    what = render.count(len(records), "output")
+    if dry_run:
+        render.note(f"{what} would be revoked; run again without --dry-run to revoke them")
+    else:
+        render.note(f"{what} revoked; their tasks run again on the next run")
 
 
 def engines_table(rows: list[dict[str, str]], as_json: bool) -> None:

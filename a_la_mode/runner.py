@@ -16,6 +16,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Generic, NamedTuple, TypeVar
 
 from .bulk import paused_gc
@@ -213,6 +214,8 @@ class _Runner:
         self.mean_seconds: float | None = None  # recent tasks' durations, a moving average
         self.deferred: dict[str, str] = {}  # task -> the runner holding its output's lease
         self.failures: dict[str, int] = {}
+        self.revoked_before = store.revoked_outputs()  # revoked during the run: the rest
+        self.revoked_now: dict[str, dict[str, Any]] = {}
         self.unrecorded: list[tuple[int, float, Success]] = []  # published, not yet recorded
         self.oldest_unrecorded = 0.0
         # Making a batch durable (a syncfs) takes milliseconds: a thread of its own does it.
@@ -462,6 +465,11 @@ class _Runner:
             result, manifest = Result(None, 0.0, detail=why), None
         else:
             result, manifest = outcome
+            revoked = self._revoked_input(name) if self.plan.inputs(name) else ""
+            if revoked:  # built on an output revoked meanwhile: never recorded
+                if manifest is not None:
+                    self.store.discard_output(Path(self.store.output_folder(output)))
+                result, manifest = Result(None, result.seconds, detail=revoked), None
         previous = self.mean_seconds if self.mean_seconds is not None else result.seconds
         self.mean_seconds = 0.8 * previous + 0.2 * result.seconds
         if manifest is not None:
@@ -511,6 +519,18 @@ class _Runner:
         self.emit(
             Event("fail", name, output, why, result.seconds, attempt.number, attempt.job.log_path)
         )
+
+    def _revoked_input(self, name: str) -> str:
+        """Why ``name``'s output must not count: an input revoked during the run ("" if
+        none). Asked each time a task with inputs ends: one query of the store."""
+        new = self.store.revoked_outputs() - self.revoked_before
+        if new - set(self.revoked_now):
+            self.revoked_now = self.store.revocations(new)
+        for dep, output in self.plan.inputs(name).items():
+            record = self.revoked_now.get(output)
+            if record is not None:
+                return f"its input {dep} was revoked during the run: {record['reason']}"
+        return ""
 
     def _success(self, name: str, seconds: float, manifest: Manifest) -> Success:
         return Success(

@@ -196,7 +196,7 @@ class BlobStore(LocalStore):
         return {
             **{k: marker.get(k) for k in SUCCESS_FIELDS},
             "files": len(files),
-            "bytes": sum(size for size, _ in files.values()),
+            "bytes": _bytes(files),
         }
 
     def recorded_outputs(self) -> dict[str, str]:
@@ -523,6 +523,9 @@ class BlobStore(LocalStore):
     def plans_since(self, since: float) -> list[str]:
         return [digest for stamp, digest in self._plans_by_age() if stamp >= since]
 
+    def all_plans(self) -> list[str]:
+        return sorted(set(self._names("plans")) | set(super().all_plans()))
+
     def recent_plans(self, keep: int) -> list[str]:
         return [digest for _, digest in self._plans_by_age()[:keep]]
 
@@ -533,7 +536,7 @@ class BlobStore(LocalStore):
 
     def remove_output(self, output_id: str) -> int:
         marker = self.marker(output_id) or {}
-        freed = int(sum(size for size, _ in marker.get("files", {}).values()))
+        freed = _bytes(marker.get("files", {}))
         for folder in ("success", "outputs", "logs"):
             self._remove("remove an output", self._key(folder, checked_id(output_id)), True)
         super().remove_output(output_id)
@@ -541,6 +544,58 @@ class BlobStore(LocalStore):
 
     def stored_outputs(self) -> list[str]:
         return sorted(self._names("outputs"))
+
+    def revoke(self, output_id: str, reason: str, who: str) -> dict[str, Any] | None:
+        """The revocation is an object of its own under ``revoked/<id>/`` (appended, never
+        overwritten); the marker goes, so no machine uses the output again. Its upload stays
+        until ``gc``."""
+        row = self.success_row(output_id)
+        if row is None:
+            return None
+        record = {
+            "output": output_id,
+            "task": row["task"],
+            "plan": row["plan"],
+            "run": row["run"],
+            "reason": reason,
+            "who": who,
+            "recorded": time.time(),
+        }
+        name = f"{record['recorded']:.6f}-{uuid.uuid4().hex[:8]}"
+        self._create_only(self._key("revoked", output_id, name), json.dumps(record).encode())
+        self._remove("remove a revoked marker", self._key("success", output_id))
+        LocalStore.forget(self, output_id)  # this machine's cache, if it knew it
+        self._drop_cached(output_id)
+        return record
+
+    def revoked_outputs(self) -> set[str]:
+        return set(self._names("revoked"))
+
+    def remove_revoked(self) -> int:
+        """Remove the uploads of revoked outputs that no marker names (a revoked output made
+        again has a new upload and marker); returns the bytes freed."""
+        freed = super().remove_revoked()
+        for output_id in self._names("revoked"):
+            marker = self.marker(output_id) or {}
+            for upload in self._names("outputs", output_id):
+                if upload != marker.get("upload"):
+                    key = self._key("outputs", output_id, upload)
+                    with contextlib.suppress(FileNotFoundError, StoreError):
+                        freed += int(self._remote("measure an upload", self.fs.du, key))
+                    self._remove("remove a revoked upload", key, recursive=True)
+        return freed
+
+    def revocations(self, output_ids: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
+        """The latest revocation of each output: one LIST, then a read per revoked output."""
+        revoked = self._names("revoked")
+        wanted = revoked if output_ids is None else set(revoked) & set(output_ids)
+        found: dict[str, dict[str, Any]] = {}
+        for output_id in sorted(wanted):
+            names = sorted(self._names("revoked", output_id))
+            record = self._read_json(self._key("revoked", output_id, names[-1])) if names else None
+            if record is not None:
+                found[output_id] = record
+        return found
 
     def remote_logs(self, output_id: str) -> list[str]:
         """Log names of every attempt at ``output_id``, by any runner, oldest first."""
@@ -557,6 +612,11 @@ class BlobStore(LocalStore):
             "read a log", self.fs.cat_file, self._key("logs", checked_id(output_id), name)
         )
         return data
+
+
+def _bytes(files: Mapping[str, Any]) -> int:
+    """The bytes a marker's manifest lists (links take none)."""
+    return sum(int(entry[0]) for entry in files.values() if isinstance(entry, list))
 
 
 def _ours(lease: Mapping[str, Any], cache: Path) -> bool:
