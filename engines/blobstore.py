@@ -44,6 +44,7 @@ from a_la_mode.manifest import Manifest
 from a_la_mode.planfile import PlanBase, read_plan
 from a_la_mode.processes import pid_alive
 from a_la_mode.remote import fsspec_settings
+from a_la_mode.signing import sign, signed_by, signing_key
 
 T = TypeVar("T")
 LEASE_SECONDS = float(os.environ.get("ALAMODE_LEASE_SECONDS", 3600))
@@ -84,6 +85,7 @@ class BlobStore(LocalStore):
         super().__init__(where)
         self.where = self.url
         self._uploads: dict[str, str] = {}  # output -> its upload, from publish to marker
+        self._key_bytes = signing_key()  # markers are signed and checked with it, if set
         # One download of an output at a time: two tasks that share an input start together.
         self._fetching: dict[str, threading.Lock] = {}
         self._fetching_lock = threading.Lock()
@@ -173,11 +175,20 @@ class BlobStore(LocalStore):
     # -- what is done --------------------------------------------------------------------------
 
     def marker(self, output_id: str) -> dict[str, Any] | None:
-        return self._read_json(self._key("success", checked_id(output_id)))
+        """The output's marker: None if there is none, or (with a signing key) if it is not
+        signed with that key."""
+        marker = self._read_json(self._key("success", checked_id(output_id)))
+        if marker is not None and self._key_bytes is not None:
+            return marker if signed_by(marker, self._key_bytes) else None
+        return marker
 
     def successes(self, output_ids: Iterable[str]) -> set[str]:
-        """Outputs with a marker and an upload: two listings, not a request per task."""
+        """Outputs with a marker and an upload: two listings, not a request per task (with
+        a signing key, each marker is read and its signature checked too)."""
         wanted = set(output_ids)
+        if self._key_bytes is not None:
+            marked = wanted & set(self._names("success")) & set(self._names("outputs"))
+            return {oid for oid in marked if self.marker(oid) is not None}
         if len(wanted) < LIST_FROM:
             return {oid for oid in wanted if self._marked_and_uploaded(oid)}
         return wanted & set(self._names("success")) & set(self._names("outputs"))
@@ -234,6 +245,8 @@ class BlobStore(LocalStore):
         """Why a marked output cannot be trusted, or None; ``deep`` re-hashes every file."""
         marker = self.marker(output_id)
         if marker is None:
+            if self._key_bytes is not None and self._read_json(self._key("success", output_id)):
+                return "its marker is not signed with this store's key"
             return NO_MARKER
         return self._problem(output_id, marker, deep)
 
@@ -339,6 +352,8 @@ class BlobStore(LocalStore):
         """Whether a task about to run is done after all (another runner was quicker). A
         marker whose output is missing or no longer matches it is dropped: it can never be
         trusted again, and it would stand in the way of the output being made anew."""
+        if self._key_bytes is not None and self.marker(output_id) is None:
+            self._remove("remove an unsigned marker", self._key("success", output_id))
         marker = self.marker(output_id)
         if marker is None:
             # The bucket is the truth: a success this cache remembers but the bucket lost
@@ -491,6 +506,8 @@ class BlobStore(LocalStore):
                 "upload": upload,
                 "files": success.manifest.to_dict(),
             }
+            if self._key_bytes is not None:
+                marker = sign(marker, self._key_bytes)
             if not self._create_only(
                 self._key("success", success.output), json.dumps(marker, indent=1).encode()
             ):

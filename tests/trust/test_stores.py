@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from a_la_mode.queries import task_states
+import pytest
+
+from a_la_mode.queries import task_states, verify
 
 from ..conftest import alamode
 from ..test_blobstore import (  # noqa: F401 - fixtures
@@ -57,3 +59,42 @@ def test_a_plan_replaced_in_a_directory_store_is_not_trusted(tmp_path: Path) -> 
     assert alamode("encode", "other.yaml", "-o", str(kept), cwd=tmp_path).returncode == 0
     tree = alamode("provenance", "a", "--json", cwd=tmp_path)
     assert json.loads(tree.stdout)["spec"] is None  # the replaced plan is not shown as its
+
+
+def test_with_a_signing_key_a_forged_marker_is_refused(
+    where: Where,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    plan = pipeline()
+    forger = where.machine("forger")  # no key: writes markers anyone could write
+    run(plan, forger)
+    key = tmp_path / "key"
+    key.write_text("a shared secret of the team's machines\n")
+    monkeypatch.setenv("ALAMODE_SIGNING_KEY_FILE", str(key))
+    reader = where.machine("reader")
+    assert reader.successes([plan.output(n) for n in plan.tasks]) == set()
+    seen = {s.task: s for s in task_states(plan, reader, None)}
+    assert "its marker is not signed with this store's key" in seen["top"].reason
+    assert {s.label for s in seen.values()} <= {"output missing", "blocked"}
+    bad = {(task, why) for _, task, why in verify(reader, forget=False)}
+    assert ("top", "its marker is not signed with this store's key") in bad
+    report, kinds = run(plan, reader)  # the forged markers are replaced by signed ones
+    assert report.scheduler.succeeded and sorted(kinds["start"]) == ["copy", "join", "top"]
+    assert reader.marker(plan.output("top"))["signature"].startswith("hmac-sha256:")
+    assert verify(reader, forget=False) == []
+    forged = reader._read_json(reader._key("success", plan.output("join")))
+    forged["seconds"] = 99.0  # one field changed: the signature no longer matches
+    reader.fs.rm(reader._key("success", plan.output("join")))
+    reader.fs.pipe_file(reader._key("success", plan.output("join")), json.dumps(forged).encode())
+    assert plan.output("join") not in reader.successes([plan.output("join")])
+
+
+def test_a_signing_key_that_cannot_be_read_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec(tmp_path, "tasks:\n  a: {spec: {command: 'true'}}\n")
+    env = {"ALAMODE_SIGNING_KEY_FILE": str(tmp_path / "missing")}
+    result = alamode("run", "p.yaml", "-s", f"file://{tmp_path}/b", cwd=tmp_path, env=env)
+    assert result.returncode == 2
+    assert result.stderr.strip().endswith("cannot read the key (No such file or directory)")
