@@ -189,10 +189,14 @@ def _locate(value: Any, path: str, depth: int) -> UnrepresentableValue:
                 _copy_checked(item, depth + 1)
             except (_Unrepresentable, RecursionError):
                 return _locate(item, f"{path}[{index}]", depth + 1)
-    return UnrepresentableValue(f"{path} {_why_not(value)}")
+    return UnrepresentableValue(f"{path} {_why_not(value, path)}")
 
 
-def _why_not(value: Any) -> str:
+# Spec keys that engines read as whole numbers: a float there wants an integer, not a string.
+WHOLE_NUMBER_KEYS = {"timeout": "whole seconds", "retries": "a whole number of retries"}
+
+
+def _why_not(value: Any, path: str = "") -> str:
     if type(value) is int:
         return "is an integer of over 4,000 digits; store it as a string"
     shown = repr(value)
@@ -203,6 +207,11 @@ def _why_not(value: Any) -> str:
             f"is a bool ({shown}); bencode has no booleans: "
             f"write 1/0 or the string '{str(value).lower()}'"
         )
+    key = path.rsplit(".", 1)[-1]
+    if isinstance(value, float) and ".spec." in path and key in WHOLE_NUMBER_KEYS:
+        low, high = int(value), int(value) + (value != int(value))
+        either = f"{low}" if low == high else f"{low} or {high}"
+        return f"is a float ({shown}); {key} takes {WHOLE_NUMBER_KEYS[key]}: write {either}"
     if isinstance(value, float):
         return (
             f"is a float ({shown}); bencode has no floats and their text form varies: "

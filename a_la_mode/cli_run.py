@@ -32,11 +32,11 @@ from .localstore import LocalStore
 from .naming import did_you_mean
 from .plugins import describe_engines, load_engine
 from .queries import explain as explain_task
-from .queries import gc_candidates, resolve_output, task_states
+from .queries import gc_candidates, gc_details, resolve_output, task_states
 from .queries import provenance as provenance_of
 from .queries import verify as verify_store
 from .remote import store_of
-from .runner import RunOptions, run_plan
+from .runner import RunOptions, check_engine_keys, run_plan
 from .scheduler import Scheduler, wanted
 
 STORE = arg(
@@ -121,6 +121,10 @@ def run(args: argparse.Namespace) -> int:
     """
     source, target, json_ = args.source, args.target, args.json
     plan = open_source(source, image_options(args.default_image, pin=False))
+    try:  # bad input is refused before a store is made
+        check_engine_keys(plan, wanted(plan, target))
+    except AlamodeError as err:
+        raise AlamodeError(f"{source}: {err}") from None
     # a pushed plan runs on its own store; a dry run makes none
     the_store = store_at(args.store or store_of(source), create=not args.dry_run)
     if args.dry_run:
@@ -336,6 +340,7 @@ def gc(args: argparse.Namespace) -> None:
         )
     since = _parse_date(args.since) if args.since else None
     doomed, kept = gc_candidates(the_store, args.keep, since)
+    details = gc_details(the_store, doomed)
     freed = 0
     if args.yes:
         with render.Progress("removing outputs") as progress:
@@ -344,7 +349,7 @@ def gc(args: argparse.Namespace) -> None:
                 freed += the_store.remove_output(output)
                 progress.advance()
         freed += the_store.remove_revoked()  # revoked outputs are never used again
-    render.gc_report(doomed, kept, args.yes, freed, args.json)
+    render.gc_report(details, kept, args.yes, freed, args.json)
 
 
 def _parse_date(text: str) -> float:

@@ -116,9 +116,10 @@ def _checked_deps(task: TaskDef, defs: Mapping[str, TaskDef]) -> Sequence[str]:
     """The task's dependency names; all must be other known tasks."""
     for dep in task.deps:
         if dep not in defs:
+            others = [name for name in defs if name != task.name]  # never suggest a cycle
             raise DependencyError(
                 f"task {task.name!r} depends on unknown task {dep!r}"
-                + (did_you_mean(dep, defs) or "; define it or remove the dependency")
+                + (did_you_mean(dep, others) or "; define it or remove the dependency")
             )
         if dep == task.name:
             raise DependencyError(f"task {task.name!r} depends on itself; remove that dependency")

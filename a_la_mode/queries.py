@@ -9,7 +9,7 @@ from .errors import AlamodeError
 from .localstore import OUTPUT_ID, LocalStore
 from .planfile import PlanBase
 from .revocation import describe as describe_revocation
-from .scheduler import Scheduler, State, done_reason, short, wanted
+from .scheduler import Scheduler, State, short, wanted
 
 if TYPE_CHECKING:
     from .diff import PlanDiff
@@ -42,16 +42,21 @@ def task_states(
     scheduler = Scheduler(plan, recorded, targets)
     revoked = store.revocations(outputs - recorded)
     result = []
+    failed: dict[str, str] = {}  # task -> the upstream task that failed last time, or itself
     for name in scheduler.order:
         output = plan.output(name)
         status = scheduler.status[name]
         if status.state is State.DONE:
-            row = store.success_row(output)
-            when = f" by run {row['run']}" if row else ""
-            result.append(TaskState(name, output, "done", done_reason(output) + when))
+            row = store.success_row(output)  # the ID is in its own column: not said again
+            reason = f"success recorded by run {row['run']}" if row else "success recorded"
+            result.append(TaskState(name, output, "done", reason))
             continue
         label = "would run" if status.state is State.READY else "blocked"
         reason = status.reason
+        culprit = next((failed[dep] for dep in plan.inputs(name) if dep in failed), None)
+        if label == "blocked" and culprit is not None:
+            failed[name] = culprit
+            reason = f"upstream {culprit} failed last time"
         if output in broken:
             label, reason = "output missing", f"success recorded, but {broken[output]}"
         elif output in revoked:
@@ -60,6 +65,7 @@ def task_states(
             failure = store.last_failure(output)
             if failure is not None and label == "would run":
                 label = "failed last time"
+                failed[name] = name
                 reason = f"{describe_attempt(failure)}; log: {failure['log']}"
         result.append(TaskState(name, output, label, reason))
     return result
@@ -83,6 +89,12 @@ def describe_attempt(row: dict[str, Any]) -> str:
 
 def explain(plan: PlanBase, store: LocalStore, task: str) -> list[str]:
     """Why ``task`` will or won't run; what differs from its last success, if any."""
+    if task not in plan.tasks:
+        from .naming import did_you_mean
+
+        raise AlamodeError(
+            f"unknown task {task!r}{did_you_mean(task, plan.tasks)}; 'alamode show' lists them"
+        )
     states = {s.task: s for s in task_states(plan, store, [task])}
     state = states[task]
     lines = [f"{task}: {state.label}: {state.reason}"]
@@ -182,6 +194,21 @@ def gc_candidates(
         reachable.update(plan.output(name) for name in plan.tasks)
     candidates = set(store.stored_outputs()) | set(store.recorded_outputs())
     return sorted(candidates - reachable), kept
+
+
+def gc_details(store: LocalStore, outputs: list[str]) -> list[dict[str, Any]]:
+    """Each output ``gc`` would remove, with the task that made it and its size."""
+    recorded = store.recorded_outputs()
+    details = []
+    for output in outputs:
+        row = store.success_row(output) if output in recorded else None
+        if row is not None:
+            size = int(row["bytes"])
+        else:  # an output without a record (a killed runner's): measured on disk
+            folder = store.output_path(output)
+            size = sum(f.lstat().st_size for f in folder.rglob("*") if f.is_file())
+        details.append({"output": output, "task": recorded.get(output), "bytes": size})
+    return details
 
 
 def verify(

@@ -190,8 +190,9 @@ def diff_report(result: PlanDiff, show_all: bool) -> None:
         for line in root.details():
             tree.add(f"[cyan]{escape(line)}[/]")
         for change in downstream.get(root.name, []):
-            path = " → ".join(change.causes[root.name])
-            tree.add(f"{escape(change.name)}  [dim]because of {escape(path)}[/]")
+            between = change.causes[root.name][1:-1]  # the root and the task are said already
+            how = f"via {' → '.join(between)}" if between else "its input"
+            tree.add(f"{escape(change.name)}  [dim]({escape(how)})[/]")
         stdout().print(tree)
     for label, names in (("added", result.added), ("removed", result.removed)):
         if names:

@@ -63,6 +63,26 @@ def _plain_line(event: Event) -> None:
     log = f"  log: {event.log}" if event.kind in ("fail", "retry") else ""
     label = {"succeed": "ok", "fail": "FAILED"}.get(event.kind, event.kind)
     _out(f"{label:<8}{event.task}{seconds}{detail}{log}")
+    if event.kind == "fail":
+        for line in log_tail(event.log):
+            _out(f"        │ {line}")
+
+
+TAIL_LINES = 10
+
+
+def log_tail(path: str, lines: int = TAIL_LINES) -> list[str]:
+    """The last ``lines`` lines of a failed attempt's log, as make and Snakemake show them
+    under a failure (the log's path gives the rest); none when it printed nothing."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, 2)
+            size = handle.tell()
+            handle.seek(max(0, size - 64 * 1024))  # the end is enough: logs can be large
+            text = handle.read().decode(errors="replace")
+    except OSError:
+        return []
+    return text.rstrip("\n").splitlines()[-lines:] if text.strip() else []
 
 
 class _LiveView:
@@ -129,6 +149,8 @@ class _LiveView:
                 f"[bold red]FAILED[/] {escape(event.task)}: {escape(event.detail)}  "
                 f"[dim]log: {escape(event.log)}[/]"
             )
+            for line in log_tail(event.log):
+                console.print(f"  [dim]│[/] {escape(line)}", highlight=False)
         elif event.kind == "retry":
             console.print(f"[yellow]retry[/] {escape(event.task)}: {escape(event.detail)}")
         key = {
@@ -158,7 +180,10 @@ def run_summary(report: RunReport, as_json: bool) -> None:
         status = report.scheduler.status
         failed = [n for n in report.scheduler.order if status[n].state.value == "failed"]
         line += f"; failed: {', '.join(failed)} ('alamode log TASK' shows why)"
-    render.note(line)
+    if counts["failed"] or counts["blocked"] or counts["stopped"]:
+        render.raw_stderr(line)  # with --quiet too: a run that did not finish says so
+    else:
+        render.note(line)  # a quiet run that did all it was asked says nothing
 
 
 def dry_run(order: list[str], scheduler: Scheduler, plan: PlanBase, as_json: bool) -> None:
@@ -265,27 +290,43 @@ def _provenance_node(node: dict[str, Any], name: str | None) -> Tree:
     return tree
 
 
-def gc_report(doomed: list[str], kept: list[str], removed: bool, freed: int, as_json: bool) -> None:
+def gc_report(
+    doomed: list[dict[str, Any]], kept: list[str], removed: bool, freed: int, as_json: bool
+) -> None:
+    """What ``gc`` removed (or would remove): each output with its task and size."""
+    ids = [entry["output"] for entry in doomed]
     if as_json:
-        _out(
-            json.dumps(
-                {
-                    "removed" if removed else "would_remove": doomed,
-                    "kept_plans": kept,
-                    "bytes_freed": freed,
-                }
-            )
-        )
+        key = "removed" if removed else "would_remove"
+        _out(json.dumps({key: ids, "outputs": doomed, "kept_plans": kept, "bytes_freed": freed}))
         return
-    for output in doomed:
-        _out(f"{'removed' if removed else 'would remove'}  {output}")
+    for entry in doomed:
+        task = entry["task"] or "(no task recorded)"
+        _out(
+            f"{'removed' if removed else 'would remove'}  {task}  "
+            f"{entry['output'][:SHORT_ID]}  {_size(entry['bytes'])}"
+        )
+    plans = f"kept everything used by the {render.count(len(kept), 'kept plan')}"
+    if not doomed:
+        render.note(f"nothing to remove; {plans}")
+        return
     outputs = render.count(len(doomed), "output")
+    total = _size(sum(entry["bytes"] for entry in doomed))
     verb = (
-        f"removed {outputs} ({freed:,} bytes)"
+        f"removed {outputs} ({_size(freed)})"
         if removed
-        else f"{outputs} would be removed; run again with --yes to remove them"
+        else f"{outputs} ({total}) would be removed; run again with --yes to remove them"
     )
-    render.note(f"{verb}; kept everything used by the {render.count(len(kept), 'kept plan')}")
+    render.note(f"{verb}; {plans}")
+
+
+def _size(count: int) -> str:
+    """``512 bytes``, ``1.2 MB``: sizes as people read them."""
+    size = float(count)
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1000
+    raise AssertionError("unreachable")
 
 
 def verify_report(bad: list[tuple[str, str, str]], kept: bool, as_json: bool) -> None:
@@ -298,7 +339,8 @@ def verify_report(bad: list[tuple[str, str, str]], kept: bool, as_json: bool) ->
         render.note("every recorded output matches its manifest")
     elif not kept:
         render.note(
-            f"{len(bad)} bad outputs: their success records were dropped; the next run redoes them"
+            f"{render.count(len(bad), 'bad output')}: their success records were dropped; "
+            "the next run redoes them"
         )
 
 

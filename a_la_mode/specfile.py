@@ -179,9 +179,23 @@ def load_declarative(path: Path) -> PipelineFile:
         first = err.errors()[0]
         loc = ".".join(str(part) for part in first["loc"]) or "(top level)"
         more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
-        raise SpecFileError(
-            f"{path}: {loc}: {first['msg']}{more}; see 'alamode schema' for the format"
-        ) from None
+        hint = "see 'alamode schema' for the format"
+        if first["type"] == "extra_forbidden" and first["loc"]:
+            known = _fields_at(first["loc"][:-1])
+            close = did_you_mean(str(first["loc"][-1]), known)
+            if close:
+                hint = close.removeprefix(", ") + f" (fields here: {', '.join(sorted(known))})"
+                first["msg"] = "unknown field"
+        raise SpecFileError(f"{path}: {loc}: {first['msg']}{more}; {hint}") from None
+
+
+def _fields_at(loc: tuple[int | str, ...]) -> list[str]:
+    """The fields the file's format allows where ``loc`` points (top level, or a task)."""
+    if not loc:
+        return list(PipelineFile.model_fields)
+    if loc[0] == "tasks" and len(loc) == 2:
+        return list(TaskEntry.model_fields)
+    return []
 
 
 def _read_text(path: Path) -> str:

@@ -154,7 +154,7 @@ def test_the_command_reports_a_tree_stat_and_json(tmp_path: Path) -> None:
     assert report.returncode == 0, report.stderr
     assert "1 changed itself, 1 changed because of upstream, 2 unchanged" in report.stdout
     assert "sha: '6f09d' → 'qwetr3'" in report.stdout
-    assert "collage  because of blur → collage" in report.stdout
+    assert "└── collage  (its input)\n" in report.stdout
     stat = alamode("diff", str(SPECS / "collage.py"), str(new), "--stat", "--all")
     assert stat.stdout.splitlines()[:2] == [
         "self     blur             sha",

@@ -121,7 +121,7 @@ def test_yaml_booleans_are_refused_not_silently_mapped(tmp_path: Path) -> None:
         (
             "typo.yaml",
             "tasks:\n  a:\n    dep: [b]\n",
-            "tasks.a.dep: Extra inputs are not permitted",
+            "tasks.a.dep: unknown field; did you mean 'deps'? (fields here: deps, spec)",
         ),
         ("list.yaml", "- a\n", "the top level must be a mapping"),
         ("nodeps.yaml", "tasks:\n  a:\n    deps: [b]\n", "unknown task 'b'"),
