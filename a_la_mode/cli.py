@@ -423,7 +423,7 @@ def schema(args: argparse.Namespace) -> None:
     render.text(json.dumps(PipelineFile.model_json_schema(), indent=2))
 
 
-from . import cli_run  # noqa: E402, F401 - registers run, status, explain, ... as commands
+from . import cli_results, cli_run  # noqa: E402, F401 - register run, status, path, ...
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -32,11 +32,11 @@ from .localstore import LocalStore
 from .naming import did_you_mean
 from .plugins import describe_engines, load_engine
 from .queries import explain as explain_task
-from .queries import gc_candidates, gc_details, resolve_output, task_states
+from .queries import gc_candidates, gc_details, known_task, resolve_output, task_states
 from .queries import provenance as provenance_of
 from .queries import verify as verify_store
 from .remote import store_of
-from .runner import RunOptions, check_engine_keys, run_plan
+from .runner import RunOptions, check_engine_keys, forced, run_plan
 from .scheduler import Scheduler, wanted
 
 STORE = arg(
@@ -98,6 +98,20 @@ def _sigterm_as_interrupt(signum: int, frame: FrameType | None) -> None:
     ),
     arg("--dry-run", "-n", action="store_true", help="Say what would run, in order; run nothing."),
     arg(
+        "--force",
+        "-f",
+        action="append",
+        default=[],
+        metavar="TASK",
+        help="Run TASK again though a success is recorded (repeatable); its old output is "
+        "kept aside until gc.",
+    ),
+    arg(
+        "--force-downstream",
+        action="store_true",
+        help="With --force: run everything downstream of the forced tasks again too.",
+    ),
+    arg(
         "--engine",
         "-e",
         default="local",
@@ -121,14 +135,25 @@ def run(args: argparse.Namespace) -> int:
     """
     source, target, json_ = args.source, args.target, args.json
     plan = open_source(source, image_options(args.default_image, pin=False))
+    options = RunOptions(
+        args.jobs,
+        target,
+        args.keep_going,
+        force=tuple(args.force),
+        force_downstream=args.force_downstream,
+    )
     try:  # bad input is refused before a store is made
         check_engine_keys(plan, wanted(plan, target))
+        again = forced(plan, wanted(plan, target), options)
     except AlamodeError as err:
         raise AlamodeError(f"{source}: {err}") from None
+    if args.force_downstream and not args.force:
+        raise AlamodeError("--force-downstream goes with --force TASK")
     # a pushed plan runs on its own store; a dry run makes none
     the_store = store_at(args.store or store_of(source), create=not args.dry_run)
     if args.dry_run:
         done = the_store.successes(plan.output(n) for n in wanted(plan, target))
+        done -= {plan.output(n) for n in again}
         scheduler = Scheduler(plan, done, target, the_store.durations())
         order = scheduler.simulate()
         render.dry_run(order, scheduler, plan, json_)
@@ -142,7 +167,7 @@ def run(args: argparse.Namespace) -> int:
         if sys.stdout.isatty() and not render.Settings.quiet
         else "plain"
     )
-    options = RunOptions(args.jobs, target, args.keep_going, skip_events=mode != "plain")
+    options = options._replace(skip_events=mode != "plain")
     with render.run_view(mode, plan, target) as view:
         report = run_plan(plan, the_store, the_engine, options, view)
     render.run_summary(report, json_)
@@ -172,6 +197,7 @@ def status(args: argparse.Namespace) -> None:
 def explain(args: argparse.Namespace) -> None:
     """Why TASK will or won't run; what changed since its last success."""
     plan = open_source(args.source)
+    known_task(plan, args.task)  # before the store is looked at
     store = settled(store_at(args.store or store_of(args.source)))
     for line in explain_task(plan, store, args.task):
         render.text(line)

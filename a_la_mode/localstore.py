@@ -159,6 +159,10 @@ class LocalStore:
         self._tag = runner_tag()  # in the names of our staging directories and journal
         self._db = self._open_db() if self.exists else self._set_up(":memory:")
         self._journal: _Journal | None = None  # outputs published by the run in progress
+        # Outputs this run makes again though a success is recorded (run --force): claimed
+        # as if not done; the old output is set aside (replaced/) only when the new one is
+        # renamed into place, and the new record replaces the old.
+        self.replacing: frozenset[str] = frozenset()
 
     # -- database ------------------------------------------------------------------------
 
@@ -538,11 +542,12 @@ class LocalStore:
         begun: list[tuple[Any, ...]] = []
         leases = []
         for output, task in wanted:
-            lease = self._refusal(output, output in recorded, holders.get(output))
+            replacing = output in self.replacing
+            lease = self._refusal(output, output in recorded and not replacing, holders.get(output))
             if lease is None:
                 holders[output] = [run, HOST, me, now]
                 taken.append((output, run, HOST, me, now))
-                if os.path.exists(self.output_folder(output)):
+                if not replacing and os.path.exists(self.output_folder(output)):
                     lease = Lease("ours")  # an orphan's directory: to inspect first
                 else:
                     row += 1
@@ -694,6 +699,8 @@ class LocalStore:
     def _rename_into_place(self, output_id: str, staging: str | Path, target: str) -> None:
         """Rename ``staging`` to ``target``, discarding an orphan in the way, then make it
         read-only."""
+        if output_id in self.replacing:  # run --force: the old output is kept, aside
+            self._set_aside(output_id, "replaced")
         try:
             os.rename(staging, target)
         except OSError as err:
@@ -758,7 +765,8 @@ class LocalStore:
 
     def _insert_successes(self, successes: list[Success], now: float) -> None:
         self._db.executemany(
-            "INSERT OR IGNORE INTO successes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            # the latest publish of an output is what its folder holds (run --force)
+            "INSERT OR REPLACE INTO successes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (
                     success.output,
@@ -878,13 +886,14 @@ class LocalStore:
                 record,
             )
             self._db.execute("DELETE FROM successes WHERE output=?", (output_id,))
-        self._set_aside(output_id)
+        self._set_aside(output_id, "revoked")
         return record
 
-    def _set_aside(self, output_id: str) -> None:
+    def _set_aside(self, output_id: str, where: str) -> None:
+        """Move an output to ``revoked/`` or ``replaced/``: no longer used, kept until gc."""
         folder = self.output_path(output_id)
         if folder.is_dir():
-            aside = self.root / "revoked" / f"{output_id}.{_random()}"
+            aside = self.root / where / f"{output_id}.{_random()}"
             aside.parent.mkdir(exist_ok=True)
             folder.chmod(folder.stat().st_mode | 0o200)  # moving a folder rewrites its '..'
             os.rename(folder, aside)
@@ -905,13 +914,13 @@ class LocalStore:
         return {r["output"]: r for r in rows if wanted is None or r["output"] in wanted}
 
     def remove_revoked(self) -> int:
-        """Delete every revoked output kept for inspection; return the bytes freed."""
-        folder = self.root / "revoked"
-        if not folder.is_dir():
-            return 0
-        freed = sum(f.lstat().st_size for f in folder.rglob("*") if f.is_file())
-        for entry in folder.iterdir():
-            remove_tree(entry)
+        """Delete every revoked or replaced output kept for inspection; the bytes freed."""
+        freed = 0
+        for folder in (self.root / "revoked", self.root / "replaced"):
+            if folder.is_dir():
+                freed += sum(f.lstat().st_size for f in folder.rglob("*") if f.is_file())
+                for entry in folder.iterdir():
+                    remove_tree(entry)
         return freed
 
 

@@ -3,6 +3,7 @@ what verify finds. Plain functions returning data; the CLI renders them."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .errors import AlamodeError
@@ -89,12 +90,7 @@ def describe_attempt(row: dict[str, Any]) -> str:
 
 def explain(plan: PlanBase, store: LocalStore, task: str) -> list[str]:
     """Why ``task`` will or won't run; what differs from its last success, if any."""
-    if task not in plan.tasks:
-        from .naming import did_you_mean
-
-        raise AlamodeError(
-            f"unknown task {task!r}{did_you_mean(task, plan.tasks)}; 'alamode show' lists them"
-        )
+    known_task(plan, task)
     states = {s.task: s for s in task_states(plan, store, [task])}
     state = states[task]
     lines = [f"{task}: {state.label}: {state.reason}"]
@@ -133,6 +129,30 @@ def explain(plan: PlanBase, store: LocalStore, task: str) -> list[str]:
     if change is not None:
         lines.append(f"  since then it {change.why()}")
     return lines
+
+
+def known_task(plan: PlanBase, task: str) -> str:
+    """``task``, if ``plan`` has it; else AlamodeError with the closest name."""
+    if task not in plan.tasks:
+        from .naming import did_you_mean
+
+        raise AlamodeError(
+            f"unknown task {task!r}{did_you_mean(task, plan.tasks)}; 'alamode show' lists them"
+        )
+    return task
+
+
+def result_folder(plan: PlanBase, store: LocalStore, task: str) -> Path:
+    """The folder holding ``task``'s output for ``plan`` (fetched into this machine's cache
+    from a blob store); AlamodeError saying why when it is not done."""
+    known_task(plan, task)
+    state = next(s for s in task_states(plan, store, [task]) if s.task == task)
+    if state.label != "done":
+        raise AlamodeError(
+            f"task {task!r} has no output for this plan yet ({state.label}: {state.reason}); "
+            "'alamode run' makes it"
+        )
+    return store.fetch(state.output)
 
 
 def resolve_output(store: LocalStore, text: str) -> str:

@@ -72,6 +72,25 @@ class RunOptions(NamedTuple):
     targets: list[str] | None = None
     keep_going: bool = False
     skip_events: bool = True  # a "skip" event per task done before; off where none is shown
+    force: tuple[str, ...] = ()  # run these again though a success is recorded
+    force_downstream: bool = False  # and everything downstream of them
+
+
+def forced(plan: PlanBase, names: list[str], options: RunOptions) -> list[str]:
+    """The wanted tasks ``--force`` (and ``--force-downstream``) run again, in plan order."""
+    unknown = [name for name in options.force if name not in plan.tasks]
+    if unknown:
+        from .naming import did_you_mean
+
+        raise AlamodeError(
+            f"--force: unknown task {unknown[0]!r}{did_you_mean(unknown[0], plan.tasks)}; "
+            "'alamode show' lists the tasks"
+        )
+    chosen = set(options.force)
+    for name in names:  # plan order: a task's inputs come before it
+        if options.force_downstream and chosen.intersection(plan.inputs(name)):
+            chosen.add(name)
+    return [name for name in names if name in chosen]
 
 
 class _Attempt:
@@ -141,8 +160,10 @@ def run_plan(
     names = wanted(plan, options.targets)
     adopted = store.adopt_orphans()  # published by a runner killed before recording them
     store.settle_dead_runs()  # and what else it had begun is marked killed in the history
+    again = {plan.output(name) for name in forced(plan, names, options)}
+    store.replacing = frozenset(again)
     with paused_gc():  # a state per task, in bulk: no collector passes over them meanwhile
-        done = store.successes([plan.tasks[name]["output"] for name in names])
+        done = store.successes([plan.tasks[name]["output"] for name in names]) - again
         scheduler = Scheduler(plan, done, options.targets, store.durations(), options.keep_going)
     to_run = scheduler.pending
     check_engine_keys(plan, to_run)

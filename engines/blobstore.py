@@ -352,6 +352,8 @@ class BlobStore(LocalStore):
         """Whether a task about to run is done after all (another runner was quicker). A
         marker whose output is missing or no longer matches it is dropped: it can never be
         trusted again, and it would stand in the way of the output being made anew."""
+        if output_id in self.replacing:  # run --force: its marker goes once ours is uploaded
+            return False
         if self._key_bytes is not None and self.marker(output_id) is None:
             self._remove("remove an unsigned marker", self._key("success", output_id))
         marker = self.marker(output_id)
@@ -508,6 +510,8 @@ class BlobStore(LocalStore):
             }
             if self._key_bytes is not None:
                 marker = sign(marker, self._key_bytes)
+            if success.output in self.replacing:  # run --force: the new upload replaces it
+                self._remove("replace a marker", self._key("success", success.output))
             if not self._create_only(
                 self._key("success", success.output), json.dumps(marker, indent=1).encode()
             ):
