@@ -9,8 +9,7 @@ command line to import and dispatch: docs/benchmarks.md.)
 from __future__ import annotations
 
 import argparse
-import atexit
-import contextlib
+import inspect
 import json
 import os
 import re
@@ -55,15 +54,6 @@ class Arg(NamedTuple):
 
 def arg(*names: str, **options: Any) -> Arg:
     return Arg(names, options)
-
-
-def _cleandoc(doc: str) -> str:
-    """A docstring without its indentation, as ``inspect.cleandoc`` makes it (importing
-    ``inspect`` would cost every command 8 ms)."""
-    lines = doc.expandtabs().splitlines() or [""]
-    indents = [len(line) - len(line.lstrip()) for line in lines[1:] if line.strip()]
-    cut = min(indents, default=0)
-    return "\n".join([lines[0].strip(), *(line[cut:] for line in lines[1:])]).strip()
 
 
 Handler = Callable[[argparse.Namespace], "int | None"]
@@ -153,7 +143,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
     for name, (handler, arguments) in COMMANDS.items():
-        doc = _cleandoc(handler.__doc__ or "")
+        doc = inspect.cleandoc(handler.__doc__ or "")
         summary = " ".join(doc.split("\n\n", 1)[0].split())
         if only is not None and name != only:
             commands.add_parser(name, help=summary)
@@ -430,24 +420,25 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Console-script entry point: run a command, turning our errors into one line and
     exit 2."""
     try:
-        try:
-            sys.exit(_dispatch(sys.argv[1:] if argv is None else list(argv)))
-        except AlamodeError as err:
-            if _State.debug:
-                import traceback  # here only: 3 ms of every command's start
+        status = _dispatch(sys.argv[1:] if argv is None else list(argv))
+        sys.stdout.flush()  # a reader that went away shows here, where it is handled
+    except AlamodeError as err:
+        if _State.debug:
+            import traceback  # here only: 3 ms of every command's start
 
-                render.raw_stderr(traceback.format_exc())
-            elif isinstance(err, SpecFileError) and err.user_traceback:
-                render.raw_stderr(err.user_traceback)
-            render.error(str(err))
-            sys.exit(err.exit_code)
-        except KeyboardInterrupt:
-            render.error("interrupted; nothing was written")
-            sys.exit(130)
-        except BrokenPipeError:  # our reader went away (alamode run --json | head): stop quietly
-            sys.exit(1)
-    except SystemExit as done:
-        _exit_without_teardown(done.code)
+            render.raw_stderr(traceback.format_exc())
+        elif isinstance(err, SpecFileError) and err.user_traceback:
+            render.raw_stderr(err.user_traceback)
+        render.error(str(err))
+        sys.exit(err.exit_code)
+    except KeyboardInterrupt:
+        render.error("interrupted; nothing was written")
+        sys.exit(130)
+    except BrokenPipeError:  # our reader went away (alamode run --json | head): stop quietly
+        # Python's documented remedy: nothing more may reach the closed pipe at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
+    sys.exit(status)
 
 
 def _dispatch(argv: list[str]) -> int:
@@ -487,23 +478,3 @@ def _check_text(argv: list[str]) -> None:
                 f"argument {number} ({str(raw)[2:-1]}) is not UTF-8 text; give task names, "
                 "paths and options as UTF-8"
             ) from None
-
-
-def _exit_without_teardown(code: str | int | None) -> NoReturn:
-    """Exit as ``sys.exit(code)`` would, but skip the interpreter's tear-down of every module:
-    40-50 ms per command for the libraries imported here (measured in docs/benchmarks.md).
-    What must happen at exit still does: atexit handlers run and our output is flushed. Every
-    command has finished its work by now: the store's transactions are committed and no
-    thread of ours is left running."""
-    if code is None:
-        status = 0
-    elif isinstance(code, int):
-        status = code
-    else:  # sys.exit("message"): printed, status 1
-        sys.stderr.write(f"{code}\n")
-        status = 1
-    atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(OSError, ValueError):  # a closed pipe: alamode status | head
-            stream.flush()
-    os._exit(status)

@@ -10,17 +10,30 @@ name and what is wrong with it.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .engine import Engine, EngineError
-from .entrypoints import EntryPoint, entry_points_by_name
 from .errors import StoreError
 from .localstore import LocalStore
 from .naming import did_you_mean
 
+if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
+
 ENGINE_GROUP = "a_la_mode.engines"
 STORE_GROUP = "a_la_mode.stores"  # entry point name: the URL scheme it opens
 REQUIRED = ("name", "check", "prepare", "run", "stop_all")
+
+
+def entry_points_by_name(group: str) -> dict[str, EntryPoint]:
+    """The installed entry points of ``group`` by name; of a name two distributions
+    declare, the first on ``sys.path`` wins."""
+    from importlib.metadata import entry_points  # only where a plugin is looked up
+
+    found: dict[str, EntryPoint] = {}
+    for entry in entry_points(group=group):
+        found.setdefault(entry.name, entry)
+    return found
 
 
 def engine_entry_points() -> dict[str, EntryPoint]:

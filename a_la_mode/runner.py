@@ -16,8 +16,10 @@ import shutil
 import threading
 import time
 from collections.abc import Callable
+from concurrent import futures
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Generic, NamedTuple, TypeVar
+from typing import Any, NamedTuple
 
 from .bulk import paused_gc
 from .engine import Engine, Job, LogFile, Result
@@ -26,8 +28,6 @@ from .localstore import Lease, LocalStore, Success
 from .manifest import Manifest
 from .planfile import PlanBase
 from .scheduler import DONE_BEFORE, Scheduler, State, done_reason, wanted
-
-T = TypeVar("T")
 
 LEASE_POLL_SECONDS = 0.2
 GROUP_COMMIT_SECONDS = 0.2  # how long a published output may wait to be recorded
@@ -240,7 +240,8 @@ class _Runner:
         self.unrecorded: list[tuple[int, float, Success]] = []  # published, not yet recorded
         self.oldest_unrecorded = 0.0
         # Making a batch durable (a syncfs) takes milliseconds: a thread of its own does it.
-        self.flushing: _Background[list[tuple[int, float, Success]]] | None = None
+        self.flushing: Future[list[tuple[int, float, Success]]] | None = None
+        self.flusher = ThreadPoolExecutor(1, thread_name_prefix="alamode-flush")
         # Plain threads fed by a queue: a thread pool's futures cost the main thread time
         # for every task (measured: docs/benchmarks.md).
         self.queue: queue.SimpleQueue[tuple[int, Job] | None] = queue.SimpleQueue()
@@ -301,7 +302,7 @@ class _Runner:
         due = time.monotonic() - self.oldest_unrecorded >= GROUP_COMMIT_SECONDS
         if due or len(self.unrecorded) >= GROUP_COMMIT_SIZE:
             batch, self.unrecorded = self.unrecorded, []
-            self.flushing = _Background(self._make_durable, batch)
+            self.flushing = self.flusher.submit(self._make_durable, batch)
 
     def _make_durable(
         self, batch: list[tuple[int, float, Success]]
@@ -450,6 +451,7 @@ class _Runner:
             self.queue.put(None)
         for worker in self.workers:
             worker.join()
+        self.flusher.shutdown(wait=False)  # a batch being made durable still completes
 
     def _work(self, row: int, job: Job) -> None:
         """On a worker thread: run ``job`` and post what happened; never raises."""
@@ -582,7 +584,7 @@ class _Runner:
         self.engine.stop_all()
         self._stop_workers(cancel=True)
         if self.flushing is not None:
-            self.flushing.wait()
+            futures.wait([self.flushing])
         seconds: dict[int, float] = {}
         with contextlib.suppress(queue.Empty):
             while True:
@@ -607,35 +609,3 @@ class _Runner:
                 self.store.end_attempt(row, "interrupted", seconds.get(row, 0.0), None, None, False)
             shutil.rmtree(attempt.job.output_dir, ignore_errors=True)
             self.store.release(attempt.job.output_id)
-
-
-class _Background(Generic[T]):
-    """One call on a thread of its own, whose result (or exception) is collected later: a
-    one-thread pool's future, without importing ``concurrent.futures`` (3 ms of every
-    command line)."""
-
-    def __init__(self, call: Callable[[T], T], argument: T) -> None:
-        self._outcome: T | BaseException | None = None
-        self._thread = threading.Thread(
-            target=self._run, args=(call, argument), name="alamode-flush", daemon=True
-        )
-        self._thread.start()
-
-    def _run(self, call: Callable[[T], T], argument: T) -> None:
-        try:
-            self._outcome = call(argument)
-        except BaseException as err:
-            self._outcome = err
-
-    def done(self) -> bool:
-        return not self._thread.is_alive()
-
-    def wait(self) -> None:
-        self._thread.join()
-
-    def result(self) -> T:
-        """The call's result, once it has returned; raises what the call raised."""
-        self._thread.join()
-        if isinstance(self._outcome, BaseException):
-            raise self._outcome
-        return self._outcome  # type: ignore[return-value]

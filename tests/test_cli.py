@@ -182,25 +182,10 @@ def test_help_names_what_each_option_takes() -> None:
     assert "--output FILE" in alamode("encode", "--help").stdout
 
 
-def test_command_help_is_each_docstring_without_its_indentation() -> None:
-    """cli cleans docstrings itself (``inspect`` costs every start-up 8 ms): it must give what
-    ``inspect.cleandoc`` gives, which is what --help showed before."""
-    import inspect
-
-    for name, (handler, _) in cli.COMMANDS.items():
-        doc = handler.__doc__ or ""
-        assert cli._cleandoc(doc) == inspect.cleandoc(doc), name
-    assert cli._cleandoc("  One line.  ") == "One line."
-    assert cli._cleandoc("Summary.\n\n        Indented\n          more\n    ") == (
-        "Summary.\n\nIndented\n  more"
-    )
-
-
 def test_starting_a_run_imports_nothing_it_does_not_use() -> None:
-    """What 'alamode run' imports, every command pays for: dataclasses (which imports
-    inspect), tempfile and difflib cost 10-13 ms of each start-up together
-    (docs/benchmarks.md, eighth round). Modules the interpreter's own start-up imported
-    already are not counted."""
+    """What 'alamode run' imports, every command pays for: tempfile and difflib are only for
+    the commands that write plans or suggest names. Modules the interpreter's own start-up
+    imported already are not counted."""
     import subprocess
     import sys
 
@@ -208,7 +193,7 @@ def test_starting_a_run_imports_nothing_it_does_not_use() -> None:
         "import sys\n"
         "before = set(sys.modules)\n"
         "import a_la_mode.cli, a_la_mode.cli_run, a_la_mode.runner, engines.local\n"
-        "unused = ('dataclasses', 'inspect', 'tempfile', 'difflib')\n"
+        "unused = ('tempfile', 'difflib')\n"
         "print(sorted(m for m in unused if m in sys.modules and m not in before))\n"
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
