@@ -204,6 +204,7 @@ class DockerEngine:
             mounts=mounts,
             user=self.user,
             labels={
+                **extra_labels(),
                 LABEL: self.runner,
                 "a_la_mode.task": job.task,
                 "a_la_mode.output": job.output_id,
@@ -299,6 +300,17 @@ def container_options(task: str, spec: Mapping[str, Any]) -> dict[str, Any]:
         options["mem_limit"] = memory
         options["memswap_limit"] = memory  # no swap: past the limit the task is killed
     return options
+
+
+def extra_labels() -> dict[str, str]:
+    """Labels for every container, from ``ALAMODE_DOCKER_LABELS`` (``key=value,key=value``):
+    to find a team's or a test session's containers among others on one daemon."""
+    labels = {}
+    for item in filter(None, os.environ.get("ALAMODE_DOCKER_LABELS", "").split(",")):
+        key, _, value = item.partition("=")
+        if key.strip():
+            labels[key.strip()] = value.strip()
+    return labels
 
 
 def runner_label() -> str:

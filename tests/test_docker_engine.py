@@ -10,7 +10,9 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
+import uuid
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -55,16 +57,24 @@ def with_test_image(client: docker.DockerClient) -> docker.DockerClient:
     return client
 
 
-def our_containers(client: docker.DockerClient) -> list[str]:
-    """Every container that any alamode runner started and did not remove."""
-    containers = client.containers.list(all=True, filters={"label": docker_engine.LABEL})
+# Containers this test session starts carry this label too: another suite on the same
+# daemon neither counts nor removes them, nor they its.
+SESSION = f"a_la_mode.test-session={uuid.uuid4().hex}"
+
+
+def our_containers(client: docker.DockerClient, every: bool = True) -> list[str]:
+    """Every container this test session's runners started and did not remove."""
+    containers = client.containers.list(all=every, filters={"label": SESSION})
     return [str(c.id) for c in containers]
 
 
 @pytest.fixture
-def client(daemon: docker.DockerClient) -> Iterator[docker.DockerClient]:
+def client(
+    daemon: docker.DockerClient, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[docker.DockerClient]:
+    monkeypatch.setenv("ALAMODE_DOCKER_LABELS", SESSION)
     yield daemon
-    for container in daemon.containers.list(all=True, filters={"label": docker_engine.LABEL}):
+    for container in daemon.containers.list(all=True, filters={"label": SESSION}):
         container.remove(force=True)  # so that one test's leftovers cannot fail the next
 
 
@@ -262,7 +272,7 @@ def test_without_the_sdk_the_install_line_is_printed(tmp_path: Path) -> None:
     # a None in sys.modules makes `import docker` raise ImportError, as if not installed.
     blocked = "import sys; sys.modules['docker'] = None; from a_la_mode.cli import main; main()"
     result = subprocess.run(
-        ["python3", "-c", blocked, "run", spec(tmp_path, PIPELINE), "-e", "docker"],
+        [sys.executable, "-c", blocked, "run", spec(tmp_path, PIPELINE), "-e", "docker"],
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -280,7 +290,7 @@ tasks:
 
 def wait_for_container(client: docker.DockerClient) -> None:
     deadline = time.monotonic() + 60
-    while not client.containers.list(filters={"label": docker_engine.LABEL}):
+    while not our_containers(client, every=False):
         assert time.monotonic() < deadline, "the task's container never started"
         time.sleep(0.1)
 
