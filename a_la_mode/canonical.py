@@ -1,9 +1,7 @@
 """Canonical bencoding (BEP 3) of the values a spec may hold, and checking them.
 
-The encoder here produces exactly the bytes ``bencodepy.encode`` (the ``bencode.py`` package)
-produces for the same value -- a property test pins that -- but is several times faster, which
-matters for million-task plans. Decoding is ``bencode.py``'s, made strict in ``plan.py`` by
-re-encoding and comparing bytes.
+Encoding and decoding are ``bencode.py``'s; reading a plan is made strict in planfile.py by
+comparing the bytes with the encoding of what they decode to.
 
 Values: ``str`` (UTF-8), ``int`` (not ``bool``), ``list``/``tuple``, ``dict`` with ``str`` keys.
 Everything else is refused with the path of the offending value and a way out.
@@ -14,6 +12,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
+
+import bencodepy
 
 from .errors import UnrepresentableValue
 
@@ -29,11 +29,19 @@ MAX_INT_BITS = 14_000
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
+_CODEC = bencodepy.Bencode(encoding="utf-8")  # text as str; a byte string that is not
+# UTF-8 is refused when decoding (a plan holds text only)
+
+
 def encode(value: Any) -> bytes:
-    """Return the canonical bencoding of ``value`` (dict keys sorted by their UTF-8 bytes)."""
-    out: list[bytes] = []
-    _encode_into(value, out.append)
-    return b"".join(out)
+    """The canonical bencoding of ``value`` (dict keys sorted), by bencode.py."""
+    return bytes(_CODEC.encode(value))
+
+
+def decode(data: bytes) -> Any:
+    """``data`` decoded by bencode.py: text as ``str``. Lenient about canonical form (keys
+    out of order, ``i+1e``): callers that must be strict compare ``encode`` of the result."""
+    return _CODEC.decode(data)
 
 
 def iter_encoded(value: Any) -> Iterator[bytes]:
@@ -46,63 +54,13 @@ def iter_encoded(value: Any) -> Iterator[bytes]:
         return
     yield b"d"
     for key in sorted(value):
-        raw = key.encode()
-        out: list[bytes] = [b"%d:" % len(raw), raw]
-        _encode_into(value[key], out.append)
-        yield b"".join(out)
+        yield encode(key) + encode(value[key])
     yield b"e"
 
 
 def encode_items(mapping: dict[str, Any], keys: Iterable[str]) -> bytes:
-    """The bencoded key/value pairs of ``mapping`` for ``keys`` (already sorted), no ``d``/``e``.
-
-    The hot path of compiling and loading: keys repeat from task to task (``command``,
-    ``image``...), so their encodings are cached, and strings and dicts are handled inline.
-    """
-    out: list[bytes] = []
-    emit = out.append
-    for key in keys:
-        head = _KEY_CACHE.get(key)
-        if head is None:
-            raw = key.encode()
-            head = b"%d:%s" % (len(raw), raw)
-            if len(_KEY_CACHE) < _KEY_CACHE_SIZE:
-                _KEY_CACHE[key] = head
-        value = mapping[key]
-        kind = type(value)
-        if kind is str:
-            text = value.encode()
-            emit(b"%s%d:%s" % (head, len(text), text))
-        elif kind is dict:
-            emit(head)
-            emit(b"d%se" % encode_items(value, sorted(value)))
-        else:
-            emit(head)
-            _encode_into(value, emit)
-    return b"".join(out)
-
-
-_KEY_CACHE: dict[str, bytes] = {}
-_KEY_CACHE_SIZE = 4096  # bounded: dependency names are keys too, and there may be millions
-
-
-def _encode_into(value: Any, emit: Callable[[bytes], None]) -> None:
-    kind = type(value)
-    if kind is str:
-        raw = value.encode()
-        emit(b"%d:%s" % (len(raw), raw))
-    elif kind is dict:
-        emit(b"d%se" % encode_items(value, sorted(value)))
-    elif kind is list or kind is tuple:
-        emit(b"l")
-        for item in value:
-            _encode_into(item, emit)
-        emit(b"e")
-    elif kind is int:
-        emit(b"i%de" % value)
-    else:
-        # Subclasses and everything else: normalise() is the one place that decides.
-        raise TypeError(f"cannot bencode {kind.__name__}")
+    """The bencoded key/value pairs of ``mapping`` for ``keys``, without ``d``/``e``."""
+    return encode({key: mapping[key] for key in keys})[1:-1]
 
 
 def normalise(value: Any, path: str | Callable[[], str]) -> Value:

@@ -2,9 +2,8 @@
 
 Reading is strict. The bytes must be exactly the canonical encoding of what they decode to,
 every output ID is recomputed, every input must name a task of the plan and equal its output,
-and the toposort must agree with the inputs. One pass (bdecode.py) decodes and checks that
-the bytes are canonical; each task's output ID is then the sha256 of its entry's own bytes
-in the file, less its ``output`` item.
+and the toposort must agree with the inputs. bencode.py decodes; encoding what it decoded,
+piece by piece, must give the bytes back, and each task's entry is hashed as it is encoded.
 
 ``PlanBase`` holds every way of reading a plan; two classes carry its data. ``Plan``
 (plan.py) is the pydantic model the library offers. ``VerifiedPlan`` is a plain object that
@@ -23,9 +22,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from . import toposort
-from .bdecode import ENDS_EARLY, Corrupt, Reader
 from .bulk import paused_gc
-from .canonical import encode, encode_items, join_path
+from .canonical import decode, encode, encode_items, join_path
 from .errors import AlamodeError, PlanError
 from .naming import MAX_NAME, input_clash, valid_name
 
@@ -255,63 +253,78 @@ def _read(data: bytes) -> VerifiedPlan:
 _Mismatch = tuple[str, str]
 
 
+class Corrupt(ValueError):
+    """The bytes are not bencode (or not text where text must be)."""
+
+
 def _decode(data: bytes) -> tuple[dict[str, Any], str | None, _Mismatch | None]:
-    """Decode a plan's bytes (a dictionary: the caller checked the ``d``): the top
-    dictionary, the first place that is not canonical, and the first task whose output ID
-    does not match its entry."""
-    reader = Reader(data)
-    top: dict[str, Any] = {}
-    mismatch: list[_Mismatch] = []
-    previous: bytes | None = None
-    pos = 1
+    """Decode a plan's bytes (a dictionary: the caller checked the ``d``) with bencode.py:
+    the top dictionary, the first place whose bytes are not the canonical encoding of what
+    they hold, and the first task whose output ID is not the sha256 of its entry."""
     try:
-        while data[pos : pos + 1] != b"e":
-            key, pos, previous = reader.key(pos, previous, "the plan")
-            if key == "tasks" and data[pos : pos + 1] == b"d":
-                top[key], pos = _decode_tasks(reader, pos, mismatch)
-            else:
-                top[key], pos = reader.value(pos, 1, f"field {key!r}")
-    except IndexError:
-        raise Corrupt(ENDS_EARLY) from None
-    reader.finish(pos + 1)
-    return top, reader.fault, mismatch[0] if mismatch else None
+        top = decode(data)
+    except Exception as err:  # bencode.py's BencodeDecodeError, and what it wraps
+        raise Corrupt(_why_corrupt(err)) from None
+    if not isinstance(top, dict):
+        raise Corrupt("it is not a dictionary")
+    fault, mismatch = _canonical_fault(data, top)
+    return top, fault, mismatch
 
 
-def _decode_tasks(
-    reader: Reader, pos: int, mismatch: list[_Mismatch]
-) -> tuple[dict[str, Any], int]:
-    """The ``tasks`` dictionary at ``pos``. Each entry's output ID is checked as it is
-    read: it must be the sha256 of the entry's own bytes less its ``output`` item (where the
-    bytes are canonical, they are the entry's encoding). The first that is not goes in
-    ``mismatch``; the caller reports it after the plan's outer faults."""
-    data = reader.data
-    tasks: dict[str, Any] = {}
-    previous: bytes | None = None
-    pos += 1
-    while data[pos : pos + 1] != b"e":
-        name, pos, previous = reader.key(pos, previous, "field 'tasks'")
-        where = f"task {name!r}"
-        if data[pos : pos + 1] != b"d":  # not an entry: the shape check will say so
-            tasks[name], pos = reader.value(pos, 2, where)
+def _why_corrupt(err: Exception) -> str:
+    """bencode.py's error, in words: it says "not a valid bencoded string" for every fault
+    and keeps the one it met as the exception's context."""
+    said, cause = str(err), err.__context__
+    if "data after valid prefix" in said:
+        return "it has bytes after its end"
+    if "maximum depth" in said or isinstance(cause, RecursionError):
+        return "it is nested too deeply"
+    if isinstance(cause, UnicodeDecodeError):
+        return "it holds text that is not UTF-8"
+    if isinstance(cause, IndexError) or (isinstance(cause, KeyError) and cause.args == (b"",)):
+        return "it ends before its last value does"  # (KeyError: no value starts with b"")
+    return "it is not valid bencode"
+
+
+def _canonical_fault(data: bytes, top: dict[str, Any]) -> tuple[str | None, _Mismatch | None]:
+    """Encode ``top`` again, piece by piece, comparing each piece with the bytes where it
+    should stand: the first that differs is the fault. Each task's entry is encoded once,
+    around its ``output``, and hashed on the way."""
+    mismatch: _Mismatch | None = None
+    position = 1
+    fault: str | None = None
+
+    def expect(piece: bytes, where: str) -> None:
+        nonlocal position, fault
+        if fault is None and data[position : position + len(piece)] != piece:
+            fault = where
+        position += len(piece)
+
+    for key in sorted(top):
+        value = top[key]
+        if key != "tasks" or not isinstance(value, dict):
+            expect(encode(key) + encode(value), f"field {key!r}")
             continue
-        start = output_start = output_end = pos
-        entry: dict[str, Any] = {}
-        last: bytes | None = None
-        pos += 1
-        while data[pos : pos + 1] != b"e":
-            item = pos
-            key, pos, last = reader.key(pos, last, where)
-            entry[key], pos = reader.value(pos, 3, where)
-            if key == "output":
-                output_start, output_end = item, pos
-        pos += 1
-        tasks[name] = entry
-        if not mismatch:
-            entry_bytes = data[start:output_start] + data[output_end:pos]
-            computed = hashlib.sha256(entry_bytes).hexdigest()
-            if computed != entry.get("output"):
-                mismatch.append((name, computed))
-    return tasks, pos + 1
+        expect(encode(key) + b"d", "field 'tasks'")
+        for name in sorted(value):
+            entry = value[name]
+            where = f"task {name!r}"
+            if not isinstance(entry, dict):  # not an entry: the shape check will say so
+                expect(encode(name) + encode(entry), where)
+                continue
+            head, tail = task_parts(entry)
+            output = entry.get("output")
+            middle = b"6:output" + encode(output) if "output" in entry else b""
+            expect(b"".join((encode(name), b"d", head, middle, tail, b"e")), where)
+            if mismatch is None:
+                computed = output_id(head, tail)
+                if computed != output:
+                    mismatch = (name, computed)
+        expect(b"e", "field 'tasks'")
+    expect(b"e", "the plan")
+    if fault is None and position != len(data):
+        fault = "the plan"
+    return fault, mismatch
 
 
 def _check_tasks(tasks: dict[str, Any], mismatch: _Mismatch | None) -> None:
