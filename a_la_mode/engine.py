@@ -159,8 +159,8 @@ class Engine(Protocol):
 def task_environment(
     task: str, output_id: str, output: str, inputs: Mapping[str, str]
 ) -> dict[str, str]:
-    """The ``ALAMODE_*`` variables (DESIGN.md, "Running a task") for the paths the command
-    sees: this machine's for the local engine, the container's for the docker engine."""
+    """The ``ALAMODE_*`` variables (docs/running.md, "What a command sees") for the paths
+    the command sees: this machine's for the local engine, the container's for docker's."""
     env = {
         "ALAMODE_OUTPUT": output,
         "ALAMODE_TASK": task,

@@ -117,7 +117,8 @@ class RunReport(NamedTuple):
 
 
 def check_engine_keys(plan: PlanBase, names: list[str]) -> None:
-    """Refuse, before anything starts, engine keys of the wrong type (DESIGN.md's table)."""
+    """Refuse, before anything starts, engine keys of the wrong type (the table of spec
+    keys in docs/plan-format.md)."""
     for name in names:
         spec = plan.tasks[name]
         command = spec.get("command")
