@@ -1,0 +1,17 @@
+"""Conformance kits for plugin authors: the behaviour every store must have, as tests.
+
+A store plugin's own test module subclasses ``StoreContract`` and gives ``open_store``::
+
+    from a_la_mode.testing import StoreContract
+
+    class TestMyStore(StoreContract):
+        def open_store(self, machine: str, tmp_path: Path) -> LocalStore:
+            return MyStore("my://bucket/prefix", cache=str(tmp_path / machine))
+
+pytest then runs every test of the contract against it. alamode's own stores pass it
+(tests/test_store_contract.py): a directory, ``file://``, ``memory://`` and S3.
+"""
+
+from .stores import StoreContract
+
+__all__ = ["StoreContract"]
