@@ -1,7 +1,7 @@
 """Engines found through entry points, exactly as a third party's would be.
 
     [project.entry-points."a_la_mode.engines"]
-    local = "engines.local:LocalEngine"
+    local = "a_la_mode.engines.local:LocalEngine"
 
 Plugins are checked when they load, not when first used: a broken one is reported with its
 name and what is wrong with it.

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from a_la_mode.engines.local import LocalEngine
 
 from a_la_mode import TaskDef, compile_plan
 from a_la_mode.errors import StoreError
@@ -26,13 +27,12 @@ from a_la_mode.localstore import Success, open_store
 from a_la_mode.plan import Plan
 from a_la_mode.queries import gc_candidates, task_states, verify
 from a_la_mode.runner import Event, RunOptions, run_plan
-from engines.local import LocalEngine
 
 from .conftest import alamode, missing_service
 from .netfault import Relay
 from .test_cli_run import start, wait_for
 
-BlobStore = pytest.importorskip("engines.blobstore").BlobStore
+BlobStore = pytest.importorskip("a_la_mode.engines.blobstore").BlobStore
 
 
 def free_port() -> int:

@@ -192,7 +192,7 @@ def test_starting_a_run_imports_nothing_it_does_not_use() -> None:
     probe = (
         "import sys\n"
         "before = set(sys.modules)\n"
-        "import a_la_mode.cli, a_la_mode.cli_run, a_la_mode.runner, engines.local\n"
+        "import a_la_mode.cli, a_la_mode.cli_run, a_la_mode.runner, a_la_mode.engines.local\n"
         "unused = ('tempfile', 'difflib')\n"
         "print(sorted(m for m in unused if m in sys.modules and m not in before))\n"
     )

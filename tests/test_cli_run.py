@@ -303,7 +303,7 @@ def test_commands_that_only_read_make_no_store(tmp_path: Path) -> None:
 def test_engines_lists_local() -> None:
     rows = json.loads(alamode("engines", "--json").stdout)
     local = next(row for row in rows if row["name"] == "local")
-    assert local["target"] == "engines.local:LocalEngine"
+    assert local["target"] == "a_la_mode.engines.local:LocalEngine"
     assert local["state"] == "ok"
     lines = alamode("engines").stdout.splitlines()
     # columns as wide as their longest entry (docker's entry point is 34 characters)

@@ -27,7 +27,7 @@ from .conftest import ROOT, alamode, missing_service, shell
 from .test_cli_run import spec, start
 
 docker = pytest.importorskip("docker", reason="the docker extra: pip install 'a-la-mode[docker]'")
-from engines import docker_engine  # noqa: E402  (needs the SDK checked above)
+from a_la_mode.engines import docker_engine  # noqa: E402  (needs the SDK checked above)
 
 IMAGE = "alamode-test:busybox"
 

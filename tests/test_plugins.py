@@ -47,7 +47,10 @@ def test_an_unknown_engine_suggests_and_lists(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     fake_entry_points(
-        monkeypatch, tmp_path, good=f"{__name__}:GoodEngine", local="engines.local:LocalEngine"
+        monkeypatch,
+        tmp_path,
+        good=f"{__name__}:GoodEngine",
+        local="a_la_mode.engines.local:LocalEngine",
     )
     with pytest.raises(
         EngineError,

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from a_la_mode.engines.local import LocalEngine
 
 from a_la_mode import AlamodeError, TaskDef, compile_plan
 from a_la_mode.engine import Job
@@ -18,7 +19,6 @@ from a_la_mode.plan import Plan
 from a_la_mode.queries import task_states, verify
 from a_la_mode.runner import Event, RunInterrupted, RunOptions, run_plan
 from a_la_mode.scheduler import State
-from engines.local import LocalEngine
 
 
 def run(plan: Plan, store: LocalStore, **options: Any) -> tuple[Any, list[Event]]:

@@ -12,7 +12,7 @@ from a_la_mode.testing import StoreContract
 
 from .test_blobstore import aws_credentials, moto_server, new_bucket  # noqa: F401 - fixtures
 
-BlobStore = pytest.importorskip("engines.blobstore").BlobStore
+BlobStore = pytest.importorskip("a_la_mode.engines.blobstore").BlobStore
 
 
 class TestDirectoryStore(StoreContract):
