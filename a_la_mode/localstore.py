@@ -870,15 +870,7 @@ class LocalStore:
         row = self.success_row(output_id)
         if row is None:
             return None
-        record = {
-            "output": output_id,
-            "task": row["task"],
-            "plan": row["plan"],
-            "run": row["run"],
-            "reason": reason,
-            "who": who,
-            "recorded": time.time(),
-        }
+        record = revocation_record(output_id, row, reason, who)
         with self._writing():
             self._db.execute(
                 "INSERT INTO revocations (output, task, plan, run, reason, who, recorded) "
@@ -922,6 +914,22 @@ class LocalStore:
                 for entry in folder.iterdir():
                     remove_tree(entry)
         return freed
+
+
+def revocation_record(
+    output_id: str, success: dict[str, Any], reason: str, who: str
+) -> dict[str, Any]:
+    """What a revocation keeps: the output, which task and plan made it (from its success
+    row, which goes), why, who, and when."""
+    return {
+        "output": output_id,
+        "task": success["task"],
+        "plan": success["plan"],
+        "run": success["run"],
+        "reason": reason,
+        "who": who,
+        "recorded": time.time(),
+    }
 
 
 def _migrate(db: sqlite3.Connection, version: int) -> None:

@@ -39,7 +39,14 @@ from fsspec.implementations.memory import MemoryFileSystem
 
 from a_la_mode.errors import StoreError
 from a_la_mode.faults import pause_point
-from a_la_mode.localstore import HOST, Lease, LocalStore, Success, checked_id
+from a_la_mode.localstore import (
+    HOST,
+    Lease,
+    LocalStore,
+    Success,
+    checked_id,
+    revocation_record,
+)
 from a_la_mode.manifest import Manifest
 from a_la_mode.planfile import PlanBase, read_plan
 from a_la_mode.processes import pid_alive
@@ -573,15 +580,7 @@ class BlobStore(LocalStore):
         row = self.success_row(output_id)
         if row is None:
             return None
-        record = {
-            "output": output_id,
-            "task": row["task"],
-            "plan": row["plan"],
-            "run": row["run"],
-            "reason": reason,
-            "who": who,
-            "recorded": time.time(),
-        }
+        record = revocation_record(output_id, row, reason, who)
         name = f"{record['recorded']:.6f}-{uuid.uuid4().hex[:8]}"
         self._create_only(self._key("revoked", output_id, name), json.dumps(record).encode())
         self._remove("remove a revoked marker", self._key("success", output_id))

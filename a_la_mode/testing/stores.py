@@ -16,7 +16,7 @@ import pytest
 
 from ..encoder import TaskDef, compile_plan
 from ..errors import StoreError
-from ..localstore import LocalStore, Success
+from ..localstore import Lease, LocalStore, Success
 from ..manifest import Manifest, OutputRefused
 from ..plan import Plan
 
@@ -31,18 +31,26 @@ def _plan() -> Plan:
     )
 
 
-def produce(store: LocalStore, plan: Plan, task: str, files: dict[str, str]) -> Manifest:
-    """Make ``task``'s output with ``files`` (relative path -> text) and record it, by the
-    success protocol."""
-    output = plan.output(task)
+def stage(
+    store: LocalStore, plan: Plan, task: str, files: dict[str, str]
+) -> tuple[int, Lease, Path]:
+    """Begin a run, claim ``task``'s output, and write ``files`` (relative path -> text) into
+    a staging directory, as a command would: (run, lease, staging directory)."""
     run = store.begin_run(plan, "contract")
-    lease = store.claim(output, run, task)
+    lease = store.claim(plan.output(task), run, task)
     assert lease.state == "ours", lease
-    staging = Path(store.staging_path(output))
+    staging = Path(store.staging_path(plan.output(task)))
     staging.mkdir()
     for name, text in files.items():
         (staging / name).parent.mkdir(parents=True, exist_ok=True)
         (staging / name).write_text(text)
+    return run, lease, staging
+
+
+def produce(store: LocalStore, plan: Plan, task: str, files: dict[str, str]) -> Manifest:
+    """Make ``task``'s output with ``files`` and record it, by the success protocol."""
+    output = plan.output(task)
+    run, lease, staging = stage(store, plan, task, files)
     manifest = store.publish(output, staging)
     success = Success(output, task, plan.digest, run, 0.1, "contract", manifest)
     store.make_durable([success])
@@ -95,11 +103,7 @@ class StoreContract:
     def test_a_published_output_without_a_record_is_not_done(self, stores: Any) -> None:
         plan, store = _plan(), stores("one")
         output = plan.output("a")
-        run = store.begin_run(plan, "contract")
-        store.claim(output, run, "a")
-        staging = Path(store.staging_path(output))
-        staging.mkdir()
-        (staging / "f.txt").write_text("half\n")
+        _, _, staging = stage(store, plan, "a", {"f.txt": "half\n"})
         store.publish(output, staging)  # the runner died before recording it
         assert stores("two").successes([output]) == set()
 
@@ -134,11 +138,7 @@ class StoreContract:
     def test_links_inside_are_kept_and_leaving_ones_refused(self, stores: Any) -> None:
         plan, store = _plan(), stores("one")
         output = plan.output("a")
-        run = store.begin_run(plan, "contract")
-        store.claim(output, run, "a")
-        staging = Path(store.staging_path(output))
-        staging.mkdir()
-        (staging / "f.txt").write_text("x\n")
+        _, _, staging = stage(store, plan, "a", {"f.txt": "x\n"})
         os.symlink("/etc/passwd", staging / "passwd")
         with pytest.raises(OutputRefused, match="leaving the output: passwd -> /etc/passwd"):
             store.publish(output, staging)
