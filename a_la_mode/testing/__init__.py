@@ -1,4 +1,5 @@
-"""Conformance kits for plugin authors: the behaviour every store must have, as tests.
+"""Conformance kits for plugin authors: the behaviour every store and every engine must
+have, as tests (``StoreContract``, ``EngineContract``).
 
 A store plugin's own test module subclasses ``StoreContract`` and gives ``open_store``::
 
@@ -9,9 +10,11 @@ A store plugin's own test module subclasses ``StoreContract`` and gives ``open_s
             return MyStore("my://bucket/prefix", cache=str(tmp_path / machine))
 
 pytest then runs every test of the contract against it. alamode's own stores pass it
-(tests/test_store_contract.py): a directory, ``file://``, ``memory://`` and S3.
+(tests/test_store_contract.py): a directory, ``file://``, ``memory://`` and S3; and so do
+the local and docker engines (tests/test_engine_contract.py).
 """
 
+from .engines import EngineContract
 from .stores import StoreContract
 
-__all__ = ["StoreContract"]
+__all__ = ["EngineContract", "StoreContract"]
