@@ -9,6 +9,10 @@ starts, so that a task the engine cannot run is refused before any work is done.
 must end every command still running (the whole process group or container) -- the runner
 calls it on Ctrl-C. An engine holding a connection may also have ``close()``, called once
 it is no longer needed.
+
+This is version 1 of the contract (``ENGINE_API``): jobs run where this machine's paths are
+valid. ``a_la_mode.testing.EngineContract`` is its test kit; docs/internals/engines.md says
+what version 2 adds for engines whose workers are elsewhere.
 """
 
 from __future__ import annotations
@@ -24,6 +28,9 @@ from typing import Any, BinaryIO, NamedTuple, Protocol, runtime_checkable
 
 from .errors import AlamodeError
 from .naming import input_variable
+
+ENGINE_API = 1
+"""The version of this contract."""
 
 
 class EngineError(AlamodeError):
