@@ -23,12 +23,13 @@ from .bulk import keep_for_good
 from .errors import AlamodeError, PlanError, SpecFileError
 from .graph import FORMATS
 from .images import SpecRewrite
-from .localstore import LocalStore, open_store
+from .localstore import open_store
 from .naming import did_you_mean
 from .planfile import PlanBase, read_plan_file
 from .queries import recompute_estimate
 from .remote import load_plan_url
 from .sources import is_spec_path, split_source
+from .store import Store
 
 DESCRIPTION = """\
 Pure data pipelines that never repeat work and never lose old results.
@@ -195,7 +196,7 @@ def parse_store_options(pairs: list[str]) -> dict[str, Any]:
     return options
 
 
-def store_at(path: str | None, create: bool = False) -> LocalStore:
+def store_at(path: str | None, create: bool = False) -> Store:
     """The store for ``--store`` (or its default), with the ``--store-option`` settings.
     Only a command that writes to it (``create``) makes a directory store; for one that
     reads, a store that does not exist yet is an empty one, and the user is told so."""
@@ -205,7 +206,7 @@ def store_at(path: str | None, create: bool = False) -> LocalStore:
     return store
 
 
-def existing_store(path: str | None) -> LocalStore:
+def existing_store(path: str | None) -> Store:
     """``store_at`` for a command that reports on the store itself: one that does not exist
     is an error, not an empty report."""
     store = open_store(path, _State.store_options, create=False)

@@ -28,7 +28,6 @@ from .cli import (
     store_at,
 )
 from .errors import AlamodeError, StoreError
-from .localstore import LocalStore
 from .naming import did_you_mean
 from .plugins import describe_engines, load_engine
 from .queries import explain as explain_task
@@ -38,6 +37,7 @@ from .queries import verify as verify_store
 from .remote import store_of
 from .runner import RunOptions, check_engine_keys, forced, run_plan
 from .scheduler import Scheduler, wanted
+from .store import Store
 
 STORE = arg(
     "--store",
@@ -48,7 +48,7 @@ STORE = arg(
 PLAN = arg("source", metavar="PLAN", help="A plan file or a spec file (compiled on the fly).")
 
 
-def settled(store: LocalStore) -> LocalStore:
+def settled(store: Store) -> Store:
     """``store``, with the runs of runners that were killed marked so: their unfinished
     attempts then read as killed, not as running forever. A store that cannot be written
     (its disk is full) is still read, as it is."""
@@ -245,9 +245,12 @@ def log(args: argparse.Namespace) -> None:
     task_or_id, attempt = args.task_or_id, args.attempt
     the_store = existing_store(args.store)
     output = resolve_output(the_store, task_or_id)
-    if args.follow and not isinstance(the_store, LocalStore):
-        raise AlamodeError("--follow reads a local store's logs as they grow; not a remote one")
     logs = the_store.attempt_logs(output)
+    if args.follow and not logs:
+        raise AlamodeError(
+            f"--follow reads the log of an attempt made on this machine as it grows; "
+            f"{task_or_id} has none here"
+        )
     if not logs and attempt is None and isinstance(the_store, RemoteLogs):
         remote = the_store.remote_logs(output)  # run on another machine: its log is in the store
         if remote:
@@ -258,10 +261,8 @@ def log(args: argparse.Namespace) -> None:
     number = max(logs) if attempt is None else attempt
     if number not in logs:
         raise AlamodeError(f"{task_or_id} has attempts 1..{max(logs)}, not {attempt}")
-    if args.follow:
-        assert isinstance(the_store, LocalStore)
-        if _follow(logs[number], lambda: the_store.attempt_running(output, number)):
-            return
+    if args.follow and _follow(logs[number], lambda: the_store.attempt_running(output, number)):
+        return
     if not logs[number].exists():  # the command printed nothing, so no file was made
         render.note(f"attempt {number} of {task_or_id} printed nothing")
         return

@@ -41,6 +41,7 @@ from .faults import pause_point
 from .manifest import Manifest, mismatch, read_only, remove_tree, seal
 from .planfile import PlanBase, read_plan_file
 from .processes import pid_alive, runner_tag, tag_alive
+from .store import Store
 
 SCHEMA_VERSION = 4
 OPEN_TIMEOUT_SECONDS = 60
@@ -90,7 +91,7 @@ DEFAULT_STORE = ".alamode"
 
 def open_store(
     path: str | None, options: dict[str, Any] | None = None, create: bool = True
-) -> LocalStore:
+) -> Store:
     """The store named by ``--store``, ``$ALAMODE_STORE``, or ``.alamode``: a directory, or
     a URL (``s3://bucket/prefix``...) opened by the store plugin registered for its scheme.
     Without ``create``, a directory store that does not exist yet is seen as an empty one

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from .engine import Engine, EngineError
 from .errors import StoreError
-from .localstore import LocalStore
 from .naming import did_you_mean
+from .store import Store
 
 if TYPE_CHECKING:
     from importlib.metadata import EntryPoint
@@ -98,7 +98,7 @@ def describe_engines() -> list[dict[str, str]]:
     return rows
 
 
-def load_store(url: str, options: Mapping[str, Any]) -> LocalStore:
+def load_store(url: str, options: Mapping[str, Any]) -> Store:
     """Open the store at ``url`` with the plugin registered for its scheme."""
     scheme = url.split("://", 1)[0]
     entries = entry_points_by_name(STORE_GROUP)
@@ -113,5 +113,5 @@ def load_store(url: str, options: Mapping[str, Any]) -> LocalStore:
             f"store {url}: its plugin cannot be imported ({err}); "
             "pip install 'a-la-mode[s3]' for s3://"
         ) from None
-    store: LocalStore = factory(url, options)
+    store: Store = factory(url, options)
     return store

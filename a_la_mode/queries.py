@@ -7,10 +7,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .errors import AlamodeError
-from .localstore import OUTPUT_ID, LocalStore
+from .localstore import OUTPUT_ID
 from .planfile import PlanBase
 from .revocation import describe as describe_revocation
 from .scheduler import Scheduler, State, short, wanted
+from .store import Store
 
 if TYPE_CHECKING:
     from .diff import PlanDiff
@@ -24,9 +25,7 @@ class TaskState(NamedTuple):
     reason: str
 
 
-def task_states(
-    plan: PlanBase, store: LocalStore, targets: list[str] | None = None
-) -> list[TaskState]:
+def task_states(plan: PlanBase, store: Store, targets: list[str] | None = None) -> list[TaskState]:
     """Each wanted task as done / would run / blocked / failed last time, with its reason.
 
     A recorded success whose output directory is gone, or whose files changed size, counts
@@ -88,7 +87,7 @@ def describe_attempt(row: dict[str, Any]) -> str:
     return f"exited with status {row.get('exit_code')}"
 
 
-def explain(plan: PlanBase, store: LocalStore, task: str) -> list[str]:
+def explain(plan: PlanBase, store: Store, task: str) -> list[str]:
     """Why ``task`` will or won't run; what differs from its last success, if any."""
     known_task(plan, task)
     states = {s.task: s for s in task_states(plan, store, [task])}
@@ -142,7 +141,7 @@ def known_task(plan: PlanBase, task: str) -> str:
     return task
 
 
-def result_folder(plan: PlanBase, store: LocalStore, task: str) -> Path:
+def result_folder(plan: PlanBase, store: Store, task: str) -> Path:
     """The folder holding ``task``'s output for ``plan`` (fetched into this machine's cache
     from a blob store); AlamodeError saying why when it is not done."""
     known_task(plan, task)
@@ -155,7 +154,7 @@ def result_folder(plan: PlanBase, store: LocalStore, task: str) -> Path:
     return store.fetch(state.output)
 
 
-def resolve_output(store: LocalStore, text: str) -> str:
+def resolve_output(store: Store, text: str) -> str:
     """A full output ID from an ID, a unique prefix of at least 6 digits, or a task name."""
     if OUTPUT_ID.match(text):
         return text
@@ -174,7 +173,7 @@ def resolve_output(store: LocalStore, text: str) -> str:
     )
 
 
-def provenance(store: LocalStore, output: str, depth: int = 0) -> dict[str, Any]:
+def provenance(store: Store, output: str, depth: int = 0) -> dict[str, Any]:
     """Which task, spec, inputs and plan produced ``output``, recursively."""
     row = store.success_row(output)
     node: dict[str, Any] = {"output": output, "recorded": row is not None}
@@ -200,7 +199,7 @@ def provenance(store: LocalStore, output: str, depth: int = 0) -> dict[str, Any]
 
 
 def gc_candidates(
-    store: LocalStore, keep_plans: int, since: float | None = None
+    store: Store, keep_plans: int, since: float | None = None
 ) -> tuple[list[str], list[str]]:
     """(outputs to remove, plans kept): outputs that no plan among the last ``keep_plans``
     run -- or, with ``since``, no plan run since that time -- uses."""
@@ -216,7 +215,7 @@ def gc_candidates(
     return sorted(candidates - reachable), kept
 
 
-def gc_details(store: LocalStore, outputs: list[str]) -> list[dict[str, Any]]:
+def gc_details(store: Store, outputs: list[str]) -> list[dict[str, Any]]:
     """Each output ``gc`` would remove, with the task that made it and its size."""
     recorded = store.recorded_outputs()
     details = []
@@ -232,7 +231,7 @@ def gc_details(store: LocalStore, outputs: list[str]) -> list[dict[str, Any]]:
 
 
 def verify(
-    store: LocalStore, forget: bool, progress: Progress | None = None
+    store: Store, forget: bool, progress: Progress | None = None
 ) -> list[tuple[str, str, str]]:
     """Re-hash every recorded output; (output, task, problem) for each bad one. With
     ``forget``, drop their success records so the next run redoes them. ``progress`` is
@@ -252,7 +251,7 @@ def verify(
     return bad
 
 
-def recompute_estimate(result: PlanDiff, store: LocalStore) -> dict[str, Any]:
+def recompute_estimate(result: PlanDiff, store: Store) -> dict[str, Any]:
     """For ``alamode diff --store``: which changed or added tasks' new outputs the store
     already has, and the estimated time to compute the rest from recorded durations."""
     names = [c.name for c in result.changed] + list(result.added)

@@ -13,8 +13,9 @@ from collections import deque
 from typing import Any
 
 from .errors import AlamodeError
-from .localstore import HOST, LocalStore
+from .localstore import HOST
 from .scheduler import short
+from .store import Store
 
 
 def who() -> str:
@@ -26,7 +27,7 @@ def who() -> str:
     return f"{user}@{HOST}"
 
 
-def built_on(store: LocalStore, output: str) -> list[str]:
+def built_on(store: Store, output: str) -> list[str]:
     """Every output that any plan the store has seen builds on ``output``, directly or not,
     nearest first."""
     users: dict[str, set[str]] = {}
@@ -50,9 +51,7 @@ def built_on(store: LocalStore, output: str) -> list[str]:
     return found
 
 
-def revoke(
-    store: LocalStore, output: str, reason: str, dry_run: bool = False
-) -> list[dict[str, Any]]:
+def revoke(store: Store, output: str, reason: str, dry_run: bool = False) -> list[dict[str, Any]]:
     """Revoke ``output`` and every recorded output built on it; the records, root first.
     AlamodeError if ``output`` has no recorded success."""
     if store.success_row(output) is None:

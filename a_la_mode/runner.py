@@ -24,10 +24,11 @@ from typing import Any, NamedTuple
 from .bulk import paused_gc
 from .engine import Engine, Job, LogFile, Result
 from .errors import AlamodeError
-from .localstore import Lease, LocalStore, Success
+from .localstore import Lease, Success
 from .manifest import Manifest
 from .planfile import PlanBase
 from .scheduler import DONE_BEFORE, Scheduler, State, done_reason, wanted
+from .store import Store
 
 LEASE_POLL_SECONDS = 0.2
 GROUP_COMMIT_SECONDS = 0.2  # how long a published output may wait to be recorded
@@ -151,7 +152,7 @@ def _parts(command: str | list[str]) -> list[str]:
 
 def run_plan(
     plan: PlanBase,
-    store: LocalStore,
+    store: Store,
     engine: Engine,
     options: RunOptions,
     emit: Callable[[Event], None],
@@ -219,7 +220,7 @@ class _Runner:
     def __init__(
         self,
         plan: PlanBase,
-        store: LocalStore,
+        store: Store,
         engine: Engine,
         scheduler: Scheduler,
         run: int,

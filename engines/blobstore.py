@@ -52,6 +52,7 @@ from a_la_mode.planfile import PlanBase, read_plan
 from a_la_mode.processes import pid_alive
 from a_la_mode.remote import fsspec_settings
 from a_la_mode.signing import sign, signed_by, signing_key
+from a_la_mode.store import Store
 
 T = TypeVar("T")
 LEASE_SECONDS = float(os.environ.get("ALAMODE_LEASE_SECONDS", 3600))
@@ -662,3 +663,8 @@ def _modified(entry: Mapping[str, Any]) -> tuple[float, str]:
     stamp = entry.get("LastModified") or entry.get("mtime") or entry.get("created") or 0
     seconds = stamp.timestamp() if hasattr(stamp, "timestamp") else float(stamp)
     return seconds, str(entry["name"]).rstrip("/").rsplit("/", 1)[-1]
+
+
+def _conforms(store: BlobStore) -> Store:
+    """Checked by mypy, never called: the blob store is a whole Store."""
+    return store

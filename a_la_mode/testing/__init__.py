@@ -6,7 +6,7 @@ A store plugin's own test module subclasses ``StoreContract`` and gives ``open_s
     from a_la_mode.testing import StoreContract
 
     class TestMyStore(StoreContract):
-        def open_store(self, machine: str, tmp_path: Path) -> LocalStore:
+        def open_store(self, machine: str, tmp_path: Path) -> Store:
             return MyStore("my://bucket/prefix", cache=str(tmp_path / machine))
 
 pytest then runs every test of the contract against it. alamode's own stores pass it

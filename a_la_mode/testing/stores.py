@@ -1,4 +1,5 @@
-"""The store contract as tests (see the package's docstring for how to use them).
+"""The store contract (a_la_mode/store.py, version 1) as tests: see the package's docstring
+for how to use them.
 
 Each test drives a store through the success protocol as the runner does -- a run, a
 claim, a staging directory, ``publish``, ``make_durable``, ``record_successes`` -- and
@@ -16,9 +17,10 @@ import pytest
 
 from ..encoder import TaskDef, compile_plan
 from ..errors import StoreError
-from ..localstore import Lease, LocalStore, Success
+from ..localstore import Lease, Success
 from ..manifest import Manifest, OutputRefused
 from ..plan import Plan
+from ..store import Store
 
 
 def _plan() -> Plan:
@@ -31,9 +33,7 @@ def _plan() -> Plan:
     )
 
 
-def stage(
-    store: LocalStore, plan: Plan, task: str, files: dict[str, str]
-) -> tuple[int, Lease, Path]:
+def stage(store: Store, plan: Plan, task: str, files: dict[str, str]) -> tuple[int, Lease, Path]:
     """Begin a run, claim ``task``'s output, and write ``files`` (relative path -> text) into
     a staging directory, as a command would: (run, lease, staging directory)."""
     run = store.begin_run(plan, "contract")
@@ -47,7 +47,7 @@ def stage(
     return run, lease, staging
 
 
-def produce(store: LocalStore, plan: Plan, task: str, files: dict[str, str]) -> Manifest:
+def produce(store: Store, plan: Plan, task: str, files: dict[str, str]) -> Manifest:
     """Make ``task``'s output with ``files`` and record it, by the success protocol."""
     output = plan.output(task)
     run, lease, staging = stage(store, plan, task, files)
@@ -63,16 +63,17 @@ def produce(store: LocalStore, plan: Plan, task: str, files: dict[str, str]) -> 
 class StoreContract:
     """Subclass it and define ``open_store``: every ``test_`` method runs on your store."""
 
-    def open_store(self, machine: str, tmp_path: Path) -> LocalStore:
+    def open_store(self, machine: str, tmp_path: Path) -> Store:
         """A store instance as ``machine`` sees it (each machine its own local state)."""
         raise NotImplementedError("define open_store(machine, tmp_path) in your subclass")
 
     @pytest.fixture
     def stores(self, tmp_path: Path) -> Any:
-        opened: list[LocalStore] = []
+        opened: list[Store] = []
 
-        def open_as(machine: str) -> LocalStore:
+        def open_as(machine: str) -> Store:
             store = self.open_store(machine, tmp_path)
+            assert isinstance(store, Store), f"{type(store).__name__} lacks part of the contract"
             opened.append(store)
             return store
 
