@@ -28,6 +28,7 @@ from typing import Any, BinaryIO, NamedTuple, Protocol, runtime_checkable
 
 from .errors import AlamodeError
 from .naming import input_variable
+from .sizes import human_size
 
 ENGINE_API = 1
 """The version of this contract."""
@@ -120,7 +121,7 @@ class LogFile:
             return result
         folder = os.path.dirname(self.path)
         try:
-            free = f", {shutil.disk_usage(folder).free // 1000} KB free there"
+            free = f", {human_size(shutil.disk_usage(folder).free)} free there"
         except OSError:
             free = ""
         why = (

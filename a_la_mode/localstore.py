@@ -41,6 +41,7 @@ from .faults import pause_point
 from .manifest import Manifest, mismatch, read_only, remove_tree, seal
 from .planfile import PlanBase, read_plan_file
 from .processes import pid_alive, runner_tag, tag_alive
+from .sizes import human_size
 from .store import Store
 
 SCHEMA_VERSION = 4
@@ -182,14 +183,9 @@ class LocalStore:
     def free_space(self) -> str:
         """``"12.3 MB free"`` on the store's filesystem, in words."""
         try:
-            free = float(shutil.disk_usage(self.root).free)
+            return f"{human_size(shutil.disk_usage(self.root).free)} free"
         except OSError:
             return "free space unknown"
-        for unit in ("bytes", "KB", "MB", "GB"):
-            if free < 1000 or unit == "GB":
-                return f"{free:.0f} {unit} free" if unit == "bytes" else f"{free:.1f} {unit} free"
-            free /= 1000
-        raise AssertionError("unreachable")
 
     def _open_db(self) -> sqlite3.Connection:
         """Open (creating if need be) the database. Two runners may create a new store at

@@ -20,6 +20,7 @@ from .planfile import PlanBase
 from .queries import TaskState
 from .runner import Event, RunReport
 from .scheduler import Scheduler, wanted
+from .sizes import human_size
 
 if TYPE_CHECKING:
     from rich.console import Console, Group
@@ -303,30 +304,20 @@ def gc_report(
         task = entry["task"] or "(no task recorded)"
         _out(
             f"{'removed' if removed else 'would remove'}  {task}  "
-            f"{entry['output'][:SHORT_ID]}  {_size(entry['bytes'])}"
+            f"{entry['output'][:SHORT_ID]}  {human_size(entry['bytes'])}"
         )
     plans = f"kept everything used by the {render.count(len(kept), 'kept plan')}"
     if not doomed:
         render.note(f"nothing to remove; {plans}")
         return
     outputs = render.count(len(doomed), "output")
-    total = _size(sum(entry["bytes"] for entry in doomed))
+    total = human_size(sum(entry["bytes"] for entry in doomed))
     verb = (
-        f"removed {outputs} ({_size(freed)})"
+        f"removed {outputs} ({human_size(freed)})"
         if removed
         else f"{outputs} ({total}) would be removed; run again with --yes to remove them"
     )
     render.note(f"{verb}; {plans}")
-
-
-def _size(count: int) -> str:
-    """``512 bytes``, ``1.2 MB``: sizes as people read them."""
-    size = float(count)
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if size < 1000 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
-        size /= 1000
-    raise AssertionError("unreachable")
 
 
 def verify_report(bad: list[tuple[str, str, str]], kept: bool, as_json: bool) -> None:
