@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from .errors import (
+from a_la_mode.errors import (
     AlamodeError,
     DependencyError,
     PlanError,
@@ -19,28 +19,28 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
-    from .canonical import encode
-    from .diff import PlanDiff, diff_plans
-    from .dsl import Dag, Task, TaskGroup, UnknownTaskError, pp
-    from .encoder import TaskDef, compile_plan
-    from .plan import Plan, load_plan, save_plan
+    from a_la_mode.compile.canonical import encode
+    from a_la_mode.compile.dsl import Dag, Task, TaskGroup, UnknownTaskError, pp
+    from a_la_mode.compile.encoder import TaskDef, compile_plan
+    from a_la_mode.compile.plan import Plan, load_plan, save_plan
+    from a_la_mode.review.diff import PlanDiff, diff_plans
 
 __version__ = "0.2.0.dev0"
 
 _LAZY = {
-    "encode": "canonical",
-    "PlanDiff": "diff",
-    "diff_plans": "diff",
-    "Dag": "dsl",
-    "Task": "dsl",
-    "TaskGroup": "dsl",
-    "UnknownTaskError": "dsl",
-    "pp": "dsl",
-    "TaskDef": "encoder",
-    "compile_plan": "encoder",
-    "Plan": "plan",
-    "load_plan": "plan",
-    "save_plan": "plan",
+    "encode": "compile.canonical",
+    "PlanDiff": "review.diff",
+    "diff_plans": "review.diff",
+    "Dag": "compile.dsl",
+    "Task": "compile.dsl",
+    "TaskGroup": "compile.dsl",
+    "UnknownTaskError": "compile.dsl",
+    "pp": "compile.dsl",
+    "TaskDef": "compile.encoder",
+    "compile_plan": "compile.encoder",
+    "Plan": "compile.plan",
+    "load_plan": "compile.plan",
+    "save_plan": "compile.plan",
 }
 
 

@@ -37,9 +37,12 @@ import fsspec
 from fsspec.implementations.local import LocalFileSystem
 from fsspec.implementations.memory import MemoryFileSystem
 
+from a_la_mode.compile.planfile import PlanBase, read_plan
 from a_la_mode.errors import StoreError
-from a_la_mode.faults import pause_point
-from a_la_mode.localstore import (
+from a_la_mode.run.faults import pause_point
+from a_la_mode.run.processes import pid_alive
+from a_la_mode.store.contract import Store
+from a_la_mode.store.directory import (
     HOST,
     Lease,
     LocalStore,
@@ -47,12 +50,9 @@ from a_la_mode.localstore import (
     checked_id,
     revocation_record,
 )
-from a_la_mode.manifest import Manifest
-from a_la_mode.planfile import PlanBase, read_plan
-from a_la_mode.processes import pid_alive
-from a_la_mode.remote import fsspec_settings
-from a_la_mode.signing import sign, signed_by, signing_key
-from a_la_mode.store import Store
+from a_la_mode.store.manifest import Manifest
+from a_la_mode.store.remote import fsspec_settings
+from a_la_mode.store.signing import sign, signed_by, signing_key
 
 T = TypeVar("T")
 LEASE_SECONDS = float(os.environ.get("ALAMODE_LEASE_SECONDS", 3600))

@@ -27,9 +27,9 @@ import requests.exceptions
 from docker.models.containers import Container
 from docker.types import Mount
 
-from a_la_mode.engine import EngineError, Job, LogFile, Result, task_environment
-from a_la_mode.images import is_pinned, split_pinned
-from a_la_mode.processes import start_ticks
+from a_la_mode.compile.images import is_pinned, split_pinned
+from a_la_mode.run.engine import EngineError, Job, LogFile, Result, task_environment
+from a_la_mode.run.processes import start_ticks
 
 LABEL = "a_la_mode.runner"  # "<host> <pid> <process start time>" of the runner
 OUTPUT_MOUNT = "/alamode/output"

@@ -20,7 +20,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from a_la_mode.engine import Job, LogFile, Result
+from a_la_mode.run.engine import Job, LogFile, Result
 
 from .orphans import end_orphans, kill_group, this_runner
 

@@ -13,7 +13,7 @@ import os
 import signal
 import time
 
-from a_la_mode.processes import runner_tag, tag_alive
+from a_la_mode.run.processes import runner_tag, tag_alive
 
 RUNNER_VARIABLE = "ALAMODE_RUNNER"
 GONE_SECONDS = 5.0  # how long killed processes may take to be gone

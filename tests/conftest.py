@@ -104,7 +104,7 @@ def alamode(
 ) -> subprocess.CompletedProcess[str]:
     """Run the real ``alamode`` console entry point in a child process."""
     return subprocess.run(
-        [sys.executable, "-c", "from a_la_mode.cli import main; main()", *args],
+        [sys.executable, "-c", "from a_la_mode.cli.main import main; main()", *args],
         capture_output=True,
         text=True,
         cwd=cwd,

@@ -22,11 +22,11 @@ import pytest
 from a_la_mode.engines.local import LocalEngine
 
 from a_la_mode import TaskDef, compile_plan
+from a_la_mode.compile.plan import Plan
 from a_la_mode.errors import StoreError
-from a_la_mode.localstore import Success, open_store
-from a_la_mode.plan import Plan
-from a_la_mode.queries import gc_candidates, task_states, verify
-from a_la_mode.runner import Event, RunOptions, run_plan
+from a_la_mode.review.queries import gc_candidates, task_states, verify
+from a_la_mode.run.runner import Event, RunOptions, run_plan
+from a_la_mode.store.directory import Success, open_store
 
 from .conftest import alamode, missing_service
 from .netfault import Relay
@@ -455,7 +455,7 @@ def wait_until_marked(store: Any, output: str) -> None:
 
 
 def pipeline_of(folder: Path) -> Plan:
-    from a_la_mode.specfile import compile_spec_file
+    from a_la_mode.compile.specfile import compile_spec_file
 
     return compile_spec_file(str(folder / "p.yaml"))
 

@@ -6,7 +6,7 @@ import gc
 
 import pytest
 
-from a_la_mode.bulk import paused_gc
+from a_la_mode.compile.bulk import paused_gc
 
 
 def test_the_collector_is_paused_inside_and_restored_after() -> None:

@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from a_la_mode import UnrepresentableValue
-from a_la_mode.canonical import MAX_DEPTH, encode, iter_encoded, normalise
+from a_la_mode.compile.canonical import MAX_DEPTH, encode, iter_encoded, normalise
 
 text = st.text(st.characters(exclude_categories=("Cs",)), max_size=20)
 values = st.recursive(
@@ -53,7 +53,7 @@ def test_numbers_are_canonical() -> None:
 
 def test_bytes_do_not_depend_on_hash_seed() -> None:
     program = (
-        "from a_la_mode.canonical import encode;"
+        "from a_la_mode.compile.canonical import encode;"
         "import sys; sys.stdout.write(encode({k: [k, {k: 1}] for k in 'zyxwvu'}).hex())"
     )
     outputs = {

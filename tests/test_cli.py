@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from a_la_mode import cli, load_plan
+from a_la_mode import load_plan
+from a_la_mode.cli import main as cli
 
 from .conftest import FIXTURES, GOLDEN, SPECS, alamode
 
@@ -192,7 +193,8 @@ def test_starting_a_run_imports_nothing_it_does_not_use() -> None:
     probe = (
         "import sys\n"
         "before = set(sys.modules)\n"
-        "import a_la_mode.cli, a_la_mode.cli_run, a_la_mode.runner, a_la_mode.engines.local\n"
+        "import a_la_mode.cli.main, a_la_mode.cli.run, a_la_mode.run.runner\n"
+        "import a_la_mode.engines.local\n"
         "unused = ('tempfile', 'difflib')\n"
         "print(sorted(m for m in unused if m in sys.modules and m not in before))\n"
     )

@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 
 from a_la_mode import load_plan
-from a_la_mode.localstore import LocalStore
+from a_la_mode.store.directory import LocalStore
 
 from .conftest import alamode
 
-ALAMODE = [sys.executable, "-c", "from a_la_mode.cli import main; main()"]
+ALAMODE = [sys.executable, "-c", "from a_la_mode.cli.main import main; main()"]
 
 
 def spec(tmp_path: Path, text: str, name: str = "p.yaml") -> str:

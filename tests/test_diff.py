@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from a_la_mode import TaskDef, compile_plan, diff_plans
-from a_la_mode.diff import word_diff
+from a_la_mode.review.diff import word_diff
 
 from .conftest import SPECS, alamode, collage_dag
 

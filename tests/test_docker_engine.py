@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from a_la_mode.engine import EngineError, Job
-from a_la_mode.localstore import LocalStore
-from a_la_mode.processes import start_ticks
+from a_la_mode.run.engine import EngineError, Job
+from a_la_mode.run.processes import start_ticks
+from a_la_mode.store.directory import LocalStore
 
 from .conftest import ROOT, alamode, missing_service, shell
 from .test_cli_run import spec, start
@@ -270,7 +270,9 @@ def test_an_unreachable_daemon_is_one_line_with_the_fix(tmp_path: Path) -> None:
 def test_without_the_sdk_the_install_line_is_printed(tmp_path: Path) -> None:
     # Blocking the import is the only way to lack the SDK in an environment that has it:
     # a None in sys.modules makes `import docker` raise ImportError, as if not installed.
-    blocked = "import sys; sys.modules['docker'] = None; from a_la_mode.cli import main; main()"
+    blocked = (
+        "import sys; sys.modules['docker'] = None; from a_la_mode.cli.main import main; main()"
+    )
     result = subprocess.run(
         [sys.executable, "-c", blocked, "run", spec(tmp_path, PIPELINE), "-e", "docker"],
         cwd=tmp_path,

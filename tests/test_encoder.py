@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from a_la_mode import DependencyError, SpecError, TaskDef, UnrepresentableValue, compile_plan
-from a_la_mode.dsl import Dag
+from a_la_mode.compile.dsl import Dag
 
 from .conftest import GOLDEN, GOLDEN_AFTER_BLUR_SHA, original_package
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from a_la_mode.engines.local import LocalEngine
 
-from a_la_mode.engine import Engine
+from a_la_mode.run.engine import Engine
 from a_la_mode.testing import EngineContract
 
 from .test_docker_engine import IMAGE, client, daemon  # noqa: F401 - fixtures

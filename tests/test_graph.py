@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from a_la_mode.graph import to_dot, to_mermaid
+from a_la_mode.review.graph import to_dot, to_mermaid
 
 from .conftest import GOLDEN, collage_dag
 

@@ -15,9 +15,9 @@ import pytest
 
 from a_la_mode import TaskDef, compile_plan
 from a_la_mode.errors import StoreError
-from a_la_mode.localstore import HOST, LocalStore, Success
-from a_la_mode.manifest import Manifest
-from a_la_mode.processes import start_ticks, start_time
+from a_la_mode.run.processes import start_ticks, start_time
+from a_la_mode.store.directory import HOST, LocalStore, Success
+from a_la_mode.store.manifest import Manifest
 
 OUTPUT = "ab" * 32
 
@@ -81,7 +81,7 @@ def test_a_lease_is_exclusive_until_released_or_its_owner_dies(tmp_path: Path) -
         [
             sys.executable,
             "-c",
-            "import sys; from a_la_mode.localstore import LocalStore;"
+            "import sys; from a_la_mode.store.directory import LocalStore;"
             f"print(LocalStore(sys.argv[1]).lease('{OUTPUT}', 2).state)",
             str(tmp_path / "s"),
         ],
@@ -96,7 +96,7 @@ def test_a_lease_is_exclusive_until_released_or_its_owner_dies(tmp_path: Path) -
         [
             sys.executable,
             "-c",
-            "import sys; from a_la_mode.localstore import LocalStore;"
+            "import sys; from a_la_mode.store.directory import LocalStore;"
             f"print(LocalStore(sys.argv[1]).lease('{OUTPUT}', 3).state)",
             str(tmp_path / "s"),
         ],
@@ -210,7 +210,7 @@ def test_many_processes_creating_one_new_store_at_once_all_succeed(tmp_path: Pat
     # each opens the store and then writes at once, as a runner does: one process switching
     # the journal mode while another writes is what used to fail with "database is locked"
     program = (
-        "import sys; from a_la_mode.localstore import LocalStore; "
+        "import sys; from a_la_mode.store.directory import LocalStore; "
         "store = LocalStore(sys.argv[1]); "
         "[(store.lease(format(i, '064x'), 1), store.release(format(i, '064x'))) "
         "for i in range(30)]; print('ok')"

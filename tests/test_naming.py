@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from a_la_mode import SpecError
-from a_la_mode.naming import check_name, did_you_mean
+from a_la_mode.compile.naming import check_name, did_you_mean
 
 
 def test_valid_names_pass() -> None:

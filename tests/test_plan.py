@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from a_la_mode import Dag, Plan, PlanError, load_plan, save_plan
-from a_la_mode.canonical import encode
+from a_la_mode.compile.canonical import encode
 
 from .conftest import FIXTURES, GOLDEN, collage_dag, edited
 
@@ -236,7 +236,7 @@ def test_dag_load_refuses_tampered_plans(tmp_path: Path) -> None:
 
 
 def test_the_worked_example_in_docs_plan_format_holds() -> None:
-    from a_la_mode.plan import entry_bytes
+    from a_la_mode.compile.plan import entry_bytes
 
     entry = entry_bytes(collage_dag().compile().tasks["download_images"])
     assert entry == b"d7:command19:python dl_images.py5:image7:collage6:inputsde3:sha5:1qe34e"
@@ -248,7 +248,7 @@ def test_the_worked_example_in_docs_plan_format_holds() -> None:
 def test_a_plan_read_by_a_command_is_the_library_plan_without_pydantic(tmp_path: Path) -> None:
     """Commands read plan files as VerifiedPlan, the library as the pydantic Plan: the same
     verification, bytes, digest and content either way, and each converts to the other."""
-    from a_la_mode.planfile import read_plan_file
+    from a_la_mode.compile.planfile import read_plan_file
 
     path = tmp_path / "p.bencode"
     collage_dag().compile().save(path)
@@ -270,11 +270,12 @@ def test_reading_a_plan_file_and_the_command_line_need_no_pydantic() -> None:
 
     probe = (
         "import sys\n"
-        "import a_la_mode.cli\n"
-        "from a_la_mode.planfile import read_plan_file\n"
+        "import a_la_mode.cli.main\n"
+        "from a_la_mode.compile.planfile import read_plan_file\n"
         f"read_plan_file({str(FIXTURES / 'collage-0.1.2.bencode')!r})\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] == 'pydantic'"
-        " or m in ('a_la_mode.dsl', 'a_la_mode.diff', 'a_la_mode.plan', 'rich')))\n"
+        " or m in ('a_la_mode.compile.dsl', 'a_la_mode.review.diff',"
+        " 'a_la_mode.compile.plan', 'rich')))\n"
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from a_la_mode import plugins
-from a_la_mode.engine import EngineError
+from a_la_mode.run import plugins
+from a_la_mode.run.engine import EngineError
 
 
 class GoodEngine:

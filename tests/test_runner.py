@@ -13,12 +13,12 @@ import pytest
 from a_la_mode.engines.local import LocalEngine
 
 from a_la_mode import AlamodeError, TaskDef, compile_plan
-from a_la_mode.engine import Job
-from a_la_mode.localstore import LocalStore
-from a_la_mode.plan import Plan
-from a_la_mode.queries import task_states, verify
-from a_la_mode.runner import Event, RunInterrupted, RunOptions, run_plan
-from a_la_mode.scheduler import State
+from a_la_mode.compile.plan import Plan
+from a_la_mode.review.queries import task_states, verify
+from a_la_mode.run.engine import Job
+from a_la_mode.run.runner import Event, RunInterrupted, RunOptions, run_plan
+from a_la_mode.run.scheduler import State
+from a_la_mode.store.directory import LocalStore
 
 
 def run(plan: Plan, store: LocalStore, **options: Any) -> tuple[Any, list[Event]]:

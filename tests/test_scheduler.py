@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from a_la_mode import AlamodeError, TaskDef, compile_plan
-from a_la_mode.plan import Plan
-from a_la_mode.scheduler import Scheduler, State
+from a_la_mode.compile.plan import Plan
+from a_la_mode.run.scheduler import Scheduler, State
 
 
 def diamond() -> Plan:

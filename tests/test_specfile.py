@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from a_la_mode import SpecError, SpecFileError, UnrepresentableValue
-from a_la_mode.specfile import PipelineFile, compile_spec_file
+from a_la_mode.compile.specfile import PipelineFile, compile_spec_file
 
 from .conftest import GOLDEN, SPECS
 

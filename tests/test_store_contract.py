@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from a_la_mode.localstore import LocalStore
+from a_la_mode.store.directory import LocalStore
 from a_la_mode.testing import StoreContract
 
 from .test_blobstore import aws_credentials, moto_server, new_bucket  # noqa: F401 - fixtures

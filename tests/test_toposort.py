@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from a_la_mode import DependencyError
-from a_la_mode.toposort import levels
+from a_la_mode.compile.toposort import levels
 
 
 @st.composite

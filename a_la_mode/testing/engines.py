@@ -1,5 +1,5 @@
 """The engine contract as tests: what every engine must do with a ``Job`` (version 1 of the
-contract in a_la_mode/engine.py: the blocking ``run(job) -> Result`` on this machine's paths).
+contract in a_la_mode/run/engine.py: the blocking ``run(job) -> Result`` on this machine's paths).
 
 An engine plugin's test module subclasses ``EngineContract`` and gives ``make_engine`` (and,
 for an engine that runs commands in an image, ``spec``)::
@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from ..engine import Engine, Job, Result
+from a_la_mode.run.engine import Engine, Job, Result
 
 
 class EngineContract:

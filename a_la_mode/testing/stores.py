@@ -1,4 +1,4 @@
-"""The store contract (a_la_mode/store.py, version 1) as tests: see the package's docstring
+"""The store contract (a_la_mode/store/contract.py, version 1) as tests: see the package's docstring
 for how to use them.
 
 Each test drives a store through the success protocol as the runner does -- a run, a
@@ -15,12 +15,12 @@ from typing import Any
 
 import pytest
 
-from ..encoder import TaskDef, compile_plan
-from ..errors import StoreError
-from ..localstore import Lease, Success
-from ..manifest import Manifest, OutputRefused
-from ..plan import Plan
-from ..store import Store
+from a_la_mode.compile.encoder import TaskDef, compile_plan
+from a_la_mode.compile.plan import Plan
+from a_la_mode.errors import StoreError
+from a_la_mode.store.contract import Store
+from a_la_mode.store.directory import Lease, Success
+from a_la_mode.store.manifest import Manifest, OutputRefused
 
 
 def _plan() -> Plan:

@@ -23,10 +23,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from a_la_mode import TaskDef, compile_plan
-from a_la_mode.localstore import LocalStore, Success
-from a_la_mode.manifest import Manifest
+from a_la_mode.store.directory import LocalStore, Success
+from a_la_mode.store.manifest import Manifest
 
-ALAMODE = [sys.executable, "-c", "from a_la_mode.cli import main; main()"]
+ALAMODE = [sys.executable, "-c", "from a_la_mode.cli.main import main; main()"]
 HELLO_SHA = "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03"
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from a_la_mode import TaskDef, compile_plan
 
 IMAGE = "alamode-test:busybox"
-ALAMODE = [sys.executable, "-c", "from a_la_mode.cli import main; main()"]
+ALAMODE = [sys.executable, "-c", "from a_la_mode.cli.main import main; main()"]
 COMMAND = 'touch "$ALAMODE_OUTPUT/done"'
 
 

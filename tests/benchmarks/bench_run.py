@@ -45,7 +45,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ALAMODE = [sys.executable, "-c", "from a_la_mode.cli import main; main()"]
+ALAMODE = [sys.executable, "-c", "from a_la_mode.cli.main import main; main()"]
 ROOT = Path(__file__).resolve().parents[2]
 COMMAND = 'touch "$ALAMODE_OUTPUT/done"'
 PROTOCOL_FLOOR = """
@@ -164,7 +164,7 @@ def installed(where: Path) -> list[str]:
     subprocess.run(
         [python, "-m", "pip", "install", "-q", "--disable-pip-version-check", str(ROOT)], check=True
     )
-    return [python, "-c", "from a_la_mode.cli import main; main()"]
+    return [python, "-c", "from a_la_mode.cli.main import main; main()"]
 
 
 def median_interval(values: list[float], resamples: int = 4000) -> tuple[float, float]:
@@ -246,7 +246,7 @@ def cold(tasks: int, rounds: int, where: Path, shapes: list[str], alamode: list[
 def populate(plan_path: Path, store_root: Path) -> None:
     """Leave the store as a run that produced every (empty) output would."""
     from a_la_mode import load_plan
-    from a_la_mode.localstore import LocalStore
+    from a_la_mode.store.directory import LocalStore
 
     plan = load_plan(plan_path)
     store = LocalStore(store_root)

@@ -1,4 +1,4 @@
-"""Files that are not plain files: one policy (a_la_mode/manifest.py) on every store."""
+"""Files that are not plain files: one policy (a_la_mode/store/manifest.py) on every store."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from a_la_mode.errors import StoreError
-from a_la_mode.manifest import Manifest
+from a_la_mode.store.manifest import Manifest
 
 from ..conftest import alamode
 from ..test_blobstore import (  # noqa: F401 - fixtures

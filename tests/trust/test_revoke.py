@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from a_la_mode import TaskDef, compile_plan
-from a_la_mode.queries import task_states
+from a_la_mode.review.queries import task_states
 
 from ..conftest import alamode
 from ..test_blobstore import (  # noqa: F401 - fixtures
@@ -104,7 +104,7 @@ tasks:
 
 
 def test_revocation_reaches_every_machine_of_a_blob_store(where: Where) -> None:  # noqa: F811
-    from a_la_mode.revocation import revoke
+    from a_la_mode.review.revocation import revoke
 
     plan = compile_plan(
         {},

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from a_la_mode.queries import task_states, verify
+from a_la_mode.review.queries import task_states, verify
 
 from ..conftest import alamode
 from ..test_blobstore import (  # noqa: F401 - fixtures

@@ -26,7 +26,7 @@ def unprivileged(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     if prefix and shutil.which("setpriv") is None:
         pytest.skip("setpriv (util-linux) is not installed")
     return subprocess.run(
-        [*prefix, sys.executable, "-c", "from a_la_mode.cli import main; main()", *args],
+        [*prefix, sys.executable, "-c", "from a_la_mode.cli.main import main; main()", *args],
         cwd=cwd,
         capture_output=True,
         text=True,

@@ -36,13 +36,13 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from .errors import StoreError
-from .faults import pause_point
-from .manifest import Manifest, mismatch, read_only, remove_tree, seal
-from .planfile import PlanBase, read_plan_file
-from .processes import pid_alive, runner_tag, tag_alive
-from .sizes import human_size
-from .store import Store
+from a_la_mode.compile.planfile import PlanBase, read_plan_file
+from a_la_mode.errors import StoreError
+from a_la_mode.run.faults import pause_point
+from a_la_mode.run.processes import pid_alive, runner_tag, tag_alive
+from a_la_mode.store.contract import Store
+from a_la_mode.store.manifest import Manifest, mismatch, read_only, remove_tree, seal
+from a_la_mode.store.sizes import human_size
 
 SCHEMA_VERSION = 4
 OPEN_TIMEOUT_SECONDS = 60
@@ -99,7 +99,7 @@ def open_store(
     (``LocalStore.exists`` is False) and nothing is made on disk."""
     where = path or os.environ.get("ALAMODE_STORE") or DEFAULT_STORE
     if "://" in where:
-        from .plugins import load_store  # only URLs need the plugins
+        from a_la_mode.run.plugins import load_store  # only URLs need the plugins
 
         return load_store(where, options or {})
     if options:

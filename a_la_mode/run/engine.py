@@ -26,9 +26,9 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, BinaryIO, NamedTuple, Protocol, runtime_checkable
 
-from .errors import AlamodeError
-from .naming import input_variable
-from .sizes import human_size
+from a_la_mode.compile.naming import input_variable
+from a_la_mode.errors import AlamodeError
+from a_la_mode.store.sizes import human_size
 
 ENGINE_API = 1
 """The version of this contract."""

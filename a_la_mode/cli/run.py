@@ -16,8 +16,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Protocol, runtime_checkable
 
-from . import render
-from .cli import (
+from a_la_mode.cli import render
+from a_la_mode.cli.main import (
     JSON,
     arg,
     command,
@@ -27,17 +27,23 @@ from .cli import (
     positive,
     store_at,
 )
-from .errors import AlamodeError, StoreError
-from .naming import did_you_mean
-from .plugins import describe_engines, load_engine
-from .queries import explain as explain_task
-from .queries import gc_candidates, gc_details, known_task, resolve_output, task_states
-from .queries import provenance as provenance_of
-from .queries import verify as verify_store
-from .remote import store_of
-from .runner import RunOptions, check_engine_keys, forced, run_plan
-from .scheduler import Scheduler, wanted
-from .store import Store
+from a_la_mode.compile.naming import did_you_mean
+from a_la_mode.errors import AlamodeError, StoreError
+from a_la_mode.review.queries import explain as explain_task
+from a_la_mode.review.queries import (
+    gc_candidates,
+    gc_details,
+    known_task,
+    resolve_output,
+    task_states,
+)
+from a_la_mode.review.queries import provenance as provenance_of
+from a_la_mode.review.queries import verify as verify_store
+from a_la_mode.run.plugins import describe_engines, load_engine
+from a_la_mode.run.runner import RunOptions, check_engine_keys, forced, run_plan
+from a_la_mode.run.scheduler import Scheduler, wanted
+from a_la_mode.store.contract import Store
+from a_la_mode.store.remote import store_of
 
 STORE = arg(
     "--store",
@@ -328,7 +334,7 @@ def provenance(args: argparse.Namespace) -> None:
 def revoke(args: argparse.Namespace) -> None:
     """Mark a recorded success as bad: it is never used again, its task runs again, and so
     does every output built on it (found through every plan the store has seen)."""
-    from .revocation import revoke as revoke_output
+    from a_la_mode.review.revocation import revoke as revoke_output
 
     if not args.reason.strip():
         raise AlamodeError("--reason is empty; say why the output is bad")

@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from .engine import Engine, EngineError
-from .errors import StoreError
-from .naming import did_you_mean
-from .store import Store
+from a_la_mode.compile.naming import did_you_mean
+from a_la_mode.errors import StoreError
+from a_la_mode.run.engine import Engine, EngineError
+from a_la_mode.store.contract import Store
 
 if TYPE_CHECKING:
     from importlib.metadata import EntryPoint

@@ -21,11 +21,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from . import toposort
-from .bulk import paused_gc
-from .canonical import decode, encode, encode_items, join_path
-from .errors import AlamodeError, PlanError
-from .naming import MAX_NAME, input_clash, valid_name
+from a_la_mode.compile import toposort
+from a_la_mode.compile.bulk import paused_gc
+from a_la_mode.compile.canonical import decode, encode, encode_items, join_path
+from a_la_mode.compile.naming import MAX_NAME, input_clash, valid_name
+from a_la_mode.errors import AlamodeError, PlanError
 
 PLAN_FORMAT: Literal[1] = 1
 TOP_LEVEL_KEYS = frozenset({"format", "meta", "tasks", "toposort", "toposort_flatten"})

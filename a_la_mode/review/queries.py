@@ -6,16 +6,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from .errors import AlamodeError
-from .localstore import OUTPUT_ID
-from .planfile import PlanBase
-from .revocation import describe as describe_revocation
-from .scheduler import Scheduler, State, short, wanted
-from .store import Store
+from a_la_mode.compile.planfile import PlanBase
+from a_la_mode.errors import AlamodeError
+from a_la_mode.review.revocation import describe as describe_revocation
+from a_la_mode.run.scheduler import Scheduler, State, short, wanted
+from a_la_mode.store.contract import Store
+from a_la_mode.store.directory import OUTPUT_ID
 
 if TYPE_CHECKING:
-    from .diff import PlanDiff
-    from .render import Progress
+    from a_la_mode.cli.render import Progress
+    from a_la_mode.review.diff import PlanDiff
 
 
 class TaskState(NamedTuple):
@@ -122,7 +122,7 @@ def explain(plan: PlanBase, store: Store, task: str) -> list[str]:
     except AlamodeError as err:
         lines.append(f"  cannot compare: {err}")
         return lines
-    from .diff import diff_plans  # a run never needs the diff machinery
+    from a_la_mode.review.diff import diff_plans  # a run never needs the diff machinery
 
     change = next((c for c in diff_plans(old_plan, plan).changed if c.name == task), None)
     if change is not None:
@@ -133,7 +133,7 @@ def explain(plan: PlanBase, store: Store, task: str) -> list[str]:
 def known_task(plan: PlanBase, task: str) -> str:
     """``task``, if ``plan`` has it; else AlamodeError with the closest name."""
     if task not in plan.tasks:
-        from .naming import did_you_mean
+        from a_la_mode.compile.naming import did_you_mean
 
         raise AlamodeError(
             f"unknown task {task!r}{did_you_mean(task, plan.tasks)}; 'alamode show' lists them"

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .errors import PlanError
-from .planfile import OUTPUT_ID, PlanBase, read_plan
+from a_la_mode.compile.planfile import OUTPUT_ID, PlanBase, read_plan
+from a_la_mode.errors import PlanError
 
 PLANS = "/plans/"
 

@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .errors import StoreError
+from a_la_mode.errors import StoreError
 
 KEY_VARIABLE = "ALAMODE_SIGNING_KEY_FILE"
 SIGNATURE = "signature"

@@ -17,11 +17,11 @@ import pprint
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeAlias
 
-from .bulk import paused_gc
-from .encoder import TaskDef, compile_plan
-from .errors import SpecError
-from .naming import check_name, did_you_mean
-from .plan import Plan, load_plan
+from a_la_mode.compile.bulk import paused_gc
+from a_la_mode.compile.encoder import TaskDef, compile_plan
+from a_la_mode.compile.naming import check_name, did_you_mean
+from a_la_mode.compile.plan import Plan, load_plan
+from a_la_mode.errors import SpecError
 
 
 def pp(value: object) -> None:

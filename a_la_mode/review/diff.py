@@ -18,10 +18,10 @@ import difflib
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .bulk import paused_gc
-from .canonical import join_path
-from .images import split_pinned
-from .planfile import PlanBase
+from a_la_mode.compile.bulk import paused_gc
+from a_la_mode.compile.canonical import join_path
+from a_la_mode.compile.images import split_pinned
+from a_la_mode.compile.planfile import PlanBase
 
 LONG_TEXT = 60  # strings longer than this are shown as a word diff
 

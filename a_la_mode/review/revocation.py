@@ -12,10 +12,10 @@ import time
 from collections import deque
 from typing import Any
 
-from .errors import AlamodeError
-from .localstore import HOST
-from .scheduler import short
-from .store import Store
+from a_la_mode.errors import AlamodeError
+from a_la_mode.run.scheduler import short
+from a_la_mode.store.contract import Store
+from a_la_mode.store.directory import HOST
 
 
 def who() -> str:

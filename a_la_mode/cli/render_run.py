@@ -15,12 +15,12 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from . import render
-from .planfile import PlanBase
-from .queries import TaskState
-from .runner import Event, RunReport
-from .scheduler import Scheduler, wanted
-from .sizes import human_size
+from a_la_mode.cli import render
+from a_la_mode.compile.planfile import PlanBase
+from a_la_mode.review.queries import TaskState
+from a_la_mode.run.runner import Event, RunReport
+from a_la_mode.run.scheduler import Scheduler, wanted
+from a_la_mode.store.sizes import human_size
 
 if TYPE_CHECKING:
     from rich.console import Console, Group

@@ -6,11 +6,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .cli import arg, command, open_source, store_at
-from .cli_run import PLAN, STORE, settled
-from .errors import AlamodeError
-from .queries import known_task, result_folder
-from .remote import store_of
+from a_la_mode.cli.main import arg, command, open_source, store_at
+from a_la_mode.cli.run import PLAN, STORE, settled
+from a_la_mode.errors import AlamodeError
+from a_la_mode.review.queries import known_task, result_folder
+from a_la_mode.store.remote import store_of
 
 TASK = arg("task", metavar="TASK", help="The task whose output to find.")
 
@@ -47,7 +47,7 @@ def cat(args: argparse.Namespace) -> None:
             )
         name = files[0]
     if name not in files:
-        from .naming import did_you_mean
+        from a_la_mode.compile.naming import did_you_mean
 
         raise AlamodeError(
             f"task {args.task!r} has no file {name!r}{did_you_mean(name, files)}; "

@@ -27,7 +27,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from .errors import StoreError
+from a_la_mode.errors import StoreError
 
 SMALL_FILE_BYTES = 1 << 16  # hashed from one read; larger files in file_digest's chunks
 

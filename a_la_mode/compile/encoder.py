@@ -11,13 +11,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
-from . import toposort
-from .bulk import paused_gc
-from .canonical import join_path, normalise
-from .errors import DependencyError, SpecError
-from .naming import check_name, did_you_mean, input_clash, valid_name
-from .plan import Plan
-from .planfile import PLAN_FORMAT, output_id, task_parts
+from a_la_mode.compile import toposort
+from a_la_mode.compile.bulk import paused_gc
+from a_la_mode.compile.canonical import join_path, normalise
+from a_la_mode.compile.naming import check_name, did_you_mean, input_clash, valid_name
+from a_la_mode.compile.plan import Plan
+from a_la_mode.compile.planfile import PLAN_FORMAT, output_id, task_parts
+from a_la_mode.errors import DependencyError, SpecError
 
 
 class TaskDef(NamedTuple):

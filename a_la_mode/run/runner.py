@@ -21,14 +21,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from .bulk import paused_gc
-from .engine import Engine, Job, LogFile, Result
-from .errors import AlamodeError
-from .localstore import Lease, Success
-from .manifest import Manifest
-from .planfile import PlanBase
-from .scheduler import DONE_BEFORE, Scheduler, State, done_reason, wanted
-from .store import Store
+from a_la_mode.compile.bulk import paused_gc
+from a_la_mode.compile.planfile import PlanBase
+from a_la_mode.errors import AlamodeError
+from a_la_mode.run.engine import Engine, Job, LogFile, Result
+from a_la_mode.run.scheduler import DONE_BEFORE, Scheduler, State, done_reason, wanted
+from a_la_mode.store.contract import Store
+from a_la_mode.store.directory import Lease, Success
+from a_la_mode.store.manifest import Manifest
 
 LEASE_POLL_SECONDS = 0.2
 GROUP_COMMIT_SECONDS = 0.2  # how long a published output may wait to be recorded
@@ -81,7 +81,7 @@ def forced(plan: PlanBase, names: list[str], options: RunOptions) -> list[str]:
     """The wanted tasks ``--force`` (and ``--force-downstream``) run again, in plan order."""
     unknown = [name for name in options.force if name not in plan.tasks]
     if unknown:
-        from .naming import did_you_mean
+        from a_la_mode.compile.naming import did_you_mean
 
         raise AlamodeError(
             f"--force: unknown task {unknown[0]!r}{did_you_mean(unknown[0], plan.tasks)}; "

@@ -16,9 +16,9 @@ from collections.abc import Iterable
 from enum import StrEnum
 from typing import NamedTuple
 
-from .errors import AlamodeError
-from .naming import did_you_mean
-from .planfile import PlanBase
+from a_la_mode.compile.naming import did_you_mean
+from a_la_mode.compile.planfile import PlanBase
+from a_la_mode.errors import AlamodeError
 
 DEFAULT_SECONDS = 1.0  # the cost of a task that has never run, when nothing else is known
 

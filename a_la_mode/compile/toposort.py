@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
 
-from .errors import DependencyError
+from a_la_mode.errors import DependencyError
 
 
 def levels(

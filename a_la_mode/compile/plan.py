@@ -12,8 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr, model_validator
 
-from .errors import PlanError
-from .planfile import (
+from a_la_mode.compile.planfile import (
     OUTPUT_ID,
     PLAN_FORMAT,
     PlanBase,
@@ -24,6 +23,7 @@ from .planfile import (
     task_parts,
     verify_semantics,
 )
+from a_la_mode.errors import PlanError
 
 __all__ = [
     "OUTPUT_ID",

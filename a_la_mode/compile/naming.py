@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from .errors import SpecError
+from a_la_mode.errors import SpecError
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 """Letters, digits, ``_``, ``.`` and ``-``, not starting with ``.`` or ``-``: ASCII only, so

@@ -22,13 +22,13 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .dsl import Dag
-from .encoder import TaskDef, compile_plan
-from .errors import AlamodeError, SpecFileError
-from .images import SpecRewrite
-from .naming import did_you_mean
-from .plan import Plan
-from .sources import PYTHON_SUFFIXES, SPEC_SUFFIXES, split_source
+from a_la_mode.compile.dsl import Dag
+from a_la_mode.compile.encoder import TaskDef, compile_plan
+from a_la_mode.compile.images import SpecRewrite
+from a_la_mode.compile.naming import did_you_mean
+from a_la_mode.compile.plan import Plan
+from a_la_mode.compile.sources import PYTHON_SUFFIXES, SPEC_SUFFIXES, split_source
+from a_la_mode.errors import AlamodeError, SpecFileError
 
 
 class TaskEntry(BaseModel):

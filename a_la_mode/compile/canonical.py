@@ -15,7 +15,7 @@ from typing import Any
 
 import bencodepy
 
-from .errors import UnrepresentableValue
+from a_la_mode.errors import UnrepresentableValue
 
 # A JSON-like value that bencode holds faithfully. (Recursive aliases stay loose for mypy.)
 Value = str | int | list[Any] | dict[str, Any]

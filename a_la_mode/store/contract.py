@@ -8,8 +8,9 @@ ask of a store, in four narrow parts.
 - ``Recovery``: what a killed runner left behind, settled before a run.
 
 ``Store`` is all four, plus where it is (``where``, ``root``, ``exists``). The directory
-store (``a_la_mode.localstore.LocalStore``) and the blob store (``a_la_mode.engines.blobstore``)
-implement it; stores are found by entry point (``a_la_mode.stores``) and typed as ``Store``.
+store (``a_la_mode.store.directory.LocalStore``) and the blob store
+(``a_la_mode.engines.blobstore``) implement it; stores are found by entry point
+(``a_la_mode.stores``) and typed as ``Store``.
 ``a_la_mode.testing.StoreContract`` is its test kit: what the methods must *do*.
 This is version 1 (``STORE_API``). Where a method's meaning is not obvious from its name,
 the directory store's docstring says it.
@@ -22,9 +23,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from .localstore import Lease, Success
-    from .manifest import Manifest
-    from .planfile import PlanBase
+    from a_la_mode.compile.planfile import PlanBase
+    from a_la_mode.store.directory import Lease, Success
+    from a_la_mode.store.manifest import Manifest
 
 STORE_API = 1
 """The version of this contract."""

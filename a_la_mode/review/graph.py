@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from .planfile import PlanBase
+from a_la_mode.compile.planfile import PlanBase
 
 SHORT_ID = 12
 

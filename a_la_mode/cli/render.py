@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from .diff import PlanDiff, TaskChange
-    from .planfile import PlanBase
+    from a_la_mode.compile.planfile import PlanBase
+    from a_la_mode.review.diff import PlanDiff, TaskChange
 
 SHORT_ID = 12
 PIPED_WIDTH = 1_000  # columns for tables on a pipe: wide enough never to wrap a row
@@ -259,7 +259,7 @@ def diff_headline(result: PlanDiff) -> str:
 
 
 # The run and store views live in their own module; callers reach them through here.
-from .render_run import (  # noqa: E402 - after the names render_run uses
+from a_la_mode.cli.render_run import (  # noqa: E402 - after the names render_run uses
     dry_run,
     engines_table,
     gc_report,

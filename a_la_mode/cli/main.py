@@ -18,18 +18,19 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, NoReturn, TypeVar
 
-from . import __version__, render
-from .bulk import keep_for_good
-from .errors import AlamodeError, PlanError, SpecFileError
-from .graph import FORMATS
-from .images import SpecRewrite
-from .localstore import open_store
-from .naming import did_you_mean
-from .planfile import PlanBase, read_plan_file
-from .queries import recompute_estimate
-from .remote import load_plan_url
-from .sources import is_spec_path, split_source
-from .store import Store
+from a_la_mode import __version__
+from a_la_mode.cli import render
+from a_la_mode.compile.bulk import keep_for_good
+from a_la_mode.compile.images import SpecRewrite
+from a_la_mode.compile.naming import did_you_mean
+from a_la_mode.compile.planfile import PlanBase, read_plan_file
+from a_la_mode.compile.sources import is_spec_path, split_source
+from a_la_mode.errors import AlamodeError, PlanError, SpecFileError
+from a_la_mode.review.graph import FORMATS
+from a_la_mode.review.queries import recompute_estimate
+from a_la_mode.store.contract import Store
+from a_la_mode.store.directory import open_store
+from a_la_mode.store.remote import load_plan_url
 
 DESCRIPTION = """\
 Pure data pipelines that never repeat work and never lose old results.
@@ -232,11 +233,11 @@ def image_options(default_image: str | None, pin: bool) -> SpecRewrite | None:
     """The compile-time rewrite ``--default-image`` and ``--pin`` ask for, if any."""
     if default_image is None and not pin:
         return None
-    from .images import image_rewrite
+    from a_la_mode.compile.images import image_rewrite
 
     pinner = None
     if pin:
-        from .plugins import load_engine
+        from a_la_mode.run.plugins import load_engine
 
         docker = load_engine("docker")
         pinner = docker.pin  # type: ignore[attr-defined]
@@ -253,7 +254,9 @@ def _open_source(source: str, rewrite: SpecRewrite | None = None) -> PlanBase:
     if "://" in source:
         return load_plan_url(source, _State.store_options)
     if is_spec_path(source):
-        from .specfile import compile_spec_file  # YAML and its models only when needed
+        from a_la_mode.compile.specfile import (
+            compile_spec_file,  # YAML and its models only when needed
+        )
 
         return compile_spec_file(source, rewrite)
     path = split_source(source)[0]
@@ -295,7 +298,7 @@ def encode(args: argparse.Namespace) -> None:
             f"{spec}: not a spec file (.py, .json, .yaml, .yml, .toml); "
             "'alamode validate' checks plan files"
         )
-    from .specfile import compile_spec_file
+    from a_la_mode.compile.specfile import compile_spec_file
 
     plan = compile_spec_file(spec, image_options(args.default_image, args.pin))
     if output == "-":
@@ -375,7 +378,7 @@ def diff(args: argparse.Namespace) -> int:
             plans.append(open_source(source))
         except AlamodeError as err:
             raise type(err)(f"{side} side: {err}") from None
-    from .diff import diff_plans
+    from a_la_mode.review.diff import diff_plans
 
     result = diff_plans(*plans)
     estimate = recompute_estimate(result, existing_store(args.store)) if args.store else None
@@ -409,12 +412,14 @@ def graph(args: argparse.Namespace) -> None:
 @command()
 def schema(args: argparse.Namespace) -> None:
     """Print the JSON Schema of declarative spec files (JSON, YAML, TOML)."""
-    from .specfile import PipelineFile
+    from a_la_mode.compile.specfile import PipelineFile
 
     render.text(json.dumps(PipelineFile.model_json_schema(), indent=2))
 
 
-from . import cli_results, cli_run  # noqa: E402, F401 - register run, status, path, ...
+# The commands of these modules register themselves when imported.
+from a_la_mode.cli import results as _results  # noqa: E402, F401
+from a_la_mode.cli import run as _run  # noqa: E402, F401
 
 
 def main(argv: Sequence[str] | None = None) -> None:

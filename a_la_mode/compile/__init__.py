@@ -1,0 +1,1 @@
+"""Compiling: the DSL and spec files to a verified, canonical plan."""

@@ -1,0 +1,1 @@
+"""Reading plans and stores: diff, graph, status, provenance, revocation."""

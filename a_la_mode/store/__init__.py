@@ -1,0 +1,1 @@
+"""Stores: the contract, the directory store, manifests, signing."""
