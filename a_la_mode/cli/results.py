@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from a_la_mode.cli.main import arg, command, open_source, store_at
+from a_la_mode.cli.app import arg, command, open_source, store_at
 from a_la_mode.cli.run import PLAN, STORE, settled
 from a_la_mode.errors import AlamodeError
 from a_la_mode.review.queries import known_task, result_folder

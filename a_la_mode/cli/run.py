@@ -17,7 +17,7 @@ from types import FrameType
 from typing import Protocol, runtime_checkable
 
 from a_la_mode.cli import render
-from a_la_mode.cli.main import (
+from a_la_mode.cli.app import (
     JSON,
     arg,
     command,
