@@ -362,9 +362,12 @@ class BlobStore(LocalStore):
         trusted again, and it would stand in the way of the output being made anew."""
         if output_id in self.replacing:  # run --force: its marker goes once ours is uploaded
             return False
-        if self._key_bytes is not None and self.marker(output_id) is None:
-            self._remove("remove an unsigned marker", self._key("success", output_id))
-        marker = self.marker(output_id)
+        key = self._key("success", checked_id(output_id))
+        marker = self._read_json(key)  # read once; with a signing key, checked here too
+        keyed = self._key_bytes
+        if marker is not None and keyed is not None and not signed_by(marker, keyed):
+            self._remove("remove an unsigned marker", key)  # forged or unsigned: it goes
+            marker = None
         if marker is None:
             # The bucket is the truth: a success this cache remembers but the bucket lost
             # (gc elsewhere, a lifecycle rule) is made again, not adopted from the cache.

@@ -149,8 +149,9 @@ def run(args: argparse.Namespace) -> int:
         force_downstream=args.force_downstream,
     )
     try:  # bad input is refused before a store is made
-        check_engine_keys(plan, wanted(plan, target))
-        again = forced(plan, wanted(plan, target), options)
+        names = wanted(plan, target)
+        check_engine_keys(plan, names)
+        again = forced(plan, names, options)
     except AlamodeError as err:
         raise AlamodeError(f"{source}: {err}") from None
     if args.force_downstream and not args.force:
@@ -158,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
     # a pushed plan runs on its own store; a dry run makes none
     the_store = store_at(args.store or store_of(source), create=not args.dry_run)
     if args.dry_run:
-        done = the_store.successes(plan.output(n) for n in wanted(plan, target))
+        done = the_store.successes(plan.output(n) for n in names)
         done -= {plan.output(n) for n in again}
         scheduler = Scheduler(plan, done, target, the_store.durations())
         order = scheduler.simulate()
