@@ -26,7 +26,8 @@ from a_la_mode.compile.plan import Plan
 from a_la_mode.errors import StoreError
 from a_la_mode.review.queries import gc_candidates, task_states, verify
 from a_la_mode.run.runner import Event, RunOptions, run_plan
-from a_la_mode.store.directory import Success, open_store
+from a_la_mode.store.directory import open_store
+from a_la_mode.store.records import Success
 
 from .conftest import alamode, missing_service
 from .netfault import Relay
@@ -160,7 +161,7 @@ def test_one_machine_computes_and_another_skips_it_all(where: Where) -> None:
     report, kinds = run(plan, where.machine("a"))
     assert report.scheduler.succeeded and sorted(kinds["start"]) == ["copy", "join", "top"]
     other = where.machine("b")
-    assert other.successes(plan.tasks[n]["output"] for n in plan.tasks) == {
+    assert other.outputs.successes(plan.tasks[n]["output"] for n in plan.tasks) == {
         plan.output(n) for n in plan.tasks
     }
     report, kinds = run(plan, other)
@@ -180,7 +181,7 @@ def test_one_machine_computes_and_another_skips_it_all(where: Where) -> None:
     )
     report, kinds = run(extended, other)
     assert kinds["start"] == ["shout"]
-    assert (other.output_path(extended.output("shout")) / "s").read_text() == "HELLO\n"
+    assert (other.outputs.output_path(extended.output("shout")) / "s").read_text() == "HELLO\n"
 
 
 def test_the_layout_and_marker_in_the_store(where: Where) -> None:
@@ -188,25 +189,28 @@ def test_the_layout_and_marker_in_the_store(where: Where) -> None:
     store = where.machine("a")
     run(plan, store)
     top = plan.output("top")
-    marker = json.loads(store.fs.cat_file(store._key("success", top)))
+    marker = json.loads(store.bucket.fs.cat_file(store.bucket.key("success", top)))
     assert marker["task"] == "top" and marker["plan"] == plan.digest
     assert marker["engine"] == "local" and marker["host"] == socket.gethostname()
     assert marker["files"] == {
         "greeting": [6, "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03"]
     }
-    assert store.fs.cat_file(store._key("outputs", top, marker["upload"], "greeting")) == b"hello\n"
-    assert store._names("plans") == [plan.digest]
-    assert len(store._names("logs", top)) == 1  # "greeting"
-    assert store._names("leases") == []  # released once the markers are written
+    assert (
+        store.bucket.fs.cat_file(store.bucket.key("outputs", top, marker["upload"], "greeting"))
+        == b"hello\n"
+    )
+    assert store.bucket.names("plans") == [plan.digest]
+    assert len(store.bucket.names("logs", top)) == 1  # "greeting"
+    assert store.bucket.names("leases") == []  # released once the markers are written
     assert "secret" not in json.dumps(marker).lower() and "testing" not in json.dumps(marker)
 
 
 def test_markers_are_created_once_and_never_overwritten(where: Where) -> None:
     store = where.machine("a")
-    key = store._key("success", "ab" * 32)
-    assert store._create_only(key, b"first")
-    assert not store._create_only(key, b"second")
-    assert store.fs.cat_file(key) == b"first"
+    key = store.bucket.key("success", "ab" * 32)
+    assert store.bucket.create_only(key, b"first")
+    assert not store.bucket.create_only(key, b"second")
+    assert store.bucket.fs.cat_file(key) == b"first"
 
 
 def test_a_runner_that_loses_the_marker_race_adopts_the_winner(where: Where) -> None:
@@ -216,20 +220,20 @@ def test_a_runner_that_loses_the_marker_race_adopts_the_winner(where: Where) -> 
     for name in ("winner", "loser"):  # both produced it: say the winner's lease had expired
         store = where.machine(name)
         run_id = store.begin_run(plan, "local")
-        row, _ = store.begin_attempt(run_id, "top", output)
-        staging = store.new_staging(output)
+        row, _ = store.ledger.begin_attempt(run_id, "top", output)
+        staging = store.outputs.new_staging(output)
         (staging / "greeting").write_text(f"from the {name}\n")
-        manifest = store.publish(output, staging)
+        manifest = store.outputs.publish(output, staging)
         success = Success(output, "top", plan.digest, run_id, 0.1, "local", manifest)
         finished[name] = (store, [(row, 0.1, success)])
     for name in ("winner", "loser"):
         store, batch = finished[name]
-        store.record_successes(batch)
+        store.outputs.record_successes(batch)
     loser = finished["loser"][0]
-    marker = loser.marker(output)
-    assert loser._names("outputs", output) == [marker["upload"]]  # the losing upload is gone
-    assert (loser.fetch(output) / "greeting").read_text() == "from the winner\n"
-    assert loser.successes([output]) == {output}
+    marker = loser.bucket.marker(output)
+    assert loser.bucket.names("outputs", output) == [marker["upload"]]  # the losing upload is gone
+    assert (loser.outputs.fetch(output) / "greeting").read_text() == "from the winner\n"
+    assert loser.outputs.successes([output]) == {output}
 
 
 def test_tasks_sharing_an_input_download_it_once(where: Where) -> None:
@@ -239,7 +243,7 @@ def test_tasks_sharing_an_input_download_it_once(where: Where) -> None:
     run(plan, where.machine("a"))
     other = where.machine("b")
     downloads = []
-    real = other._remote
+    real = other.bucket.remote
 
     def slow_download(what: str, action: Any, *args: Any, **kwargs: Any) -> Any:
         if what == "download an input":
@@ -247,9 +251,9 @@ def test_tasks_sharing_an_input_download_it_once(where: Where) -> None:
             time.sleep(0.3)  # widens the window the two share (a timing, not a fault)
         return real(what, action, *args, **kwargs)
 
-    other._remote = slow_download
+    other.bucket.remote = slow_download
     with ThreadPoolExecutor(max_workers=2) as pool:
-        folders = list(pool.map(lambda _: other.fetch(plan.output("top")), range(2)))
+        folders = list(pool.map(lambda _: other.outputs.fetch(plan.output("top")), range(2)))
     assert folders[0] == folders[1]
     assert (folders[0] / "greeting").read_text() == "hello\n"
     assert len(downloads) == 1
@@ -258,14 +262,14 @@ def test_tasks_sharing_an_input_download_it_once(where: Where) -> None:
 def test_an_upload_without_a_marker_is_not_done_and_never_read(where: Where) -> None:
     plan = pipeline()
     crashed = where.machine("a")
-    staging = crashed.new_staging(plan.output("top"))
+    staging = crashed.outputs.new_staging(plan.output("top"))
     (staging / "greeting").write_text("half-written by a runner that died\n")
-    crashed.publish(plan.output("top"), staging)  # uploaded; the marker never written
+    crashed.outputs.publish(plan.output("top"), staging)  # uploaded; the marker never written
     fresh = where.machine("b")
-    assert fresh.successes([plan.output("top")]) == set()
+    assert fresh.outputs.successes([plan.output("top")]) == set()
     report, kinds = run(plan, fresh)
     assert report.scheduler.succeeded and "top" in kinds["start"]
-    assert (fresh.output_path(plan.output("copy")) / "c").read_text() == "hello\n"
+    assert (fresh.outputs.output_path(plan.output("copy")) / "c").read_text() == "hello\n"
 
 
 def test_a_marker_whose_output_went_missing_or_changed_is_not_done(where: Where) -> None:
@@ -273,10 +277,10 @@ def test_a_marker_whose_output_went_missing_or_changed_is_not_done(where: Where)
     store = where.machine("a")
     run(plan, store)
     top, copy = plan.output("top"), plan.output("copy")
-    upload = store._key("outputs", copy, store.marker(copy)["upload"])
-    store.fs.rm(upload, recursive=True)  # lost behind our back
-    top_file = store._key("outputs", top, store.marker(top)["upload"], "greeting")
-    store.fs.pipe_file(top_file, b"HELLO\n")  # same size, other bytes
+    upload = store.bucket.key("outputs", copy, store.bucket.marker(copy)["upload"])
+    store.bucket.fs.rm(upload, recursive=True)  # lost behind our back
+    top_file = store.bucket.key("outputs", top, store.bucket.marker(top)["upload"], "greeting")
+    store.bucket.fs.pipe_file(top_file, b"HELLO\n")  # same size, other bytes
     other = where.machine("b")
     states = {s.task: s for s in task_states(plan, other, None)}
     assert states["copy"].label == "output missing"
@@ -295,7 +299,9 @@ def test_a_live_runner_s_lease_elsewhere_is_waited_for_until_it_expires(where: W
     plan = pipeline()
     store = where.machine("a")
     lease = {"host": "elsewhere", "pid": 1, "run": 1, "cache": "/x", "expires": time.time() + 2}
-    store._create_only(store._key("leases", plan.output("top")), json.dumps(lease).encode())
+    store.bucket.create_only(
+        store.bucket.key("leases", plan.output("top")), json.dumps(lease).encode()
+    )
     began = time.monotonic()
     report, kinds = run(plan, store)
     assert report.scheduler.succeeded and kinds["wait"] == ["top"]
@@ -317,7 +323,9 @@ def test_a_lease_of_this_host_whose_pid_was_reused_is_taken_over_at_once(where: 
             "taken": time.time() - 3600,
             "expires": time.time() + 3600,
         }
-        store._create_only(store._key("leases", plan.output("top")), json.dumps(lease).encode())
+        store.bucket.create_only(
+            store.bucket.key("leases", plan.output("top")), json.dumps(lease).encode()
+        )
         report, kinds = run(plan, store)
     finally:
         younger.kill()
@@ -337,21 +345,21 @@ def test_gc_removes_unreachable_outputs_and_their_markers(where: Where) -> None:
     assert kept == [new.digest]
     assert sorted(doomed) == sorted(old.output(n) for n in old.tasks)
     for output in doomed:
-        store.remove_output(output)
-    assert set(store.recorded_outputs()) == {new.output(n) for n in new.tasks}
-    assert old.output("top") not in store.stored_outputs()
+        store.outputs.remove_output(output)
+    assert set(store.outputs.recorded_outputs()) == {new.output(n) for n in new.tasks}
+    assert old.output("top") not in store.outputs.stored_outputs()
     assert run(new, where.machine("b"))[1].get("start") is None
 
 
 def test_gc_is_refused_while_a_live_lease_is_in_the_store(where: Where) -> None:
     store = where.machine("a")
-    assert store.active_runs() == []
+    assert store.leases.active_runs() == []
     lease = {"host": "elsewhere", "pid": 1, "run": 7, "cache": "/x", "expires": time.time() + 60}
-    store._create_only(store._key("leases", "ab" * 32), json.dumps(lease).encode())
-    assert store.active_runs() == [7]
+    store.bucket.create_only(store.bucket.key("leases", "ab" * 32), json.dumps(lease).encode())
+    assert store.leases.active_runs() == [7]
     lease["expires"] = time.time() - 1
-    store.fs.pipe_file(store._key("leases", "ab" * 32), json.dumps(lease).encode())
-    assert store.active_runs() == []  # an expired lease holds nothing
+    store.bucket.fs.pipe_file(store.bucket.key("leases", "ab" * 32), json.dumps(lease).encode())
+    assert store.leases.active_runs() == []  # an expired lease holds nothing
 
 
 # -- S3 only: the server's semantics, processes, outages ---------------------------------------
@@ -433,7 +441,7 @@ def test_a_killed_runner_is_resumed_by_the_next_run(s3: Where, tmp_path: Path) -
     wait_for(tmp_path / "paused")  # b's first file is uploaded, the second not yet
     runner.send_signal(signal.SIGKILL)
     runner.communicate(timeout=30)
-    assert store.successes([plan.output("a"), plan.output("b")]) == {plan.output("a")}
+    assert store.outputs.successes([plan.output("a"), plan.output("b")]) == {plan.output("a")}
     again = alamode(
         *s3.cli(),
         "run",
@@ -449,7 +457,7 @@ def test_a_killed_runner_is_resumed_by_the_next_run(s3: Where, tmp_path: Path) -
 
 def wait_until_marked(store: Any, output: str) -> None:
     deadline = time.monotonic() + 30
-    while store.marker(output) is None:
+    while store.bucket.marker(output) is None:
         assert time.monotonic() < deadline, f"{output[:12]} was never marked"
         time.sleep(0.05)
 
@@ -484,7 +492,7 @@ def test_an_outage_mid_run_fails_clearly_and_a_rerun_resumes(
     assert "Traceback" not in stderr
     assert "run again to resume" in stderr
     relay.restore()
-    assert store.successes([plan.output("a"), plan.output("b")]) == {plan.output("a")}
+    assert store.outputs.successes([plan.output("a"), plan.output("b")]) == {plan.output("a")}
     again = alamode(
         f"--store-option=endpoint_url={relay.url}",
         "run",
@@ -552,6 +560,8 @@ def test_bad_store_urls_are_one_line_errors(moto_server: str, tmp_path: Path) ->
 def test_no_credentials_or_endpoints_are_written_to_the_store(s3: Where) -> None:
     store = s3.machine("a")
     run(pipeline(), store)
-    everything = b"".join(store.fs.cat_file(key) for key in store.fs.find(store.base))
+    everything = b"".join(
+        store.bucket.fs.cat_file(key) for key in store.bucket.fs.find(store.bucket.base)
+    )
     assert AWS["AWS_SECRET_ACCESS_KEY"].encode() not in everything
     assert b"127.0.0.1" not in everything

@@ -100,7 +100,7 @@ def test_dry_run_lists_what_would_run_and_runs_nothing(tmp_path: Path) -> None:
     result = alamode("run", "p.yaml", "--dry-run", cwd=tmp_path)
     assert [line.split()[2] for line in result.stdout.splitlines()] == ["c", "d"]
     assert "2 would run, 2 already done" in result.stderr
-    assert len(LocalStore(tmp_path / ".alamode").runs(10)) == 1
+    assert len(LocalStore(tmp_path / ".alamode").ledger.runs(10)) == 1
 
 
 def test_status_explain_history_log_provenance(tmp_path: Path) -> None:
@@ -251,10 +251,10 @@ def test_gc_is_a_dry_run_until_yes(tmp_path: Path) -> None:
     (tmp_path / "p.yaml").write_text(first.replace("cat ", "cat -- "))  # b changes, so does d
     alamode("run", "p.yaml", cwd=tmp_path)
     store = LocalStore(tmp_path / ".alamode")
-    before = set(store.stored_outputs())
+    before = set(store.outputs.stored_outputs())
     dry = json.loads(alamode("gc", "--keep", "1", "--json", cwd=tmp_path).stdout)
     assert sorted(dry["would_remove"]) == sorted([old["b"]["output"], old["d"]["output"]])
-    assert set(store.stored_outputs()) == before
+    assert set(store.outputs.stored_outputs()) == before
     future = json.loads(alamode("gc", "--since", "2999-01-01", "--json", cwd=tmp_path).stdout)
     assert len(future["would_remove"]) == 6 and future["kept_plans"] == []  # nothing is newer
     past = json.loads(alamode("gc", "--since", "2000-01-01", "--json", cwd=tmp_path).stdout)
@@ -265,7 +265,7 @@ def test_gc_is_a_dry_run_until_yes(tmp_path: Path) -> None:
     bad = alamode("gc", "--since", "last tuesday", cwd=tmp_path)
     assert bad.returncode == 2 and "is not a date; write it like 2026-11-01" in bad.stderr
     done = json.loads(alamode("gc", "--keep", "1", "--yes", "--json", cwd=tmp_path).stdout)
-    assert set(store.stored_outputs()) == before - set(done["removed"])
+    assert set(store.outputs.stored_outputs()) == before - set(done["removed"])
     assert alamode("status", "p.yaml", cwd=tmp_path).stdout.count("done") == 4
 
 
@@ -339,7 +339,7 @@ def test_sigkill_of_the_runner_mid_task_leaves_nothing_trusted(tmp_path: Path) -
     runner.communicate(timeout=30)
     kill_task_group(tmp_path)
     store = LocalStore(tmp_path / ".alamode")
-    assert store.recorded_outputs() == {} and store.stored_outputs() == []
+    assert store.outputs.recorded_outputs() == {} and store.outputs.stored_outputs() == []
     [attempt] = json.loads(alamode("history", "--json", cwd=tmp_path).stdout)
     assert (attempt["task"], attempt["status"]) == ("slow", "killed")  # not "running" forever
     status = json.loads(alamode("status", "p.yaml", "--json", cwd=tmp_path).stdout)
@@ -355,8 +355,8 @@ def test_sigkill_of_the_runner_mid_task_leaves_nothing_trusted(tmp_path: Path) -
         / "plans"
         / next(p.name for p in (tmp_path / ".alamode" / "plans").iterdir())
     )
-    assert (store.output_path(plan.output("after")) / "r").read_text() == "done\n"
-    assert [run["status"] for run in store.runs(5)] == ["succeeded", "killed"]
+    assert (store.outputs.output_path(plan.output("after")) / "r").read_text() == "done\n"
+    assert [run["status"] for run in store.ledger.runs(5)] == ["succeeded", "killed"]
 
 
 @pytest.mark.parametrize(("step", "rerun"), [("before-rename", True), ("before-record", False)])
@@ -374,7 +374,7 @@ def test_sigkill_at_each_step_of_publishing(tmp_path: Path, step: str, rerun: bo
     runner.send_signal(signal.SIGKILL)
     runner.communicate(timeout=30)
     store = LocalStore(tmp_path / ".alamode")
-    assert store.recorded_outputs() == {}  # never a success that was not recorded in full
+    assert store.outputs.recorded_outputs() == {}  # never a success that was not recorded in full
     result = alamode("run", "p.yaml", "--json", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     events = [json.loads(line) for line in result.stdout.splitlines()]
@@ -425,8 +425,8 @@ def test_ctrl_c_stops_tasks_and_records_nothing(tmp_path: Path) -> None:
     assert "interrupted: running tasks were stopped and nothing half-done was recorded" in err
     assert "Traceback" not in err
     store = LocalStore(tmp_path / ".alamode")
-    assert store.recorded_outputs() == {}
-    assert store.history("slow", 1)[0]["status"] == "interrupted"
+    assert store.outputs.recorded_outputs() == {}
+    assert store.ledger.history("slow", 1)[0]["status"] == "interrupted"
     task = int((tmp_path / "task.pid").read_text())
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
@@ -478,8 +478,8 @@ def test_a_run_whose_event_reader_goes_away_stops_cleanly(tmp_path: Path) -> Non
     assert runner.returncode != 0
 
     store = LocalStore(tmp_path / ".alamode")
-    assert "running" not in [row["status"] for row in store.history(None, 50)]
-    recorded = set(store.recorded_outputs())
+    assert "running" not in [row["status"] for row in store.ledger.history(None, 50)]
+    recorded = set(store.outputs.recorded_outputs())
     assert {e["output"] for e in first if e["event"] == "succeed"} <= recorded
     published = {p.name for p in (tmp_path / ".alamode" / "outputs").iterdir()}
     assert published == recorded  # nothing published and left unrecorded
@@ -519,7 +519,7 @@ def test_a_user_without_root_override_runs_redoes_and_collects(tmp_path: Path) -
     assert done.returncode == 0, done.stdout + done.stderr
     store = LocalStore(tmp_path / ".alamode")
     tasks = json.loads(alamode("show", "p.yaml", "--json", cwd=tmp_path).stdout)["tasks"]
-    b = store.output_path(tasks["b"]["output"])
+    b = store.outputs.output_path(tasks["b"]["output"])
     assert (b / "b").read_text() == "a\n"
     assert b.stat().st_mode & 0o222 == 0 and (b / "b").stat().st_mode & 0o222 == 0
 
@@ -541,4 +541,4 @@ def test_a_user_without_root_override_runs_redoes_and_collects(tmp_path: Path) -
     gc = run_as_user("gc", "--keep", "1", "--yes", "--json")
     assert gc.returncode == 0, gc.stderr
     removed = json.loads(gc.stdout)["removed"]
-    assert len(removed) == 2 and not any(store.output_path(o).exists() for o in removed)
+    assert len(removed) == 2 and not any(store.outputs.output_path(o).exists() for o in removed)

@@ -118,7 +118,8 @@ def test_outputs_made_in_containers_land_in_the_store_and_reruns_skip(
     assert "2 succeeded" in result.stderr
     the_store = store(tmp_path)
     outputs = {
-        row["task"]: the_store.output_path(row["output"]) for row in the_store.history(None, 9)
+        row["task"]: the_store.outputs.output_path(row["output"])
+        for row in the_store.ledger.history(None, 9)
     }
     a, b = outputs["a"], outputs["b"]
     assert (a / "a").read_text() == "hello\n" and (b / "b").read_text() == "hello\n"
@@ -159,8 +160,8 @@ tasks:
     spec: {{image: {IMAGE}, network: bridge, command: 'ls /sys/class/net > "$ALAMODE_OUTPUT/n"'}}
 """
     assert run_docker(tmp_path, spec(tmp_path, networked)).returncode == 0
-    output = store(tmp_path).history("net", 1)[0]["output"]
-    assert "eth0" in (store(tmp_path).output_path(output) / "n").read_text().split()
+    output = store(tmp_path).ledger.history("net", 1)[0]["output"]
+    assert "eth0" in (store(tmp_path).outputs.output_path(output) / "n").read_text().split()
 
 
 def test_an_input_cannot_be_written_to(tmp_path: Path, client: docker.DockerClient) -> None:
@@ -173,10 +174,12 @@ def test_an_input_cannot_be_written_to(tmp_path: Path, client: docker.DockerClie
     assert "FAILED  b" in result.stdout and "exited with status 1" in result.stdout
     assert "Read-only file system" in alamode("log", "b", cwd=tmp_path).stdout
     the_store = store(tmp_path)
-    assert [row["task"] for row in the_store.history(None, 9) if row["status"] == "succeeded"] == [
-        "a"
-    ]
-    assert not (the_store.output_path(the_store.history("a", 1)[0]["output"]) / "new").exists()
+    assert [
+        row["task"] for row in the_store.ledger.history(None, 9) if row["status"] == "succeeded"
+    ] == ["a"]
+    assert not (
+        the_store.outputs.output_path(the_store.ledger.history("a", 1)[0]["output"]) / "new"
+    ).exists()
     assert our_containers(client) == []
 
 
@@ -211,8 +214,8 @@ def test_exit_timeout_and_oom_each_record_no_success(
         "hogs": "killed for running out of memory (its 'memory' limit)",
     }
     the_store = store(tmp_path)
-    assert the_store.recorded_outputs() == {} and the_store.stored_outputs() == []
-    history = {row["task"]: row for row in the_store.history(None, 9)}
+    assert the_store.outputs.recorded_outputs() == {} and the_store.outputs.stored_outputs() == []
+    history = {row["task"]: row for row in the_store.ledger.history(None, 9)}
     assert history["hogs"]["oom_killed"] == 1 and history["hangs"]["timed_out"] == 1
     assert "bad" in alamode("log", "exits", cwd=tmp_path).stdout
     assert "timed out after 1 s" in alamode("log", "hangs", cwd=tmp_path).stdout
@@ -242,7 +245,7 @@ def test_bad_input_is_refused_before_any_task_starts(
     result = run_docker(tmp_path, spec(tmp_path, bad_memory))
     assert result.returncode == 2
     assert "task 'a': spec key 'memory' must be bytes or a size like '512m'" in result.stderr
-    assert len(store(tmp_path).history(None, 9)) == 1  # only the --default-image run's task
+    assert len(store(tmp_path).ledger.history(None, 9)) == 1  # only the --default-image run's task
 
 
 def test_pull_failure_names_the_image_and_task(tmp_path: Path, client: docker.DockerClient) -> None:
@@ -264,7 +267,7 @@ def test_an_unreachable_daemon_is_one_line_with_the_fix(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert result.stderr.startswith(f"error: cannot reach the Docker daemon at unix://{tmp_path}")
     assert "start it" in result.stderr and len(result.stderr.splitlines()) == 1
-    assert store(tmp_path).history(None, 9) == []
+    assert store(tmp_path).ledger.history(None, 9) == []
 
 
 def test_without_the_sdk_the_install_line_is_printed(tmp_path: Path) -> None:
@@ -309,7 +312,7 @@ def test_a_killed_runner_s_container_is_removed_by_the_next_run(
     result = run_docker(tmp_path, "p.yaml")
     assert result.returncode == 0, result.stderr
     assert our_containers(client) == []
-    assert list(store(tmp_path).recorded_outputs().values()) == ["slow"]
+    assert list(store(tmp_path).outputs.recorded_outputs().values()) == ["slow"]
 
 
 def test_ctrl_c_stops_and_removes_the_containers(
@@ -322,7 +325,7 @@ def test_ctrl_c_stops_and_removes_the_containers(
     assert runner.returncode == 130
     assert "nothing half-done was recorded" in stderr
     assert our_containers(client) == []
-    assert store(tmp_path).recorded_outputs() == {}
+    assert store(tmp_path).outputs.recorded_outputs() == {}
 
 
 def test_a_store_is_shared_by_the_local_and_docker_engines(
@@ -337,7 +340,7 @@ def test_a_store_is_shared_by_the_local_and_docker_engines(
         ("skip", "a"),
         ("start", "b"),
     ]
-    engines = {run["engine"] for run in store(tmp_path).runs(9)}
+    engines = {run["engine"] for run in store(tmp_path).ledger.runs(9)}
     assert engines == {"local", "docker"}
 
 

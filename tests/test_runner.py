@@ -92,7 +92,7 @@ def test_outputs_are_published_and_inputs_wired(store: LocalStore) -> None:
     plan = pipeline()
     report, events = run(plan, store)
     assert report.scheduler.succeeded
-    out = {name: store.output_path(plan.output(name)) for name in plan.tasks}
+    out = {name: store.outputs.output_path(plan.output(name)) for name in plan.tasks}
     assert (out["copy"] / "copy").read_text() == "hello\n"
     assert (out["argv"] / "argv").read_text() == "no shell; this is $0\n"
     assert (out["env"] / "extra").read_text() == "hi\n"
@@ -108,7 +108,7 @@ def test_outputs_are_published_and_inputs_wired(store: LocalStore) -> None:
 def test_published_outputs_are_read_only(store: LocalStore) -> None:
     plan = pipeline()
     run(plan, store)
-    greeting = store.output_path(plan.output("top")) / "greeting"
+    greeting = store.outputs.output_path(plan.output("top")) / "greeting"
     assert not greeting.stat().st_mode & 0o222
     assert not greeting.parent.stat().st_mode & 0o222
 
@@ -129,8 +129,8 @@ def test_a_failing_command_records_nothing_and_blocks_downstream(store: LocalSto
     assert report.scheduler.status["top"].reason == "exited with status 3"
     assert report.scheduler.status["copy"].state is State.BLOCKED
     assert report.scheduler.status["argv"].state is State.SUCCEEDED  # independent branch
-    assert not store.output_path(plan.output("top")).exists()
-    assert store.successes([plan.output("top")]) == set()
+    assert not store.outputs.output_path(plan.output("top")).exists()
+    assert store.outputs.successes([plan.output("top")]) == set()
     (fail,) = [e for e in events if e.kind == "fail"]
     assert Path(fail.log).read_text() == "oops\n"
     assert list((store.root / "staging").iterdir()) == []
@@ -152,7 +152,7 @@ def test_a_command_the_shell_cannot_find_says_so(store: LocalStore) -> None:
 def test_a_command_killed_by_a_signal_is_a_failure(store: LocalStore) -> None:
     report, _ = run(pipeline("kill -9 $$"), store)
     assert report.scheduler.status["top"].reason == "killed by signal 9"
-    assert store.history("top", 1)[0]["signal"] == 9
+    assert store.ledger.history("top", 1)[0]["signal"] == 9
 
 
 def test_a_timeout_kills_the_whole_process_group(store: LocalStore, tmp_path: Path) -> None:
@@ -164,7 +164,7 @@ def test_a_timeout_kills_the_whole_process_group(store: LocalStore, tmp_path: Pa
     report, _ = run(plan, store)
     assert time.monotonic() - started < 30
     assert report.scheduler.status["slow"].reason == "timed out"
-    assert store.history("slow", 1)[0]["timed_out"] == 1
+    assert store.ledger.history("slow", 1)[0]["timed_out"] == 1
     assert not alive(int(pid_file.read_text()))
 
 
@@ -186,7 +186,7 @@ def test_retries_try_again_and_keep_each_attempts_log(store: LocalStore, tmp_pat
     report, events = run(plan, store)
     assert report.scheduler.succeeded
     assert kinds(events)["retry"] == ["flaky"]
-    assert [row["status"] for row in store.history("flaky", 5)] == ["succeeded", "failed"]
+    assert [row["status"] for row in store.ledger.history("flaky", 5)] == ["succeeded", "failed"]
     logs = store.root / "logs" / plan.output("flaky")
     assert sorted(p.name for p in logs.iterdir()) == ["1.log", "2.log"]
     assert [(logs / f"{n}.log").read_text() for n in (1, 2)] == ["try 1\n", "try 2\n"]
@@ -197,7 +197,7 @@ def test_a_command_that_prints_nothing_leaves_no_log_file(store: LocalStore) -> 
     report, _ = run(plan, store)
     assert report.scheduler.succeeded
     assert not (store.root / "logs" / plan.output("quiet")).exists()
-    [row] = store.history("quiet", 5)
+    [row] = store.ledger.history("quiet", 5)
     assert row["log"] == f"logs/{plan.output('quiet')}/1.log"  # where it would have been
 
 
@@ -208,7 +208,7 @@ def test_bad_engine_keys_are_refused_before_anything_runs(store: LocalStore) -> 
     )
     with pytest.raises(AlamodeError, match="task 'b': spec key 'timeout' must be an integer"):
         run(plan, store)
-    assert store.runs(5) == []
+    assert store.ledger.runs(5) == []
 
 
 @pytest.mark.parametrize(
@@ -228,13 +228,13 @@ def test_what_a_command_cannot_be_given_is_refused_before_anything_runs(
     plan = compile_plan({}, [TaskDef("t", spec)])
     with pytest.raises(AlamodeError, match=message):
         run(plan, store)
-    assert store.runs(5) == []
+    assert store.ledger.runs(5) == []
 
 
 def test_a_deleted_output_counts_as_not_done(store: LocalStore) -> None:
     plan = pipeline()
     run(plan, store)
-    store.remove_output(plan.output("copy"))
+    store.outputs.remove_output(plan.output("copy"))
     states = {s.task: s.label for s in task_states(plan, store)}
     assert states["copy"] == "would run" and states["top"] == "done"
     _, events = run(plan, store)
@@ -244,7 +244,7 @@ def test_a_deleted_output_counts_as_not_done(store: LocalStore) -> None:
 def test_a_modified_output_is_reported_verified_and_redone(store: LocalStore) -> None:
     plan = pipeline()
     run(plan, store)
-    greeting = store.output_path(plan.output("top")) / "greeting"
+    greeting = store.outputs.output_path(plan.output("top")) / "greeting"
     greeting.chmod(0o644)
     greeting.write_text("tampered, and longer\n")
     states = {s.task: s for s in task_states(plan, store)}
@@ -261,7 +261,7 @@ def test_a_modified_output_is_reported_verified_and_redone(store: LocalStore) ->
 
 def test_durations_are_recorded_for_priorities(store: LocalStore) -> None:
     run(pipeline(), store)
-    assert set(store.durations()) == {"top", "copy", "env", "argv", "join"}
+    assert set(store.ledger.durations()) == {"top", "copy", "env", "argv", "join"}
 
 
 def test_a_command_gets_none_of_the_runners_descriptors(store: LocalStore) -> None:
@@ -278,7 +278,7 @@ def test_a_command_gets_none_of_the_runners_descriptors(store: LocalStore) -> No
         os.close(reader)
         os.close(writer)
     assert report.scheduler.succeeded
-    fds = (store.output_path(plan.output("fds")) / "fds").read_text().split()
+    fds = (store.outputs.output_path(plan.output("fds")) / "fds").read_text().split()
     assert sorted(int(fd) for fd in fds) == [0, 1, 2, 3]  # 3: the directory ls is reading
 
 
@@ -288,7 +288,9 @@ def test_a_command_gets_default_signal_handling(store: LocalStore) -> None:
         {}, [TaskDef("sig", {"command": 'grep SigIgn /proc/self/status > "$ALAMODE_OUTPUT/ign"'})]
     )
     run(plan, store)
-    ignored = int((store.output_path(plan.output("sig")) / "ign").read_text().split()[1], 16)
+    ignored = int(
+        (store.outputs.output_path(plan.output("sig")) / "ign").read_text().split()[1], 16
+    )
     assert not ignored & (1 << (signal.SIGPIPE - 1))
 
 
@@ -309,7 +311,7 @@ def test_a_command_list_is_found_on_the_tasks_own_path(store: LocalStore, tmp_pa
         ],
     )
     report, events = run(plan, store, keep_going=True)
-    assert (store.output_path(plan.output("tool")) / "greeting").read_text() == "hi\n"
+    assert (store.outputs.output_path(plan.output("tool")) / "greeting").read_text() == "hi\n"
     assert report.scheduler.status["missing"].reason == (
         "cannot start no-such-program-here: No such file or directory"
     )
@@ -320,11 +322,11 @@ def test_a_command_list_is_found_on_the_tasks_own_path(store: LocalStore, tmp_pa
 def test_a_task_running_now_elsewhere_is_not_failed_last_time(store: LocalStore) -> None:
     plan = pipeline()
     run_id = store.begin_run(plan, "local")  # a live run (this process) is running "top"
-    store.begin_attempt(run_id, "top", plan.output("top"))
+    store.ledger.begin_attempt(run_id, "top", plan.output("top"))
     states = {s.task: s for s in task_states(plan, store)}
     assert states["top"].label == "would run"
-    assert store.settle_dead_runs() == []  # its runner is alive: nothing is marked killed
-    assert store.history("top", 1)[0]["status"] == "running"
+    assert store.recovery.settle_dead_runs() == []  # its runner is alive: nothing is marked killed
+    assert store.ledger.history("top", 1)[0]["status"] == "running"
 
 
 def test_the_engine_refuses_a_variable_holding_a_nul(tmp_path: Path) -> None:
@@ -355,7 +357,7 @@ def test_an_output_published_while_the_run_stops_is_recorded(store: LocalStore) 
             TaskDef("slow", {"command": "sleep 30"}),
         ],
     )
-    quick = store.output_path(plan.output("quick"))
+    quick = store.outputs.output_path(plan.output("quick"))
 
     def emit(event: Event) -> None:
         if event.kind == "start" and event.task == "slow":
@@ -369,8 +371,8 @@ def test_an_output_published_while_the_run_stops_is_recorded(store: LocalStore) 
         run_plan(plan, store, LocalEngine(), RunOptions(jobs=2), emit)
 
     assert quick.exists()
-    assert set(store.recorded_outputs()) == {plan.output("quick")}
-    assert "running" not in [row["status"] for row in store.history(None, 50)]
+    assert set(store.outputs.recorded_outputs()) == {plan.output("quick")}
+    assert "running" not in [row["status"] for row in store.ledger.history(None, 50)]
 
 
 def chain(length: int, failing: int | None = None) -> Plan:
@@ -394,7 +396,7 @@ def test_a_chain_of_quick_tasks_runs_in_order_with_one_attempt_each(store: Local
     report, events = run(plan, store)
     assert report.scheduler.succeeded
     assert [e.task for e in events if e.kind == "start"] == [f"t{i:02}" for i in range(60)]
-    history = store.history(None, 1000)
+    history = store.ledger.history(None, 1000)
     assert sorted(row["task"] for row in history) == sorted(plan.tasks)
     assert {row["status"] for row in history} == {"succeeded"}
 
@@ -409,7 +411,7 @@ def test_tasks_claimed_ahead_of_a_failure_leave_no_attempt(
     report, _ = run(plan, store, keep_going=keep_going)
     assert report.scheduler.status["t30"].state is State.FAILED
     assert report.scheduler.status["t31"].state is State.BLOCKED
-    history = store.history(None, 1000)
+    history = store.ledger.history(None, 1000)
     assert sorted(row["task"] for row in history) == [f"t{i:02}" for i in range(31)]
     assert {row["status"] for row in history if row["task"] != "t30"} == {"succeeded"}
 
@@ -429,7 +431,7 @@ def test_tasks_claimed_ahead_when_another_branch_fails_leave_no_attempt(
     started = {e.task for e in events if e.kind == "start"}
     assert report.scheduler.status["bad"].state is State.FAILED
     assert report.scheduler.status["t199"].state is State.STOPPED
-    assert {row["task"] for row in store.history(None, 1000)} == started
+    assert {row["task"] for row in store.ledger.history(None, 1000)} == started
 
 
 def test_ctrl_c_leaves_no_attempt_of_tasks_claimed_ahead(store: LocalStore) -> None:
@@ -441,7 +443,7 @@ def test_ctrl_c_leaves_no_attempt_of_tasks_claimed_ahead(store: LocalStore) -> N
 
     with pytest.raises(RunInterrupted):
         run_plan(plan, store, LocalEngine(), RunOptions(jobs=2), emit)
-    history = store.history(None, 1000)
+    history = store.ledger.history(None, 1000)
     assert "t59" not in {row["task"] for row in history}
     assert max(row["task"] for row in history) <= "t21"  # t20, and t21 queued behind it
     assert "running" not in {row["status"] for row in history}

@@ -59,7 +59,7 @@ def settled(store: Store) -> Store:
     attempts then read as killed, not as running forever. A store that cannot be written
     (its disk is full) is still read, as it is."""
     try:
-        store.settle_dead_runs()
+        store.recovery.settle_dead_runs()
     except StoreError as err:
         render.note(f"{err}; showing it as it is")
     return store
@@ -159,9 +159,9 @@ def run(args: argparse.Namespace) -> int:
     # a pushed plan runs on its own store; a dry run makes none
     the_store = store_at(args.store or store_of(source), create=not args.dry_run)
     if args.dry_run:
-        done = the_store.successes(plan.output(n) for n in names)
+        done = the_store.outputs.successes(plan.output(n) for n in names)
         done -= {plan.output(n) for n in again}
-        scheduler = Scheduler(plan, done, target, the_store.durations())
+        scheduler = Scheduler(plan, done, target, the_store.ledger.durations())
         order = scheduler.simulate()
         render.dry_run(order, scheduler, plan, json_)
         return 0
@@ -226,10 +226,10 @@ def explain(args: argparse.Namespace) -> None:
 def history(args: argparse.Namespace) -> None:
     """Recent attempts: run, task, attempt, duration, exit status."""
     the_store = settled(existing_store(args.store))
-    rows = the_store.history(args.task, args.limit)
+    rows = the_store.ledger.history(args.task, args.limit)
     if not rows:  # said, rather than an empty table
         which = f" of {args.task!r}" if args.task else ""
-        hint = did_you_mean(args.task, the_store.attempted_tasks()) if args.task else ""
+        hint = did_you_mean(args.task, the_store.ledger.attempted_tasks()) if args.task else ""
         render.note(f"no attempts{which} in {the_store.where}{hint}")
         if not args.json:
             return
@@ -252,7 +252,7 @@ def log(args: argparse.Namespace) -> None:
     task_or_id, attempt = args.task_or_id, args.attempt
     the_store = existing_store(args.store)
     output = resolve_output(the_store, task_or_id)
-    logs = the_store.attempt_logs(output)
+    logs = the_store.ledger.attempt_logs(output)
     if args.follow and not logs:
         raise AlamodeError(
             f"--follow reads the log of an attempt made on this machine as it grows; "
@@ -268,7 +268,9 @@ def log(args: argparse.Namespace) -> None:
     number = max(logs) if attempt is None else attempt
     if number not in logs:
         raise AlamodeError(f"{task_or_id} has attempts 1..{max(logs)}, not {attempt}")
-    if args.follow and _follow(logs[number], lambda: the_store.attempt_running(output, number)):
+    if args.follow and _follow(
+        logs[number], lambda: the_store.ledger.attempt_running(output, number)
+    ):
         return
     if not logs[number].exists():  # the command printed nothing, so no file was made
         render.note(f"attempt {number} of {task_or_id} printed nothing")
@@ -306,10 +308,10 @@ def push(args: argparse.Namespace) -> None:
     plan = open_source(args.source)
     store: str = args.store
     the_store = store_at(store, create=True)
-    the_store.save_plan(plan)
+    the_store.outputs.save_plan(plan)
     where = f"{store.rstrip('/')}/plans/{plan.digest}"
     if "://" not in store:
-        where = str(the_store.plan_path(plan.digest))
+        where = str(the_store.outputs.plan_path(plan.digest))
     render.pushed(where, plan, args.json)
 
 
@@ -367,7 +369,7 @@ def gc(args: argparse.Namespace) -> None:
     """Remove outputs no longer reachable from the last K plans run, or from the plans run
     since a date (a dry run unless --yes; refused while a run holds the store)."""
     the_store = existing_store(args.store)
-    active = the_store.active_runs()
+    active = the_store.leases.active_runs()
     if active:
         raise AlamodeError(
             f"run {active[0]} is using {the_store.where}; gc only when no run holds the store"
@@ -380,9 +382,9 @@ def gc(args: argparse.Namespace) -> None:
         with render.Progress("removing outputs") as progress:
             progress.start(len(doomed))
             for output in doomed:
-                freed += the_store.remove_output(output)
+                freed += the_store.outputs.remove_output(output)
                 progress.advance()
-        freed += the_store.remove_revoked()  # revoked outputs are never used again
+        freed += the_store.outputs.remove_revoked()  # revoked outputs are never used again
     render.gc_report(details, kept, args.yes, freed, args.json)
 
 

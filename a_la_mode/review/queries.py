@@ -11,7 +11,7 @@ from a_la_mode.errors import AlamodeError
 from a_la_mode.review.revocation import describe as describe_revocation
 from a_la_mode.run.scheduler import Scheduler, State, short, wanted
 from a_la_mode.store.contract import Store
-from a_la_mode.store.directory import OUTPUT_ID
+from a_la_mode.store.records import OUTPUT_ID
 
 if TYPE_CHECKING:
     from a_la_mode.cli.render import Progress
@@ -32,22 +32,22 @@ def task_states(plan: PlanBase, store: Store, targets: list[str] | None = None) 
     as not done (``alamode verify`` re-hashes every file).
     """
     outputs = {plan.output(name) for name in wanted(plan, targets)}
-    recorded = store.successes(outputs)
+    recorded = store.outputs.successes(outputs)
     broken: dict[str, str] = {}
-    for output in outputs & set(store.recorded_outputs()):
-        problem = store.check_output(output, deep=False)
+    for output in outputs & set(store.outputs.recorded_outputs()):
+        problem = store.outputs.check_output(output, deep=False)
         if problem is not None:
             broken[output] = problem
             recorded.discard(output)
     scheduler = Scheduler(plan, recorded, targets)
-    revoked = store.revocations(outputs - recorded)
+    revoked = store.outputs.revocations(outputs - recorded)
     result = []
     failed: dict[str, str] = {}  # task -> the upstream task that failed last time, or itself
     for name in scheduler.order:
         output = plan.output(name)
         status = scheduler.status[name]
         if status.state is State.DONE:
-            row = store.success_row(output)  # the ID is in its own column: not said again
+            row = store.outputs.success_row(output)  # the ID is in its own column: not said again
             reason = f"success recorded by run {row['run']}" if row else "success recorded"
             result.append(TaskState(name, output, "done", reason))
             continue
@@ -62,7 +62,7 @@ def task_states(plan: PlanBase, store: Store, targets: list[str] | None = None) 
         elif output in revoked:
             label, reason = "revoked", f"{describe_revocation(revoked[output])}; it will run again"
         else:
-            failure = store.last_failure(output)
+            failure = store.ledger.last_failure(output)
             if failure is not None and label == "would run":
                 label = "failed last time"
                 failed[name] = name
@@ -97,7 +97,7 @@ def explain(plan: PlanBase, store: Store, task: str) -> list[str]:
         return lines
     for dep in plan.inputs(task):
         lines.append(f"  input {dep}: {states[dep].label} ({states[dep].reason})")
-    for attempt in store.history(task, 1):
+    for attempt in store.ledger.history(task, 1):
         if attempt["output"] != state.output and attempt["status"] != "succeeded":
             lines.append(
                 f"  last attempt: {describe_attempt(attempt)} in run {attempt['run']}, "
@@ -105,9 +105,9 @@ def explain(plan: PlanBase, store: Store, task: str) -> list[str]:
             )
     earlier = [
         (row["recorded"], output, row)
-        for output, name in store.recorded_outputs().items()
+        for output, name in store.outputs.recorded_outputs().items()
         if name == task
-        for row in [store.success_row(output)]
+        for row in [store.outputs.success_row(output)]
         if row and output != state.output
     ]
     if not earlier:
@@ -118,7 +118,7 @@ def explain(plan: PlanBase, store: Store, task: str) -> list[str]:
         f"  last success: {short(old_output)} in run {row['run']} (plan {row['plan'][:12]})"
     )
     try:
-        old_plan = store.load_plan(row["plan"])
+        old_plan = store.outputs.load_plan(row["plan"])
     except AlamodeError as err:
         lines.append(f"  cannot compare: {err}")
         return lines
@@ -151,21 +151,21 @@ def result_folder(plan: PlanBase, store: Store, task: str) -> Path:
             f"task {task!r} has no output for this plan yet ({state.label}: {state.reason}); "
             "'alamode run' makes it"
         )
-    return store.fetch(state.output)
+    return store.outputs.fetch(state.output)
 
 
 def resolve_output(store: Store, text: str) -> str:
     """A full output ID from an ID, a unique prefix of at least 6 digits, or a task name."""
     if OUTPUT_ID.match(text):
         return text
-    by_prefix = store.outputs_with_prefix(text) if len(text) >= 6 else []
+    by_prefix = store.outputs.outputs_with_prefix(text) if len(text) >= 6 else []
     if len(by_prefix) == 1:
         return by_prefix[0]
     if len(by_prefix) > 1:
         raise AlamodeError(
             f"output prefix {text!r} is ambiguous ({len(by_prefix)} match); give more digits"
         )
-    latest = store.latest_output(text)
+    latest = store.outputs.latest_output(text)
     if latest is not None:
         return latest
     raise AlamodeError(
@@ -175,17 +175,17 @@ def resolve_output(store: Store, text: str) -> str:
 
 def provenance(store: Store, output: str, depth: int = 0) -> dict[str, Any]:
     """Which task, spec, inputs and plan produced ``output``, recursively."""
-    row = store.success_row(output)
+    row = store.outputs.success_row(output)
     node: dict[str, Any] = {"output": output, "recorded": row is not None}
     if row is None:
-        revocation = store.revocations([output]).get(output)
+        revocation = store.outputs.revocations([output]).get(output)
         if revocation is None:
             return node
         node["revoked"] = describe_revocation(revocation)
         row = revocation  # it still says which task and plan made the output
     node.update(row)
     try:
-        plan = store.load_plan(row["plan"])
+        plan = store.outputs.load_plan(row["plan"])
     except AlamodeError:
         node["spec"] = None
         node["inputs"] = []
@@ -203,28 +203,32 @@ def gc_candidates(
 ) -> tuple[list[str], list[str]]:
     """(outputs to remove, plans kept): outputs that no plan among the last ``keep_plans``
     run -- or, with ``since``, no plan run since that time -- uses."""
-    kept = store.plans_since(since) if since is not None else store.recent_plans(keep_plans)
+    kept = (
+        store.outputs.plans_since(since)
+        if since is not None
+        else store.outputs.recent_plans(keep_plans)
+    )
     reachable: set[str] = set()
     for digest in kept:
         try:
-            plan = store.load_plan(digest)
+            plan = store.outputs.load_plan(digest)
         except AlamodeError:
             continue
         reachable.update(plan.output(name) for name in plan.tasks)
-    candidates = set(store.stored_outputs()) | set(store.recorded_outputs())
+    candidates = set(store.outputs.stored_outputs()) | set(store.outputs.recorded_outputs())
     return sorted(candidates - reachable), kept
 
 
 def gc_details(store: Store, outputs: list[str]) -> list[dict[str, Any]]:
     """Each output ``gc`` would remove, with the task that made it and its size."""
-    recorded = store.recorded_outputs()
+    recorded = store.outputs.recorded_outputs()
     details = []
     for output in outputs:
-        row = store.success_row(output) if output in recorded else None
+        row = store.outputs.success_row(output) if output in recorded else None
         if row is not None:
             size = int(row["bytes"])
         else:  # an output without a record (a killed runner's): measured on disk
-            folder = store.output_path(output)
+            folder = store.outputs.output_path(output)
             size = sum(f.lstat().st_size for f in folder.rglob("*") if f.is_file())
         details.append({"output": output, "task": recorded.get(output), "bytes": size})
     return details
@@ -237,15 +241,15 @@ def verify(
     ``forget``, drop their success records so the next run redoes them. ``progress`` is
     told the count, then each output checked."""
     bad = []
-    recorded = sorted(store.recorded_outputs().items())
+    recorded = sorted(store.outputs.recorded_outputs().items())
     if progress is not None:
         progress.start(len(recorded))
     for output, task in recorded:
-        problem = store.check_output(output, deep=True)
+        problem = store.outputs.check_output(output, deep=True)
         if problem is not None:
             bad.append((output, task, problem))
             if forget:
-                store.forget(output)
+                store.outputs.forget(output)
         if progress is not None:
             progress.advance()
     return bad
@@ -256,10 +260,10 @@ def recompute_estimate(result: PlanDiff, store: Store) -> dict[str, Any]:
     already has, and the estimated time to compute the rest from recorded durations."""
     names = [c.name for c in result.changed] + list(result.added)
     outputs = {c.name: c.new_output for c in result.changed} | result.added_outputs
-    existing = store.successes(outputs.values())
-    durations = store.durations()
+    existing = store.outputs.successes(outputs.values())
+    durations = store.ledger.durations()
     missing = [n for n in names if outputs[n] not in existing]
-    revoked = store.revocations(outputs[n] for n in missing)
+    revoked = store.outputs.revocations(outputs[n] for n in missing)
     return {
         "path": store.where,
         "existing": [n for n in names if outputs[n] in existing],

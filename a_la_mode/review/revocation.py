@@ -15,7 +15,7 @@ from typing import Any
 from a_la_mode.errors import AlamodeError
 from a_la_mode.run.scheduler import short
 from a_la_mode.store.contract import Store
-from a_la_mode.store.directory import HOST
+from a_la_mode.store.records import HOST
 
 
 def who() -> str:
@@ -31,9 +31,9 @@ def built_on(store: Store, output: str) -> list[str]:
     """Every output that any plan the store has seen builds on ``output``, directly or not,
     nearest first."""
     users: dict[str, set[str]] = {}
-    for digest in store.all_plans():
+    for digest in store.outputs.all_plans():
         try:
-            plan = store.load_plan(digest)
+            plan = store.outputs.load_plan(digest)
         except AlamodeError:
             continue
         for name, task in plan.tasks.items():
@@ -54,26 +54,32 @@ def built_on(store: Store, output: str) -> list[str]:
 def revoke(store: Store, output: str, reason: str, dry_run: bool = False) -> list[dict[str, Any]]:
     """Revoke ``output`` and every recorded output built on it; the records, root first.
     AlamodeError if ``output`` has no recorded success."""
-    if store.success_row(output) is None:
-        earlier = store.revocations([output]).get(output)
+    if store.outputs.success_row(output) is None:
+        earlier = store.outputs.revocations([output]).get(output)
         if earlier is not None:
             raise AlamodeError(
                 f"output {short(output)} is revoked already ({earlier['reason']}); nothing to do"
             )
         raise AlamodeError(f"output {short(output)} has no recorded success in {store.where}")
-    downstream = [o for o in built_on(store, output) if store.success_row(o) is not None]
+    downstream = [o for o in built_on(store, output) if store.outputs.success_row(o) is not None]
     by = who()
     plan: list[tuple[str, str]] = [(output, reason)]
     plan += [(o, f"built on revoked {short(output)}: {reason}") for o in downstream]
     if dry_run:
         now = time.time()
         return [
-            {**(store.success_row(o) or {}), "output": o, "reason": r, "who": by, "recorded": now}
+            {
+                **(store.outputs.success_row(o) or {}),
+                "output": o,
+                "reason": r,
+                "who": by,
+                "recorded": now,
+            }
             for o, r in plan
         ]
     records = []
     for target, why in plan:
-        record = store.revoke(target, why, by)
+        record = store.outputs.revoke(target, why, by)
         if record is not None:
             records.append(record)
     return records

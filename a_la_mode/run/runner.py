@@ -27,8 +27,8 @@ from a_la_mode.errors import AlamodeError
 from a_la_mode.run.engine import Engine, Job, LogFile, Result
 from a_la_mode.run.scheduler import DONE_BEFORE, Scheduler, State, done_reason, wanted
 from a_la_mode.store.contract import Store
-from a_la_mode.store.directory import Lease, Success
 from a_la_mode.store.manifest import Manifest
+from a_la_mode.store.records import Lease, Success
 
 LEASE_POLL_SECONDS = 0.2
 GROUP_COMMIT_SECONDS = 0.2  # how long a published output may wait to be recorded
@@ -160,18 +160,20 @@ def run_plan(
     """Run every wanted task of ``plan`` that has no recorded success."""
     started = time.monotonic()
     names = wanted(plan, options.targets)
-    adopted = store.adopt_orphans()  # published by a runner killed before recording them
-    store.settle_dead_runs()  # and what else it had begun is marked killed in the history
+    adopted = store.recovery.adopt_orphans()  # published by a runner killed before recording them
+    store.recovery.settle_dead_runs()  # and what else it had begun is marked killed in the history
     again = {plan.output(name) for name in forced(plan, names, options)}
-    store.replacing = frozenset(again)
+    store.outputs.replacing = frozenset(again)
     with paused_gc():  # a state per task, in bulk: no collector passes over them meanwhile
-        done = store.successes([plan.tasks[name]["output"] for name in names]) - again
-        scheduler = Scheduler(plan, done, options.targets, store.durations(), options.keep_going)
+        done = store.outputs.successes([plan.tasks[name]["output"] for name in names]) - again
+        scheduler = Scheduler(
+            plan, done, options.targets, store.ledger.durations(), options.keep_going
+        )
     to_run = scheduler.pending
     check_engine_keys(plan, to_run)
     engine.check()
     engine.prepare({n: plan.spec(n) for n in to_run if plan.tasks[n].get("command")})
-    store.clean_staging()  # after prepare: a killed runner's commands have been ended
+    store.recovery.clean_staging()  # after prepare: a killed runner's commands have been ended
     run = store.begin_run(plan, engine.name)
     status = "failed"
     runner: _Runner | None = None
@@ -237,7 +239,7 @@ class _Runner:
         self.mean_seconds: float | None = None  # recent tasks' durations, a moving average
         self.deferred: dict[str, str] = {}  # task -> the runner holding its output's lease
         self.failures: dict[str, int] = {}
-        self.revoked_before = store.revoked_outputs()  # revoked during the run: the rest
+        self.revoked_before = store.outputs.revoked_outputs()  # revoked during the run: the rest
         self.revoked_now: dict[str, dict[str, Any]] = {}
         self.unrecorded: list[tuple[int, float, Success]] = []  # published, not yet recorded
         self.oldest_unrecorded = 0.0
@@ -293,12 +295,12 @@ class _Runner:
         if self.flushing is not None and (force or self.flushing.done()):
             batch = self.flushing.result()  # raises what making it durable raised
             self.flushing = None
-            self.store.record_successes(batch)
+            self.store.outputs.record_successes(batch)
         if self.flushing is not None or not self.unrecorded:
             return
         if force:
-            self.store.make_durable(success for _, _, success in self.unrecorded)
-            self.store.record_successes(self.unrecorded)
+            self.store.outputs.make_durable(success for _, _, success in self.unrecorded)
+            self.store.outputs.record_successes(self.unrecorded)
             self.unrecorded = []
             return
         due = time.monotonic() - self.oldest_unrecorded >= GROUP_COMMIT_SECONDS
@@ -311,7 +313,7 @@ class _Runner:
     ) -> list[tuple[int, float, Success]]:
         """On a thread of its own."""
         try:
-            self.store.make_durable(success for _, _, success in batch)
+            self.store.outputs.make_durable(success for _, _, success in batch)
         finally:
             self.inbox.put(("durable", 0, None))  # wake the main thread to record it
         return batch
@@ -362,7 +364,7 @@ class _Runner:
                 while len(early_names) < room and (name := self.scheduler.next_ahead()):
                     early_names.append(name)
             wanted_outputs = [(self.plan.output(n), n) for n in names + early_names]
-            leases = self.store.claim_many(wanted_outputs, self.run)
+            leases = self.store.leases.claim_many(wanted_outputs, self.run)
             for name, lease in zip(names, leases, strict=False):
                 attempt = self._triage(name, lease)
                 if attempt is not None:
@@ -371,7 +373,7 @@ class _Runner:
                 if lease.attempt is not None:
                     self.ahead[name] = self._attempt(name, lease)
                 elif lease.state == "ours":  # an orphan's directory: inspected once ready
-                    self.store.release(self.plan.output(name))
+                    self.store.leases.release(self.plan.output(name))
         return True
 
     def _withdraw_reserved(self) -> None:
@@ -380,9 +382,9 @@ class _Runner:
         self._drop_ahead(list(self.ahead))
         if not self.reserved:
             return
-        self.store.drop_attempts([attempt.row for attempt in self.reserved])
+        self.store.ledger.drop_attempts([attempt.row for attempt in self.reserved])
         for attempt in self.reserved:
-            self.store.release(attempt.job.output_id)
+            self.store.leases.release(attempt.job.output_id)
             self.scheduler.withdraw(attempt.name)
         self.reserved.clear()
 
@@ -392,9 +394,9 @@ class _Runner:
         if not names:
             return
         dropped = [self.ahead.pop(name) for name in names]
-        self.store.drop_attempts([attempt.row for attempt in dropped])
+        self.store.ledger.drop_attempts([attempt.row for attempt in dropped])
         for attempt in dropped:
-            self.store.release(attempt.job.output_id)
+            self.store.leases.release(attempt.job.output_id)
 
     def _triage(self, name: str, lease: Lease) -> _Attempt | None:
         """Act on a claim: a task done meanwhile, or held by another runner, needs no job;
@@ -409,13 +411,13 @@ class _Runner:
             self.emit(Event("wait", name, output, f"being produced by {lease.holder}"))
             return None
         if lease.attempt is None:  # the output directory exists already
-            orphan = self.store.adopt_orphan(output)
+            orphan = self.store.recovery.adopt_orphan(output)
             if orphan is not None:
-                self.store.record_success(self._success(name, 0.0, orphan))
+                self.store.outputs.record_success(self._success(name, 0.0, orphan))
                 self.scheduler.finished(name, True, ADOPTED)
                 self.emit(Event("adopt", name, output, ADOPTED))
                 return None
-            row, log_path = self.store.begin_attempt(self.run, name, output)
+            row, log_path = self.store.ledger.begin_attempt(self.run, name, output)
             lease = Lease("ours", attempt=row, number=int(log_path.stem), log=str(log_path))
         return self._attempt(name, lease)
 
@@ -429,8 +431,11 @@ class _Runner:
             output_id=output,
             command=spec.get("command", ""),
             env=dict(spec.get("env", {})),
-            output_dir=self.store.staging_path(output),
-            inputs={dep: self.store.output_folder(o) for dep, o in self.plan.inputs(name).items()},
+            output_dir=self.store.outputs.staging_path(output),
+            inputs={
+                dep: self.store.outputs.output_folder(o)
+                for dep, o in self.plan.inputs(name).items()
+            },
             log_path=lease.log,
             timeout=spec.get("timeout"),
             spec=self.plan.spec(name),
@@ -468,15 +473,15 @@ class _Runner:
     def _execute(self, job: Job) -> tuple[Result, Manifest | None]:
         """On a worker thread: fetch inputs, run the command; on success, publish."""
         os.mkdir(job.output_dir)  # its staging directory; the engine makes the log if need be
-        if self.store.fetches_inputs:
+        if self.store.outputs.fetches_inputs:
             for output_id in self.plan.inputs(job.task).values():
-                self.store.fetch(output_id)  # a blob store downloads them into its cache
+                self.store.outputs.fetch(output_id)  # a blob store downloads them into its cache
         # a pure join point (no command): its output is an empty directory
         result = self.engine.run(job) if job.command else Result(0, 0.0, detail="join point")
         if not result.ok:
             shutil.rmtree(job.output_dir, ignore_errors=True)
             return result, None
-        return result, self.store.publish(job.output_id, job.output_dir)
+        return result, self.store.outputs.publish(job.output_id, job.output_dir)
 
     def _collect(
         self, attempt: _Attempt, outcome: tuple[Result, Manifest | None] | Exception
@@ -493,7 +498,9 @@ class _Runner:
             revoked = self._revoked_input(name) if self.plan.inputs(name) else ""
             if revoked:  # built on an output revoked meanwhile: never recorded
                 if manifest is not None:
-                    self.store.discard_output(Path(self.store.output_folder(output)))
+                    self.store.outputs.discard_output(
+                        Path(self.store.outputs.output_folder(output))
+                    )
                 result, manifest = Result(None, result.seconds, detail=revoked), None
         previous = self.mean_seconds if self.mean_seconds is not None else result.seconds
         self.mean_seconds = 0.8 * previous + 0.2 * result.seconds
@@ -510,7 +517,7 @@ class _Runner:
                 Event("succeed", name, output, seconds=result.seconds, attempt=attempt.number)
             )
             return
-        self.store.end_attempt(
+        self.store.ledger.end_attempt(
             attempt.row,
             "failed",
             result.seconds,
@@ -537,7 +544,7 @@ class _Runner:
                 )
             )
             return
-        self.store.release(output)
+        self.store.leases.release(output)
         self.scheduler.finished(name, False, why)
         blocked = [n for n in self.ahead if self.scheduler.status[n].state is not State.WAITING]
         self._drop_ahead(blocked)
@@ -548,9 +555,9 @@ class _Runner:
     def _revoked_input(self, name: str) -> str:
         """Why ``name``'s output must not count: an input revoked during the run ("" if
         none). Asked each time a task with inputs ends: one query of the store."""
-        new = self.store.revoked_outputs() - self.revoked_before
+        new = self.store.outputs.revoked_outputs() - self.revoked_before
         if new - set(self.revoked_now):
-            self.revoked_now = self.store.revocations(new)
+            self.revoked_now = self.store.outputs.revocations(new)
         for dep, output in self.plan.inputs(name).items():
             record = self.revoked_now.get(output)
             if record is not None:
@@ -571,13 +578,13 @@ class _Runner:
     def _recheck_deferred(self) -> None:
         for name in list(self.deferred):
             output = self.plan.output(name)
-            if self.store.successes([output]):
+            if self.store.outputs.successes([output]):
                 holder = self.deferred.pop(name)
                 self.scheduler.finished(name, True, f"produced by {holder}")
                 self.emit(Event("adopt", name, output, f"produced by {holder}"))
-            elif self.store.lease(output, self.run).state == "ours":
+            elif self.store.leases.lease(output, self.run).state == "ours":
                 del self.deferred[name]  # the other runner gave up (failed or died): our turn
-                self.store.release(output)
+                self.store.leases.release(output)
                 self.scheduler.requeue(name, "the other run gave it up")
 
     def interrupt(self) -> None:
@@ -605,9 +612,11 @@ class _Runner:
         self._flush(force=True)  # whole, published outputs: recording them loses nothing
         self._withdraw_reserved()
         never = [attempt for attempt in self.running.values() if not attempt.started]
-        self.store.drop_attempts([attempt.row for attempt in never])
+        self.store.ledger.drop_attempts([attempt.row for attempt in never])
         for row, attempt in self.running.items():
             if attempt.started:
-                self.store.end_attempt(row, "interrupted", seconds.get(row, 0.0), None, None, False)
+                self.store.ledger.end_attempt(
+                    row, "interrupted", seconds.get(row, 0.0), None, None, False
+                )
             shutil.rmtree(attempt.job.output_dir, ignore_errors=True)
-            self.store.release(attempt.job.output_id)
+            self.store.leases.release(attempt.job.output_id)

@@ -7,13 +7,17 @@ ask of a store, in four narrow parts.
 - ``Leases``: who may produce an output now.
 - ``Recovery``: what a killed runner left behind, settled before a run.
 
-``Store`` is all four, plus where it is (``where``, ``root``, ``exists``). The directory
-store (``a_la_mode.store.directory.LocalStore``) and the blob store
-(``a_la_mode.engines.blobstore``) implement it; stores are found by entry point
-(``a_la_mode.stores``) and typed as ``Store``.
+A ``Store`` has the four as attributes (``store.ledger``, ``store.outputs``, ...), says
+where it is (``where``, ``root``, ``exists``), and begins and ends runs, which touch
+several parts. Each store composes the parts it needs: the directory store
+(``a_la_mode.store.directory.LocalStore``) its SQLite ledger, leases and folder outputs;
+the blob store (``a_la_mode.engines.blobstore``) the ledger of a directory store on this
+machine (its cache) and its own outputs, leases and recovery in the bucket. Neither
+inherits the other. Stores are found by entry point (``a_la_mode.stores``) and typed as
+``Store``.
 ``a_la_mode.testing.StoreContract`` is its test kit: what the methods must *do*.
-This is version 1 (``STORE_API``). Where a method's meaning is not obvious from its name,
-the directory store's docstring says it.
+This is version 2 (``STORE_API``; version 1 was one flat class). Where a method's meaning
+is not obvious from its name, the directory store's docstring says it.
 """
 
 from __future__ import annotations
@@ -24,18 +28,16 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from a_la_mode.compile.planfile import PlanBase
-    from a_la_mode.store.directory import Lease, Success
     from a_la_mode.store.manifest import Manifest
+    from a_la_mode.store.records import Lease, Success
 
-STORE_API = 1
+STORE_API = 2
 """The version of this contract."""
 
 
 class Ledger(Protocol):
     """Runs and attempts: what happened, when, and how long it took."""
 
-    def begin_run(self, plan: PlanBase, engine: str) -> int: ...
-    def end_run(self, run: int, status: str) -> None: ...
     def begin_attempt(self, run: int, task: str, output_id: str) -> tuple[int, Path]: ...
     def end_attempt(
         self,
@@ -45,7 +47,6 @@ class Ledger(Protocol):
         exit_code: int | None,
         signal: int | None,
         timed_out: bool,
-        success: Success | None = None,
         oom_killed: bool = False,
         detail: str = "",
     ) -> None: ...
@@ -56,7 +57,7 @@ class Ledger(Protocol):
     def attempt_logs(self, output_id: str) -> dict[int, Path]: ...
     def attempt_running(self, output_id: str, number: int) -> bool: ...
     def last_failure(self, output_id: str) -> dict[str, Any] | None: ...
-    def active_runs(self) -> list[int]: ...
+    def runs(self, limit: int) -> list[dict[str, Any]]: ...
 
 
 class Outputs(Protocol):
@@ -73,6 +74,7 @@ class Outputs(Protocol):
     def output_path(self, output_id: str) -> Path: ...
     def output_folder(self, output_id: str) -> str: ...
     def staging_path(self, output_id: str) -> str: ...
+    def new_staging(self, output_id: str) -> Path: ...
     def fetch(self, output_id: str) -> Path: ...
     def manifest(self, output_id: str) -> Manifest | None: ...
     def check_output(self, output_id: str, deep: bool) -> str | None: ...
@@ -103,6 +105,7 @@ class Leases(Protocol):
     def claim(self, output_id: str, run: int, task: str) -> Lease: ...
     def claim_many(self, wanted: list[tuple[str, str]], run: int) -> list[Lease]: ...
     def release(self, output_id: str) -> None: ...
+    def active_runs(self) -> list[int]: ...
 
 
 class Recovery(Protocol):
@@ -115,11 +118,28 @@ class Recovery(Protocol):
 
 
 @runtime_checkable
-class Store(Ledger, Outputs, Leases, Recovery, Protocol):
-    """A whole store: the four parts, and where it is."""
+class Store(Protocol):
+    """A whole store: the four parts, where it is, and its runs."""
 
     where: str  # as the user named it, for messages
     root: Path  # this machine's directory for it (a blob store's cache)
     exists: bool  # False for a directory store nothing has made yet
+
+    @property
+    def ledger(self) -> Ledger: ...
+    @property
+    def outputs(self) -> Outputs: ...
+    @property
+    def leases(self) -> Leases: ...
+    @property
+    def recovery(self) -> Recovery: ...
+
+    def begin_run(self, plan: PlanBase, engine: str) -> int:
+        """Keep the plan, record the run; what the run publishes is journalled."""
+        ...
+
+    def end_run(self, run: int, status: str) -> None:
+        """Record how the run ended; the leases it still holds go."""
+        ...
 
     def close(self) -> None: ...

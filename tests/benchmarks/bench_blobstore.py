@@ -23,8 +23,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from a_la_mode import TaskDef, compile_plan
-from a_la_mode.store.directory import LocalStore, Success
+from a_la_mode.store.directory import LocalStore
 from a_la_mode.store.manifest import Manifest
+from a_la_mode.store.records import Success
 
 ALAMODE = [sys.executable, "-c", "from a_la_mode.cli.main import main; main()"]
 HELLO_SHA = "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03"
@@ -68,7 +69,7 @@ def fill_directory(root: Path, outputs: list[str], task_of: dict[str, str]) -> N
     store = LocalStore(root)
     for output in outputs:
         (root / "outputs" / output).mkdir()
-    store.record_successes(
+    store.outputs.record_successes(
         [(0, 0.0, Success(o, task_of[o], "p", 0, 0.0, "local", Manifest({}))) for o in outputs]
     )
     store.close()

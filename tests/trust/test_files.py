@@ -125,10 +125,10 @@ def test_links_travel_through_a_blob_store(where: Where) -> None:  # noqa: F811
     first = where.machine("one")
     report, _ = run(plan, first)
     assert report.scheduler.succeeded
-    marker = first.marker(plan.output("a"))
+    marker = first.bucket.marker(plan.output("a"))
     assert marker["files"]["l"] == {"link": "f"}
     second = where.machine("two")
-    fetched = second.fetch(plan.output("a"))
+    fetched = second.outputs.fetch(plan.output("a"))
     assert os.readlink(fetched / "l") == "f" and (fetched / "l").read_text() == "hi\n"
 
 
@@ -146,16 +146,16 @@ def test_a_forged_marker_path_is_refused_before_anything_is_written(
     machine = where.machine("one")
     run(plan, machine)
     output = plan.output("a")
-    key = machine._key("success", output)
-    marker = json.loads(machine.fs.cat_file(key))
+    key = machine.bucket.key("success", output)
+    marker = json.loads(machine.bucket.fs.cat_file(key))
     marker["files"] = {path: marker["files"]["f"]}
-    machine.fs.rm(key)
-    machine.fs.pipe_file(key, json.dumps(marker).encode())
+    machine.bucket.fs.rm(key)
+    machine.bucket.fs.pipe_file(key, json.dumps(marker).encode())
     other = where.machine("two")
     with pytest.raises(StoreError, match="has a marker that cannot be trusted"):
-        other.fetch(output)
+        other.outputs.fetch(output)
     assert not list(tmp_path.rglob("ESCAPED"))
-    assert other.check_output(output, deep=False).startswith("its marker cannot be trusted")
+    assert other.outputs.check_output(output, deep=False).startswith("its marker cannot be trusted")
 
 
 def test_manifests_refuse_paths_and_links_outside_the_output() -> None:

@@ -26,15 +26,15 @@ def test_a_marker_and_upload_lost_in_the_bucket_are_made_again(where: Where) -> 
     machine = where.machine("a")
     run(plan, machine)
     top = plan.output("top")
-    machine.fs.rm(machine._key("success", top))  # expired, or gc'd from elsewhere
-    machine.fs.rm(machine._key("outputs", top), recursive=True)
+    machine.bucket.fs.rm(machine.bucket.key("success", top))  # expired, or gc'd from elsewhere
+    machine.bucket.fs.rm(machine.bucket.key("outputs", top), recursive=True)
     again = where.machine("a")  # the same machine: its cache remembers the success
     assert {s.task: s.label for s in task_states(plan, again, None)}["top"] == "would run"
     report, kinds = run(plan, again)
     assert report.scheduler.succeeded
     assert kinds["start"] == ["top"] and "adopt" not in kinds
-    assert again.marker(top) is not None  # published and marked anew
-    assert again.check_output(top, deep=True) is None
+    assert again.bucket.marker(top) is not None  # published and marked anew
+    assert again.outputs.check_output(top, deep=True) is None
 
 
 def test_a_plan_replaced_in_the_bucket_is_never_run(tmp_path: Path) -> None:
@@ -73,7 +73,7 @@ def test_with_a_signing_key_a_forged_marker_is_refused(
     key.write_text("a shared secret of the team's machines\n")
     monkeypatch.setenv("ALAMODE_SIGNING_KEY_FILE", str(key))
     reader = where.machine("reader")
-    assert reader.successes([plan.output(n) for n in plan.tasks]) == set()
+    assert reader.outputs.successes([plan.output(n) for n in plan.tasks]) == set()
     seen = {s.task: s for s in task_states(plan, reader, None)}
     assert "its marker is not signed with this store's key" in seen["top"].reason
     assert {s.label for s in seen.values()} <= {"output missing", "blocked"}
@@ -81,13 +81,15 @@ def test_with_a_signing_key_a_forged_marker_is_refused(
     assert ("top", "its marker is not signed with this store's key") in bad
     report, kinds = run(plan, reader)  # the forged markers are replaced by signed ones
     assert report.scheduler.succeeded and sorted(kinds["start"]) == ["copy", "join", "top"]
-    assert reader.marker(plan.output("top"))["signature"].startswith("hmac-sha256:")
+    assert reader.bucket.marker(plan.output("top"))["signature"].startswith("hmac-sha256:")
     assert verify(reader, forget=False) == []
-    forged = reader._read_json(reader._key("success", plan.output("join")))
+    forged = reader.bucket.read_json(reader.bucket.key("success", plan.output("join")))
     forged["seconds"] = 99.0  # one field changed: the signature no longer matches
-    reader.fs.rm(reader._key("success", plan.output("join")))
-    reader.fs.pipe_file(reader._key("success", plan.output("join")), json.dumps(forged).encode())
-    assert plan.output("join") not in reader.successes([plan.output("join")])
+    reader.bucket.fs.rm(reader.bucket.key("success", plan.output("join")))
+    reader.bucket.fs.pipe_file(
+        reader.bucket.key("success", plan.output("join")), json.dumps(forged).encode()
+    )
+    assert plan.output("join") not in reader.outputs.successes([plan.output("join")])
 
 
 def test_a_signing_key_that_cannot_be_read_is_one_line(

@@ -16,8 +16,10 @@ import pytest
 from a_la_mode import TaskDef, compile_plan
 from a_la_mode.errors import StoreError
 from a_la_mode.run.processes import start_ticks, start_time
-from a_la_mode.store.directory import HOST, LocalStore, Success
+from a_la_mode.store.directory import LocalStore
 from a_la_mode.store.manifest import Manifest
+from a_la_mode.store.records import HOST, Success
+from a_la_mode.store.recovery import dead_journals
 
 OUTPUT = "ab" * 32
 
@@ -33,7 +35,7 @@ def test_a_new_store_has_its_layout_and_schema(tmp_path: Path) -> None:
         "state.sqlite-shm",
         "state.sqlite-wal",
     ]
-    assert store._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert store.database.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
 def test_a_store_from_a_newer_alamode_is_refused(tmp_path: Path) -> None:
@@ -48,8 +50,8 @@ def test_a_store_of_schema_1_is_upgraded_in_place_and_keeps_its_history(tmp_path
     store = LocalStore(tmp_path / "s")
     plan = compile_plan({}, [TaskDef("a", {"command": "true"})])
     run = store.begin_run(plan, "local")
-    attempt, _ = store.begin_attempt(run, "a", plan.output("a"))
-    store.end_attempt(attempt, "failed", 1.0, 3, None, False)
+    attempt, _ = store.ledger.begin_attempt(run, "a", plan.output("a"))
+    store.ledger.end_attempt(attempt, "failed", 1.0, 3, None, False)
     store.close()
     with sqlite3.connect(tmp_path / "s" / "state.sqlite") as db:  # back to version 1's tables
         db.execute("ALTER TABLE attempts DROP COLUMN oom_killed")
@@ -57,8 +59,10 @@ def test_a_store_of_schema_1_is_upgraded_in_place_and_keeps_its_history(tmp_path
         db.execute("ALTER TABLE successes DROP COLUMN manifest")
         db.execute("UPDATE meta SET value='1' WHERE key='schema'")
     store = LocalStore(tmp_path / "s")
-    assert store._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone() == ("4",)
-    [row] = store.history("a", 9)
+    assert store.database.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone() == (
+        "4",
+    )
+    [row] = store.ledger.history("a", 9)
     assert (row["exit_code"], row["oom_killed"]) == (3, 0)
 
 
@@ -71,18 +75,18 @@ def test_an_unusable_store_path_is_a_one_line_error(tmp_path: Path) -> None:
 def test_output_ids_are_checked_before_they_become_paths(tmp_path: Path) -> None:
     store = LocalStore(tmp_path / "s")
     with pytest.raises(StoreError, match="is not an output ID"):
-        store.output_path("../../etc")
+        store.outputs.output_path("../../etc")
 
 
 def test_a_lease_is_exclusive_until_released_or_its_owner_dies(tmp_path: Path) -> None:
     store = LocalStore(tmp_path / "s")
-    assert store.lease(OUTPUT, run=1).state == "ours"
+    assert store.leases.lease(OUTPUT, run=1).state == "ours"
     holder = subprocess.run(
         [
             sys.executable,
             "-c",
             "import sys; from a_la_mode.store.directory import LocalStore;"
-            f"print(LocalStore(sys.argv[1]).lease('{OUTPUT}', 2).state)",
+            f"print(LocalStore(sys.argv[1]).leases.lease('{OUTPUT}', 2).state)",
             str(tmp_path / "s"),
         ],
         capture_output=True,
@@ -91,13 +95,13 @@ def test_a_lease_is_exclusive_until_released_or_its_owner_dies(tmp_path: Path) -
     )
     # the child saw our live lease; after it exits, its own lease attempt left nothing behind
     assert holder.stdout.strip() == "held"
-    store.release(OUTPUT)
+    store.leases.release(OUTPUT)
     dead = subprocess.run(
         [
             sys.executable,
             "-c",
             "import sys; from a_la_mode.store.directory import LocalStore;"
-            f"print(LocalStore(sys.argv[1]).lease('{OUTPUT}', 3).state)",
+            f"print(LocalStore(sys.argv[1]).leases.lease('{OUTPUT}', 3).state)",
             str(tmp_path / "s"),
         ],
         capture_output=True,
@@ -105,47 +109,49 @@ def test_a_lease_is_exclusive_until_released_or_its_owner_dies(tmp_path: Path) -
         check=True,
     )
     assert dead.stdout.strip() == "ours"  # taken by a process now dead:
-    assert store.lease(OUTPUT, run=4).state == "ours"  # so it is ours again
+    assert store.leases.lease(OUTPUT, run=4).state == "ours"  # so it is ours again
 
 
 def test_staging_of_dead_runners_is_cleaned_and_live_ones_kept(tmp_path: Path) -> None:
     store = LocalStore(tmp_path / "s")
-    mine = store.new_staging(OUTPUT)
+    mine = store.outputs.new_staging(OUTPUT)
     dead = tmp_path / "s" / "staging" / f"{OUTPUT}.999999.deadbeef"
     dead.mkdir()
-    assert store.clean_staging() == [dead.name]
+    assert store.recovery.clean_staging() == [dead.name]
     assert mine.exists()
 
 
 def test_publish_then_record_makes_a_success(tmp_path: Path) -> None:
     store = LocalStore(tmp_path / "s")
     plan = compile_plan({}, [TaskDef("t", {})])
-    staging = store.new_staging(OUTPUT)
+    staging = store.outputs.new_staging(OUTPUT)
     (staging / "sub").mkdir()
     (staging / "sub" / "f").write_text("data")
-    manifest = store.publish(OUTPUT, staging)
+    manifest = store.outputs.publish(OUTPUT, staging)
     assert manifest.files == {
-        "sub/f": (4, Manifest.of_directory(store.output_path(OUTPUT)).files["sub/f"][1])
+        "sub/f": (4, Manifest.of_directory(store.outputs.output_path(OUTPUT)).files["sub/f"][1])
     }
-    assert store.successes([OUTPUT]) == set()  # published, not yet recorded: not a success
-    store.record_success(Success(OUTPUT, "t", plan.digest, 1, 0.5, "local", manifest))
-    assert store.successes([OUTPUT]) == {OUTPUT}
-    assert store.check_output(OUTPUT, deep=True) is None
+    assert store.outputs.successes([OUTPUT]) == set()  # published, not yet recorded: not a success
+    store.outputs.record_success(Success(OUTPUT, "t", plan.digest, 1, 0.5, "local", manifest))
+    assert store.outputs.successes([OUTPUT]) == {OUTPUT}
+    assert store.outputs.check_output(OUTPUT, deep=True) is None
 
 
 def test_files_of_every_size_are_hashed_alike(tmp_path: Path) -> None:
     """Small files are hashed from one read, large ones in chunks: the manifest is sha256
     and size either way, on both sides of the switch and of file_digest's 256 KB buffer."""
     store = LocalStore(tmp_path / "s")
-    staging = store.new_staging(OUTPUT)
+    staging = store.outputs.new_staging(OUTPUT)
     contents = {f"f{size}": os.urandom(size) for size in (0, 10, 65_536, 65_537, 262_144, 700_000)}
     for name, data in contents.items():
         (staging / name).write_bytes(data)
-    manifest = store.publish(OUTPUT, staging)
+    manifest = store.outputs.publish(OUTPUT, staging)
     assert manifest.files == {
         name: (len(data), hashlib.sha256(data).hexdigest()) for name, data in contents.items()
     }
-    assert Manifest.of_directory(store.output_path(OUTPUT)) == manifest  # what verify re-hashes
+    assert (
+        Manifest.of_directory(store.outputs.output_path(OUTPUT)) == manifest
+    )  # what verify re-hashes
 
 
 def dead_pid() -> int:
@@ -165,33 +171,37 @@ def test_a_killed_runner_s_journal_is_settled_by_the_next_run(tmp_path: Path) ->
     run = store.begin_run(plan, "local")
     for name in ("kept", "changed"):  # run and published, then the runner "dies"
         output = plan.output(name)
-        store.begin_attempt(run, name, output)
-        staging = store.new_staging(output)
+        store.ledger.begin_attempt(run, name, output)
+        staging = store.outputs.new_staging(output)
         (staging / "f").write_text(name)
-        store.publish(output, staging)
+        store.outputs.publish(output, staging)
     [journal] = (tmp_path / "s" / "staging").glob("journal.*")
-    assert store.adopt_orphans() == {}  # its runner (this process) is alive: not settled yet
+    assert (
+        store.recovery.adopt_orphans() == {}
+    )  # its runner (this process) is alive: not settled yet
     with journal.open("a") as torn:  # killed mid-write: half a line
         torn.write('{"output": "' + plan.output("kept")[:20])
     journal.rename(journal.with_name(f"journal.{dead_pid()}.0000"))
-    changed = store.output_path(plan.output("changed")) / "f"
+    changed = store.outputs.output_path(plan.output("changed")) / "f"
     changed.chmod(0o644)
     changed.write_text("CHANGED")  # behind our back, same size: only a re-hash can tell
-    assert store.adopt_orphans() == {plan.output("kept"): "kept"}
-    assert store.history("kept", 1)[0]["status"] == "succeeded"  # only its record was lost
-    assert store.history("changed", 1)[0]["status"] == "running"  # its runner is this process
-    assert store.successes(plan.output(n) for n in plan.tasks) == {plan.output("kept")}
-    assert not store.output_path(plan.output("changed")).exists()  # discarded, made anew
+    assert store.recovery.adopt_orphans() == {plan.output("kept"): "kept"}
+    assert store.ledger.history("kept", 1)[0]["status"] == "succeeded"  # only its record was lost
+    assert (
+        store.ledger.history("changed", 1)[0]["status"] == "running"
+    )  # its runner is this process
+    assert store.outputs.successes(plan.output(n) for n in plan.tasks) == {plan.output("kept")}
+    assert not store.outputs.output_path(plan.output("changed")).exists()  # discarded, made anew
     assert list((tmp_path / "s" / "staging").glob("journal.*")) == []
-    assert store.check_output(plan.output("kept"), deep=True) is None
+    assert store.outputs.check_output(plan.output("kept"), deep=True) is None
 
 
 def test_a_schema_2_store_s_manifest_files_are_still_read(tmp_path: Path) -> None:
     store = LocalStore(tmp_path / "s")
-    staging = store.new_staging(OUTPUT)
+    staging = store.outputs.new_staging(OUTPUT)
     (staging / "f").write_text("data")
-    manifest = store.publish(OUTPUT, staging)
-    store.record_success(Success(OUTPUT, "t", "ab" * 32, 1, 0.5, "local", manifest))
+    manifest = store.outputs.publish(OUTPUT, staging)
+    store.outputs.record_success(Success(OUTPUT, "t", "ab" * 32, 1, 0.5, "local", manifest))
     store.close()
     with sqlite3.connect(tmp_path / "s" / "state.sqlite") as db:  # as version 2 left it
         db.execute("ALTER TABLE attempts DROP COLUMN detail")
@@ -200,10 +210,10 @@ def test_a_schema_2_store_s_manifest_files_are_still_read(tmp_path: Path) -> Non
     (tmp_path / "s" / "manifests").mkdir()
     (tmp_path / "s" / "manifests" / f"{OUTPUT}.json").write_text(manifest.to_json())
     store = LocalStore(tmp_path / "s")
-    assert store.manifest(OUTPUT) == manifest
-    assert store.check_output(OUTPUT, deep=True) is None
+    assert store.outputs.manifest(OUTPUT) == manifest
+    assert store.outputs.check_output(OUTPUT, deep=True) is None
     (tmp_path / "s" / "manifests" / f"{OUTPUT}.json").write_text('{"f": [4, "0000"]}')
-    assert store.check_output(OUTPUT, deep=True) == "its file f was modified"
+    assert store.outputs.check_output(OUTPUT, deep=True) == "its file f was modified"
 
 
 def test_many_processes_creating_one_new_store_at_once_all_succeed(tmp_path: Path) -> None:
@@ -212,7 +222,7 @@ def test_many_processes_creating_one_new_store_at_once_all_succeed(tmp_path: Pat
     program = (
         "import sys; from a_la_mode.store.directory import LocalStore; "
         "store = LocalStore(sys.argv[1]); "
-        "[(store.lease(format(i, '064x'), 1), store.release(format(i, '064x'))) "
+        "[(store.leases.lease(format(i, '064x'), 1), store.leases.release(format(i, '064x'))) "
         "for i in range(30)]; print('ok')"
     )
     children = [
@@ -249,11 +259,11 @@ def test_a_reused_pid_does_not_keep_a_dead_runner_s_run_lease_staging_or_journal
     store = LocalStore(tmp_path / "s")
     plan = compile_plan({}, [TaskDef("a", {"command": "true"})])
     run = store.begin_run(plan, "local")
-    with store._db:  # rows written an hour ago by a runner with that pid
-        store._db.execute(
+    with store.database.db:  # rows written an hour ago by a runner with that pid
+        store.database.db.execute(
             "UPDATE runs SET pid=?, started=? WHERE id=?", (younger_process, AN_HOUR_AGO, run)
         )
-        store._db.execute(
+        store.database.db.execute(
             "INSERT INTO leases VALUES (?, ?, ?, ?, ?)",
             (OUTPUT, run, HOST, younger_process, AN_HOUR_AGO),
         )
@@ -266,18 +276,18 @@ def test_a_reused_pid_does_not_keep_a_dead_runner_s_run_lease_staging_or_journal
     staging.mkdir()
     journal.write_text("")
 
-    assert store.active_runs() == []
-    assert store.dead_journals() == [journal]
-    assert store.lease(OUTPUT, run=run + 1).state == "ours"  # not "held" by the sleep
-    assert store.settle_dead_runs() == [run]
-    assert sorted(store.clean_staging()) == sorted([staging.name, journal.name])
+    assert store.leases.active_runs() == []
+    assert dead_journals(store.root / "staging") == [journal]
+    assert store.leases.lease(OUTPUT, run=run + 1).state == "ours"  # not "held" by the sleep
+    assert store.recovery.settle_dead_runs() == [run]
+    assert sorted(store.recovery.clean_staging()) == sorted([staging.name, journal.name])
 
 
 def test_a_live_runner_s_records_are_kept(tmp_path: Path, younger_process: int) -> None:
     """The same records, written by the live process itself: they stay."""
     store = LocalStore(tmp_path / "s")
-    with store._db:
-        store._db.execute(
+    with store.database.db:
+        store.database.db.execute(
             "INSERT INTO leases VALUES (?, ?, ?, ?, ?)",
             (OUTPUT, 1, HOST, younger_process, time.time()),
         )
@@ -286,8 +296,8 @@ def test_a_live_runner_s_records_are_kept(tmp_path: Path, younger_process: int) 
     older_name = tmp_path / "s" / "staging" / f"{OUTPUT}.{younger_process}.deadbeef"
     for folder in (staging, older_name):  # this alamode's names, and older ones (a pid alone)
         folder.mkdir()
-    assert store.lease(OUTPUT, run=2).state == "held"
-    assert store.clean_staging() == []
+    assert store.leases.lease(OUTPUT, run=2).state == "held"
+    assert store.recovery.clean_staging() == []
     assert staging.exists() and older_name.exists()
 
 
