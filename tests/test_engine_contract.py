@@ -11,6 +11,7 @@ from a_la_mode.engines.local import LocalEngine
 from a_la_mode.run.engine import Engine
 from a_la_mode.testing import EngineContract
 
+from .polling_engine import PollingShellEngine
 from .test_docker_engine import IMAGE, client, daemon  # noqa: F401 - fixtures
 
 
@@ -31,3 +32,10 @@ class TestDockerEngine(EngineContract):
 
     def spec(self) -> Mapping[str, Any]:
         return {"image": IMAGE}
+
+
+class TestPollingEngine(EngineContract):
+    """The submit-and-poll form (engine API 2), with real processes."""
+
+    def make_engine(self) -> Engine:
+        return PollingShellEngine()

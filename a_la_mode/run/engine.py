@@ -1,8 +1,19 @@
 """The engine contract: how a runner asks for one task's command to be run.
 
-An engine is a class registered under the entry point group ``a_la_mode.engines``. It runs
-one ``Job`` at a time per call (the runner calls it from several threads at once), blocking
-until the command ends, and reports a ``Result``. It never touches the store: the runner
+An engine is a class registered under the entry point group ``a_la_mode.engines``, in one of
+two forms:
+
+- **blocking** (``api_version = 1``, the default): ``run(job)`` runs one ``Job`` and
+  returns its ``Result`` when the command has ended; the runner calls it from ``-j``
+  threads at once. For engines whose commands run on this machine.
+- **submit and poll** (``api_version = 2``): ``submit(job)`` hands the job over and returns
+  at once with a handle; ``poll(timeout)`` returns the (handle, ``Result``) of jobs that
+  have ended since, waiting up to ``timeout`` seconds for one. One runner thread polls. For
+  engines whose workers are elsewhere (a cluster, other hosts): no thread waits per task.
+
+Either way the engine says where its jobs run (``placement``): ``"local"`` (the only one
+this runner offers yet) means the job's paths are valid where the command runs, as on this
+machine or a filesystem its workers share at the same paths. It never touches the store: the runner
 stages, publishes and records. The command's output goes through ``LogFile(job.log_path)``,
 which creates the log only if there is output. ``prepare`` sees every task before the run
 starts, so that a task the engine cannot run is refused before any work is done. ``stop_all``
@@ -10,9 +21,9 @@ must end every command still running (the whole process group or container) -- t
 calls it on Ctrl-C. An engine holding a connection may also have ``close()``, called once
 it is no longer needed.
 
-This is version 1 of the contract (``ENGINE_API``): jobs run where this machine's paths are
-valid. ``a_la_mode.testing.EngineContract`` is its test kit; docs/internals/engines.md says
-what version 2 adds for engines whose workers are elsewhere.
+This is version 2 of the contract (``ENGINE_API``); a version 1 engine is a blocking one.
+``a_la_mode.testing.EngineContract`` is its test kit, for both forms;
+docs/internals/engines.md says how remote engines use it.
 """
 
 from __future__ import annotations
@@ -21,7 +32,7 @@ import contextlib
 import json
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, BinaryIO, NamedTuple, Protocol, runtime_checkable
@@ -30,8 +41,10 @@ from a_la_mode.compile.naming import input_variable
 from a_la_mode.errors import AlamodeError
 from a_la_mode.store.sizes import human_size
 
-ENGINE_API = 1
-"""The version of this contract."""
+ENGINE_API = 2
+"""The version of this contract: engines of versions 1 (blocking) and 2 (submit and poll)
+are both run."""
+PLACEMENTS = ("local",)  # where a job may run: its paths are valid there
 
 
 class EngineError(AlamodeError):
@@ -162,6 +175,53 @@ class Engine(Protocol):
 
     def stop_all(self) -> None:
         """End every command this engine is running now."""
+
+
+@runtime_checkable
+class PollingEngine(Protocol):
+    """What the runner needs of a submit-and-poll engine (``api_version = 2``)."""
+
+    name: str
+    api_version: int
+    placement: str
+
+    def check(self) -> None: ...
+    def prepare(self, tasks: Mapping[str, Mapping[str, Any]]) -> None: ...
+
+    def submit(self, job: Job) -> Hashable:
+        """Hand ``job`` over and return at once: a handle that ``poll`` reports it by."""
+
+    def poll(self, timeout: float) -> list[tuple[Hashable, Result]]:
+        """The jobs that have ended since the last call, waiting up to ``timeout`` seconds
+        for one. A job whose command failed is a ``Result``, never an exception."""
+
+    def stop_all(self) -> None:
+        """End every job submitted and not yet reported; ``poll`` then reports each."""
+
+
+def api_version(engine: object) -> int:
+    """The contract version ``engine`` speaks, checked: a one-line EngineError otherwise."""
+    name = getattr(engine, "name", type(engine).__name__)
+    version = getattr(engine, "api_version", 1)
+    if version not in (1, 2):
+        raise EngineError(
+            f"engine {name!r} speaks engine API {version!r}; this alamode runs 1 and 2: "
+            "upgrade a-la-mode"
+        )
+    placement = getattr(engine, "placement", "local")
+    if placement not in PLACEMENTS:
+        raise EngineError(
+            f"engine {name!r} runs jobs at placement {placement!r}; this alamode offers "
+            f"{', '.join(PLACEMENTS)}: upgrade a-la-mode"
+        )
+    needs = ("submit", "poll", "stop_all") if version == 2 else ("run", "stop_all")
+    missing = [method for method in needs if not callable(getattr(engine, method, None))]
+    if missing:
+        raise EngineError(
+            f"engine {name!r} (engine API {version}) lacks {', '.join(missing)}; "
+            "it is not an engine this alamode can run"
+        )
+    return int(version)
 
 
 def task_environment(

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from a_la_mode.compile.naming import did_you_mean
 from a_la_mode.errors import StoreError
-from a_la_mode.run.engine import Engine, EngineError
+from a_la_mode.run.engine import Engine, EngineError, api_version
 from a_la_mode.store.contract import Store
 
 if TYPE_CHECKING:
@@ -22,7 +22,10 @@ if TYPE_CHECKING:
 
 ENGINE_GROUP = "a_la_mode.engines"
 STORE_GROUP = "a_la_mode.stores"  # entry point name: the URL scheme it opens
-REQUIRED = ("name", "check", "prepare", "run", "stop_all")
+REQUIRED = {  # by engine API version: blocking, or submit and poll
+    1: ("name", "check", "prepare", "run", "stop_all"),
+    2: ("name", "check", "prepare", "submit", "poll", "stop_all"),
+}
 
 
 def entry_points_by_name(group: str) -> dict[str, EntryPoint]:
@@ -61,13 +64,15 @@ def load_engine(name: str, options: Mapping[str, Any] | None = None) -> Engine:
         ) from None
     except Exception as err:  # a plugin's own bug: name the plugin, not our traceback
         raise EngineError(f"engine {name!r} ({entry.value}) failed to load: {err}") from None
-    missing = [attr for attr in REQUIRED if not hasattr(factory, attr)]
+    needs = REQUIRED.get(getattr(factory, "api_version", 1), REQUIRED[1])
+    missing = [attr for attr in needs if not hasattr(factory, attr)]
     if missing:
         raise EngineError(
             f"engine {name!r} ({entry.value}) is not an engine: it lacks {', '.join(missing)}"
         )
     if not options:
         engine: Engine = factory()
+        api_version(engine)
         return engine
     import inspect  # only to check options: 8 ms of every start-up otherwise
 
@@ -77,6 +82,7 @@ def load_engine(name: str, options: Mapping[str, Any] | None = None) -> Engine:
         given = ", ".join("--" + key.replace("_", "-") for key in sorted(options))
         raise EngineError(f"engine {name!r} does not take {given}; leave it out") from None
     engine = factory(*signature.args, **signature.kwargs)
+    api_version(engine)
     return engine
 
 

@@ -13,7 +13,6 @@ import contextlib
 import os
 import queue
 import shutil
-import threading
 import time
 from collections.abc import Callable
 from concurrent import futures
@@ -24,7 +23,8 @@ from typing import Any, NamedTuple
 from a_la_mode.compile.bulk import paused_gc
 from a_la_mode.compile.planfile import PlanBase
 from a_la_mode.errors import AlamodeError
-from a_la_mode.run.engine import Engine, Job, LogFile, Result
+from a_la_mode.run.dispatch import Notice, dispatcher_for
+from a_la_mode.run.engine import Engine, Job, LogFile, PollingEngine, Result
 from a_la_mode.run.scheduler import DONE_BEFORE, Scheduler, State, done_reason, wanted
 from a_la_mode.store.contract import Store
 from a_la_mode.store.manifest import Manifest
@@ -108,7 +108,6 @@ class _Attempt:
 # What a worker or a durable batch's thread tells the main thread: ("started" | "finished"
 # | "durable", the attempt's row, and for "finished" the result and manifest, or what
 # publishing raised).
-_Notice = tuple[str, int, "tuple[Result, Manifest | None] | Exception | None"]
 
 
 class RunReport(NamedTuple):
@@ -214,16 +213,16 @@ def run_plan(
 
 
 class _Runner:
-    """The main thread's loop. Worker threads run jobs and post notices to ``inbox``: the
-    main thread claims, records and emits; workers never wait for it. Up to ``jobs``
-    commands run at once, and as many more jobs wait claimed in the workers' queue, so a
-    worker that finishes starts the next command at once."""
+    """The main thread's loop. The dispatcher (dispatch.py) runs jobs on its threads and
+    posts notices to ``inbox``: the main thread claims, records and emits; the dispatcher
+    never waits for it. Up to ``jobs`` commands run at once, and as many more jobs wait
+    claimed in the dispatcher's hands, so a worker that finishes starts the next at once."""
 
     def __init__(
         self,
         plan: PlanBase,
         store: Store,
-        engine: Engine,
+        engine: Engine | PollingEngine,
         scheduler: Scheduler,
         run: int,
         emit: Callable[[Event], None],
@@ -232,7 +231,7 @@ class _Runner:
         self.plan, self.store, self.engine, self.scheduler = plan, store, engine, scheduler
         self.run, self.emit, self.jobs = run, emit, max(1, jobs)
         self.digest = plan.digest  # read once: a pydantic private attribute costs microseconds
-        self.inbox: queue.SimpleQueue[_Notice] = queue.SimpleQueue()
+        self.inbox: queue.SimpleQueue[Notice] = queue.SimpleQueue()
         self.reserved: collections.deque[_Attempt] = collections.deque()  # claimed, no worker yet
         self.ahead: dict[str, _Attempt] = {}  # claimed ahead: waiting on upstream, by task
         self.running: dict[int, _Attempt] = {}  # handed to a worker: queued or running, by row
@@ -246,15 +245,7 @@ class _Runner:
         # Making a batch durable (a syncfs) takes milliseconds: a thread of its own does it.
         self.flushing: Future[list[tuple[int, float, Success]]] | None = None
         self.flusher = ThreadPoolExecutor(1, thread_name_prefix="alamode-flush")
-        # Plain threads fed by a queue: a thread pool's futures cost the main thread time
-        # for every task (measured: docs/benchmarks.md).
-        self.queue: queue.SimpleQueue[tuple[int, Job] | None] = queue.SimpleQueue()
-        self.workers = [
-            threading.Thread(target=self._worker, name=f"alamode-task-{n}", daemon=True)
-            for n in range(self.jobs)
-        ]
-        for worker in self.workers:
-            worker.start()
+        self.dispatcher = dispatcher_for(engine, self, self.inbox, self.jobs)
 
     def loop(self) -> None:
         while True:
@@ -274,7 +265,7 @@ class _Runner:
         self._flush(force=True)
         self._stop_workers()
 
-    def _handle(self, notice: _Notice) -> None:
+    def _handle(self, notice: Notice) -> None:
         kind, row, outcome = notice
         if kind == "started":
             attempt = self.running[row]
@@ -327,7 +318,7 @@ class _Runner:
                 return
             attempt = self.reserved.popleft()
             self.running[attempt.row] = attempt
-            self.queue.put((attempt.row, attempt.job))
+            self.dispatcher.dispatch(attempt.row, attempt.job)
 
     def _reserve(self) -> bool:
         """Claim a batch of ready tasks in one transaction; False when none is ready. A batch
@@ -442,42 +433,22 @@ class _Runner:
         )
         return _Attempt(name, lease.attempt, lease.number, job)
 
-    def _worker(self) -> None:
-        """A worker thread: run the jobs handed to it, until told to stop (None)."""
-        while (item := self.queue.get()) is not None:
-            self._work(*item)
-
     def _stop_workers(self, cancel: bool = False) -> None:
-        """Let the workers finish the job each is on (and, unless ``cancel``, every job
-        still queued), then end them."""
-        if cancel:
-            with contextlib.suppress(queue.Empty):
-                while True:
-                    self.queue.get_nowait()
-        for _ in self.workers:
-            self.queue.put(None)
-        for worker in self.workers:
-            worker.join()
+        """Let the dispatcher finish the jobs under way (and, unless ``cancel``, every job
+        handed to it), then end its threads."""
+        self.dispatcher.stop(cancel)
         self.flusher.shutdown(wait=False)  # a batch being made durable still completes
 
-    def _work(self, row: int, job: Job) -> None:
-        """On a worker thread: run ``job`` and post what happened; never raises."""
-        self.inbox.put(("started", row, None))
-        outcome: tuple[Result, Manifest | None] | Exception
-        try:
-            outcome = self._execute(job)
-        except Exception as err:  # publishing failed (disk full...)
-            outcome = err
-        self.inbox.put(("finished", row, outcome))
-
-    def _execute(self, job: Job) -> tuple[Result, Manifest | None]:
-        """On a worker thread: fetch inputs, run the command; on success, publish."""
-        os.mkdir(job.output_dir)  # its staging directory; the engine makes the log if need be
+    def before(self, job: Job) -> None:
+        """On a dispatcher's thread: the staging directory, and the inputs fetched here if
+        the store keeps them elsewhere. The engine makes the log if need be."""
+        os.mkdir(job.output_dir)
         if self.store.outputs.fetches_inputs:
             for output_id in self.plan.inputs(job.task).values():
                 self.store.outputs.fetch(output_id)  # a blob store downloads them into its cache
-        # a pure join point (no command): its output is an empty directory
-        result = self.engine.run(job) if job.command else Result(0, 0.0, detail="join point")
+
+    def after(self, job: Job, result: Result) -> tuple[Result, Manifest | None]:
+        """On a dispatcher's thread: publish what a command that succeeded wrote."""
         if not result.ok:
             shutil.rmtree(job.output_dir, ignore_errors=True)
             return result, None

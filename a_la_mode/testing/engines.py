@@ -1,5 +1,6 @@
-"""The engine contract as tests: what every engine must do with a ``Job`` (version 1 of the
-contract in a_la_mode/run/engine.py: the blocking ``run(job) -> Result`` on this machine's paths).
+"""The engine contract as tests: what every engine must do with a ``Job``, in either form of
+the contract in a_la_mode/run/engine.py: blocking (``run(job) -> Result``, API 1) or submit
+and poll (``submit(job)``, ``poll(timeout)``, API 2).
 
 An engine plugin's test module subclasses ``EngineContract`` and gives ``make_engine`` (and,
 for an engine that runs commands in an image, ``spec``)::
@@ -20,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from a_la_mode.run.engine import Engine, Job, Result
+from a_la_mode.run.engine import Engine, Job, Result, api_version
 
 
 class EngineContract:
@@ -55,9 +56,19 @@ class EngineContract:
             **fields,
         )
 
-    def run(self, engine: Engine, job: Job) -> Result:
+    def run(self, engine: Any, job: Job) -> Result:
+        """The job run to its end, in the form the engine speaks."""
         engine.prepare({job.task: {**self.spec(), "command": job.command}})
-        return engine.run(job)
+        if api_version(engine) == 1:
+            result: Result = engine.run(job)
+            return result
+        handle = engine.submit(job)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            for ended, result in engine.poll(1.0):
+                assert ended == handle, f"poll reported {ended!r}, never submitted"
+                return result
+        raise AssertionError(f"the job was not reported ended within 120 s ({engine.name})")
 
     def test_a_command_writes_its_output_and_its_log(self, engine: Any, tmp_path: Path) -> None:
         job = self.job(tmp_path, 'echo hello > "$ALAMODE_OUTPUT/f"; echo to-the-log')
@@ -104,9 +115,8 @@ class EngineContract:
 
     def test_stop_all_ends_what_runs(self, engine: Any, tmp_path: Path) -> None:
         job = self.job(tmp_path, "sleep 30")
-        engine.prepare({job.task: {**self.spec(), "command": job.command}})
         results: list[Result] = []
-        worker = threading.Thread(target=lambda: results.append(engine.run(job)))
+        worker = threading.Thread(target=lambda: results.append(self.run(engine, job)))
         worker.start()
         time.sleep(1.5)
         engine.stop_all()
