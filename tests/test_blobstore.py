@@ -25,7 +25,9 @@ from a_la_mode import TaskDef, compile_plan
 from a_la_mode.compile.plan import Plan
 from a_la_mode.errors import StoreError
 from a_la_mode.review.queries import gc_candidates, task_states, verify
-from a_la_mode.run.runner import Event, RunOptions, run_plan
+from a_la_mode.run.events import Event
+from a_la_mode.run.options import RunOptions
+from a_la_mode.run.runner import run_plan
 from a_la_mode.store.directory import open_store
 from a_la_mode.store.records import Success
 

@@ -11,7 +11,9 @@ import pytest
 from a_la_mode import TaskDef, compile_plan
 from a_la_mode.compile.plan import Plan
 from a_la_mode.run.engine import EngineError, api_version
-from a_la_mode.run.runner import Event, RunInterrupted, RunOptions, run_plan
+from a_la_mode.run.events import Event, RunInterrupted
+from a_la_mode.run.options import RunOptions
+from a_la_mode.run.runner import run_plan
 from a_la_mode.store.directory import LocalStore
 
 from .polling_engine import PollingShellEngine

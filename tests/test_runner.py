@@ -16,7 +16,9 @@ from a_la_mode import AlamodeError, TaskDef, compile_plan
 from a_la_mode.compile.plan import Plan
 from a_la_mode.review.queries import task_states, verify
 from a_la_mode.run.engine import Job
-from a_la_mode.run.runner import Event, RunInterrupted, RunOptions, run_plan
+from a_la_mode.run.events import Event, RunInterrupted
+from a_la_mode.run.options import RunOptions
+from a_la_mode.run.runner import run_plan
 from a_la_mode.run.scheduler import State
 from a_la_mode.store.directory import LocalStore
 

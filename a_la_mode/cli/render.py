@@ -258,44 +258,18 @@ def diff_headline(result: PlanDiff) -> str:
     return f"plan {result.old_digest[:SHORT_ID]} → {result.new_digest[:SHORT_ID]}: {summary}"
 
 
-# The run and store views live in their own module; callers reach them through here.
-from a_la_mode.cli.render_run import (  # noqa: E402 - after the names render_run uses
-    dry_run,
-    engines_table,
-    gc_report,
-    history_table,
-    provenance_tree,
-    pushed,
-    revoked,
-    run_summary,
-    run_view,
-    status_table,
-    verify_report,
-)
-
 __all__ = [
     "Progress",
     "diff_headline",
     "diff_report",
     "diff_stat",
-    "dry_run",
-    "engines_table",
     "error",
-    "gc_report",
-    "history_table",
     "json_out",
     "note",
     "plan_json",
     "plan_summary",
     "plan_table",
-    "provenance_tree",
-    "pushed",
     "raw_stderr",
     "recompute_note",
-    "revoked",
-    "run_summary",
-    "run_view",
-    "status_table",
     "text",
-    "verify_report",
 ]

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from a_la_mode.cli import render
 from a_la_mode.compile.planfile import PlanBase
 from a_la_mode.review.queries import TaskState
-from a_la_mode.run.runner import Event, RunReport
+from a_la_mode.run.events import Event, RunReport
 from a_la_mode.run.scheduler import Scheduler, wanted
 from a_la_mode.store.sizes import human_size
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Protocol, runtime_checkable
 
-from a_la_mode.cli import render
+from a_la_mode.cli import render, render_run
 from a_la_mode.cli.app import (
     JSON,
     arg,
@@ -39,8 +39,9 @@ from a_la_mode.review.queries import (
 )
 from a_la_mode.review.queries import provenance as provenance_of
 from a_la_mode.review.queries import verify as verify_store
+from a_la_mode.run.options import RunOptions, check_engine_keys, forced
 from a_la_mode.run.plugins import describe_engines, load_engine
-from a_la_mode.run.runner import RunOptions, check_engine_keys, forced, run_plan
+from a_la_mode.run.runner import run_plan
 from a_la_mode.run.scheduler import Scheduler, wanted
 from a_la_mode.store.contract import Store
 from a_la_mode.store.remote import store_of
@@ -163,7 +164,7 @@ def run(args: argparse.Namespace) -> int:
         done -= {plan.output(n) for n in again}
         scheduler = Scheduler(plan, done, target, the_store.ledger.durations())
         order = scheduler.simulate()
-        render.dry_run(order, scheduler, plan, json_)
+        render_run.dry_run(order, scheduler, plan, json_)
         return 0
     the_engine = load_engine(args.engine, {"pull": True} if args.pull else None)
     signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
@@ -175,9 +176,9 @@ def run(args: argparse.Namespace) -> int:
         else "plain"
     )
     options = options._replace(skip_events=mode != "plain")
-    with render.run_view(mode, plan, target) as view:
+    with render_run.run_view(mode, plan, target) as view:
         report = run_plan(plan, the_store, the_engine, options, view)
-    render.run_summary(report, json_)
+    render_run.run_summary(report, json_)
     return 0 if report.scheduler.succeeded else 1
 
 
@@ -197,7 +198,7 @@ def status(args: argparse.Namespace) -> None:
     """Each task as done / would run / blocked / failed last time, with the reason."""
     the_store = settled(store_at(args.store or store_of(args.source)))
     states = task_states(open_source(args.source), the_store, args.target)
-    render.status_table(states, args.json)
+    render_run.status_table(states, args.json)
 
 
 @command(PLAN, arg("task", metavar="TASK", help="The task to explain."), STORE)
@@ -233,7 +234,7 @@ def history(args: argparse.Namespace) -> None:
         render.note(f"no attempts{which} in {the_store.where}{hint}")
         if not args.json:
             return
-    render.history_table(rows, args.json)
+    render_run.history_table(rows, args.json)
 
 
 @command(
@@ -312,7 +313,7 @@ def push(args: argparse.Namespace) -> None:
     where = f"{store.rstrip('/')}/plans/{plan.digest}"
     if "://" not in store:
         where = str(the_store.outputs.plan_path(plan.digest))
-    render.pushed(where, plan, args.json)
+    render_run.pushed(where, plan, args.json)
 
 
 @command(
@@ -324,7 +325,7 @@ def provenance(args: argparse.Namespace) -> None:
     """Which task, spec, inputs and plan produced an output, recursively."""
     the_store = existing_store(args.store)
     tree = provenance_of(the_store, resolve_output(the_store, args.output))
-    render.provenance_tree(tree, args.json)
+    render_run.provenance_tree(tree, args.json)
 
 
 @command(
@@ -344,7 +345,7 @@ def revoke(args: argparse.Namespace) -> None:
     the_store = existing_store(args.store)
     output = resolve_output(the_store, args.output)
     records = revoke_output(the_store, output, args.reason.strip(), dry_run=args.dry_run)
-    render.revoked(records, args.dry_run, args.json)
+    render_run.revoked(records, args.dry_run, args.json)
 
 
 @command(
@@ -385,7 +386,7 @@ def gc(args: argparse.Namespace) -> None:
                 freed += the_store.outputs.remove_output(output)
                 progress.advance()
         freed += the_store.outputs.remove_revoked()  # revoked outputs are never used again
-    render.gc_report(details, kept, args.yes, freed, args.json)
+    render_run.gc_report(details, kept, args.yes, freed, args.json)
 
 
 def _parse_date(text: str) -> float:
@@ -409,11 +410,11 @@ def verify(args: argparse.Namespace) -> int:
     record (so the next run redoes them) unless --keep. Exit 1 if any is bad."""
     with render.Progress("verifying outputs") as progress:
         bad = verify_store(existing_store(args.store), not args.keep, progress)
-    render.verify_report(bad, args.keep, args.json)
+    render_run.verify_report(bad, args.keep, args.json)
     return 1 if bad else 0
 
 
 @command(JSON)
 def engines(args: argparse.Namespace) -> None:
     """List the installed engine plugins and whether each works here."""
-    render.engines_table(describe_engines(), args.json)
+    render_run.engines_table(describe_engines(), args.json)

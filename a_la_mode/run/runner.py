@@ -18,13 +18,14 @@ from collections.abc import Callable
 from concurrent import futures
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from a_la_mode.compile.bulk import paused_gc
 from a_la_mode.compile.planfile import PlanBase
-from a_la_mode.errors import AlamodeError
 from a_la_mode.run.dispatch import Notice, dispatcher_for
 from a_la_mode.run.engine import Engine, Job, LogFile, PollingEngine, Result
+from a_la_mode.run.events import Event, RunInterrupted, RunReport
+from a_la_mode.run.options import RunOptions, check_engine_keys, forced
 from a_la_mode.run.scheduler import DONE_BEFORE, Scheduler, State, done_reason, wanted
 from a_la_mode.store.contract import Store
 from a_la_mode.store.manifest import Manifest
@@ -38,62 +39,6 @@ MAX_CLAIM_BATCH = 64
 ADOPTED = "published by an interrupted run; kept"
 
 
-class RunInterrupted(AlamodeError):
-    """Ctrl-C: running tasks were stopped and nothing half-done was recorded."""
-
-    exit_code = 130
-
-
-class Event(NamedTuple):
-    """Something the user may want to see: ``kind`` is start, skip, wait, succeed, fail,
-    retry, adopt or finish. ``detail`` is the reason, in words."""
-
-    kind: str
-    task: str = ""
-    output: str = ""
-    detail: str = ""
-    seconds: float | None = None
-    attempt: int | None = None
-    log: str = ""
-
-    def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"event": self.kind, "time": round(time.time(), 3)}
-        for key in ("task", "output", "detail", "log"):
-            if getattr(self, key):
-                data[key] = getattr(self, key)
-        if self.seconds is not None:
-            data["seconds"] = round(self.seconds, 3)
-        if self.attempt is not None:
-            data["attempt"] = self.attempt
-        return data
-
-
-class RunOptions(NamedTuple):
-    jobs: int = 1
-    targets: list[str] | None = None
-    keep_going: bool = False
-    skip_events: bool = True  # a "skip" event per task done before; off where none is shown
-    force: tuple[str, ...] = ()  # run these again though a success is recorded
-    force_downstream: bool = False  # and everything downstream of them
-
-
-def forced(plan: PlanBase, names: list[str], options: RunOptions) -> list[str]:
-    """The wanted tasks ``--force`` (and ``--force-downstream``) run again, in plan order."""
-    unknown = [name for name in options.force if name not in plan.tasks]
-    if unknown:
-        from a_la_mode.compile.naming import did_you_mean
-
-        raise AlamodeError(
-            f"--force: unknown task {unknown[0]!r}{did_you_mean(unknown[0], plan.tasks)}; "
-            "'alamode show' lists the tasks"
-        )
-    chosen = set(options.force)
-    for name in names:  # plan order: a task's inputs come before it
-        if options.force_downstream and chosen.intersection(plan.inputs(name)):
-            chosen.add(name)
-    return [name for name in names if name in chosen]
-
-
 class _Attempt:
     """A task claimed by this run; ``started`` once a worker has begun it."""
 
@@ -103,50 +48,6 @@ class _Attempt:
         self.name, self.row, self.number = name, row, number
         self.job = job  # its output_dir is the attempt's staging directory
         self.started = False
-
-
-# What a worker or a durable batch's thread tells the main thread: ("started" | "finished"
-# | "durable", the attempt's row, and for "finished" the result and manifest, or what
-# publishing raised).
-
-
-class RunReport(NamedTuple):
-    run: int
-    scheduler: Scheduler
-    seconds: float
-
-
-def check_engine_keys(plan: PlanBase, names: list[str]) -> None:
-    """Refuse, before anything starts, engine keys of the wrong type (the table of spec
-    keys in docs/plan-format.md)."""
-    for name in names:
-        spec = plan.tasks[name]
-        command = spec.get("command")
-        where = f"task {name!r}: spec key"
-        if command is not None and not (
-            (isinstance(command, str) and command.strip())
-            or (isinstance(command, list) and command and all(isinstance(c, str) for c in command))
-        ):
-            raise AlamodeError(f"{where} 'command' must be a non-empty string or list of strings")
-        if command is not None and any("\0" in part for part in _parts(command)):
-            raise AlamodeError(f"{where} 'command' must not contain a NUL character")
-        env = spec.get("env", {})
-        if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
-            raise AlamodeError(f"{where} 'env' must be a dict of strings, e.g. {{'LANG': 'C'}}")
-        for variable, value in env.items():
-            if not variable or "=" in variable or "\0" in variable + value:
-                raise AlamodeError(
-                    f"{where} 'env': {variable!r} is not a variable a command can be given "
-                    "(a name without '=' or NUL, a value without NUL)"
-                )
-        for key, least in (("timeout", 1), ("retries", 0)):
-            value = spec.get(key, least)
-            if not isinstance(value, int) or value < least:
-                raise AlamodeError(f"{where} {key!r} must be an integer of at least {least}")
-
-
-def _parts(command: str | list[str]) -> list[str]:
-    return [command] if isinstance(command, str) else command
 
 
 def run_plan(
