@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 from a_la_mode import load_plan
-from a_la_mode.cli import main as cli
 
 from .conftest import FIXTURES, GOLDEN, SPECS, alamode
 
@@ -75,16 +74,12 @@ def test_global_options_may_follow_the_command(tmp_path: Path) -> None:
     assert_one_line_error(both, "--store-option 'b': write it as KEY=VALUE")
 
 
-def test_only_the_named_command_is_built_in_full() -> None:
-    assert cli._named_command(["-q", "status", "p.yaml"]) == "status"
-    assert cli._named_command(["--store-option=a=1", "run", "p.yaml"]) == "run"
-    assert cli._named_command(["-O", "run", "status"]) is None  # 'run' is -O's value
-    assert cli._named_command(["shwo"]) is None and cli._named_command(["-q"]) == ""
-    parser = cli.build_parser(only="run")
-    status, extra = parser.parse_known_args(["status", "p.yaml"])  # a name only
-    assert not hasattr(status, "handler") and extra == ["p.yaml"]
-    full = parser.parse_args(["run", "p.yaml", "-j", "3"])
-    assert full.handler is cli.COMMANDS["run"][0] and full.jobs == 3
+def test_a_global_option_s_value_is_never_taken_for_the_command(tmp_path: Path) -> None:
+    """'-O run status' gives 'run' to -O (and refuses it), before or after a command."""
+    before = alamode("-O", "run", "status", "p.yaml", cwd=tmp_path)
+    assert_one_line_error(before, "--store-option 'run': write it as KEY=VALUE")
+    after = alamode("status", "p.yaml", "-O", "run", cwd=tmp_path)
+    assert_one_line_error(after, "--store-option 'run': write it as KEY=VALUE")
 
 
 def test_a_raising_python_spec_shows_only_the_users_frames(tmp_path: Path) -> None:
@@ -170,23 +165,31 @@ def test_no_command_shows_the_commands_and_exits_2() -> None:
     bare = alamode()
     assert bare.returncode == 2
     for command in ("encode", "run", "status", "diff", "gc"):
-        assert f"\n    {command} " in bare.stdout
+        assert f"│ {command} " in bare.stdout  # a row of the commands' panel
 
 
 def test_help_names_what_each_option_takes() -> None:
     """Metavars a reader understands (PLAN, STORE, N, TASK), not Python types."""
+
+    def row(helped: str, option: str) -> list[str]:
+        """The words of the help row of ``option`` (its names, what it takes, its help)."""
+        (line,) = [line for line in helped.splitlines() if f" {option} " in line]
+        return line.strip("│ ").split()
+
     helped = alamode("run", "--help").stdout
-    for shown in ("PLAN", "--store STORE", "--jobs N", "--target TASK", "--engine NAME"):
-        assert shown in helped
-    assert "<list[str]>" not in helped
-    assert "--limit N" in alamode("history", "--help").stdout
-    assert "--output FILE" in alamode("encode", "--help").stdout
+    assert "PLAN" in helped.splitlines()[1]  # the usage line
+    for option, takes in (("--store", "STORE"), ("--jobs", "N"), ("--target", "TASK")):
+        assert takes in row(helped, option)[:3]
+    assert "NAME" in row(helped, "--engine")[:3]
+    assert "list[str]" not in helped
+    assert "N" in row(alamode("history", "--help").stdout, "--limit")[:3]
+    assert "FILE" in row(alamode("encode", "--help").stdout, "--output")[:3]
 
 
 def test_starting_a_run_imports_nothing_it_does_not_use() -> None:
-    """What 'alamode run' imports, every command pays for: tempfile and difflib are only for
-    the commands that write plans or suggest names. Modules the interpreter's own start-up
-    imported already are not counted."""
+    """What 'alamode run' imports, every command pays for: tempfile is only for the commands
+    that write plans. (difflib is not checked any more: typer's parser imports it to suggest
+    option names.) Modules the interpreter's own start-up imported already are not counted."""
     import subprocess
     import sys
 
@@ -195,9 +198,25 @@ def test_starting_a_run_imports_nothing_it_does_not_use() -> None:
         "before = set(sys.modules)\n"
         "import a_la_mode.cli.main, a_la_mode.cli.run, a_la_mode.run.runner\n"
         "import a_la_mode.engines.local\n"
-        "unused = ('tempfile', 'difflib')\n"
+        "unused = ('tempfile',)\n"
         "print(sorted(m for m in unused if m in sys.modules and m not in before))\n"
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_the_shell_completes_commands_and_options(tmp_path: Path) -> None:
+    """What bash asks through the completion script ``alamode --show-completion bash``
+    installs: the words that can follow."""
+    script = alamode("--show-completion", "bash", cwd=tmp_path)
+    assert script.returncode == 0 and "_ALAMODE_COMPLETE=complete_bash" in script.stdout
+
+    def complete(*words: str) -> list[str]:
+        env = {"_ALAMODE_COMPLETE": "complete_bash", "COMP_CWORD": str(len(words))}
+        done = alamode(env={**env, "COMP_WORDS": " ".join(["alamode", *words])}, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.split()
+
+    assert complete("ru") == ["run"]
+    assert complete("run", "--jo") == ["--jobs"]

@@ -1,12 +1,12 @@
-"""The command line's shared parts: how commands are declared (``@command`` and ``arg``),
-the process-wide settings, and what most commands start with (a store, a plan). Command
-modules import this, never main.py, so nothing imports in a circle."""
+"""The command line's shared parts: the typer app that commands are added to, the options
+several commands take, the process-wide settings, and what most commands start with (a
+store, a plan). Command modules import this, never main.py, so nothing imports in a circle."""
 
 from __future__ import annotations
 
-import argparse
-from collections.abc import Callable
-from typing import Any, NamedTuple, TypeVar
+from typing import Annotated, Any
+
+import typer
 
 from a_la_mode.cli import render
 from a_la_mode.compile.bulk import keep_for_good
@@ -30,50 +30,50 @@ class _State:
     store_options: dict[str, Any] = {}  # noqa: RUF012 - set once per process, by main
 
 
-# -- how commands are declared ---------------------------------------------------------------
-
-
-class Arg(NamedTuple):
-    """One argument or option of a command: ``argparse.add_argument(*names, **options)``."""
-
-    names: tuple[str, ...]
-    options: dict[str, Any]
-
-
-def arg(*names: str, **options: Any) -> Arg:
-    return Arg(names, options)
-
-
-Handler = Callable[[argparse.Namespace], "int | None"]
-H = TypeVar("H", bound=Handler)
-COMMANDS: dict[str, tuple[Handler, tuple[Arg, ...]]] = {}  # in the order --help lists them
-
-
-def command(*arguments: Arg) -> Callable[[H], H]:
-    """Register a function as the command of its name (``format_`` is ``format``). Its
-    docstring is its help: the first paragraph in ``alamode --help``, all of it in its own
-    ``--help``. It returns the exit status (None: 0)."""
-
-    def register(handler: H) -> H:
-        COMMANDS[handler.__name__.rstrip("_").replace("_", "-")] = (handler, arguments)
-        return handler
-
-    return register
+app = typer.Typer(
+    name="alamode",
+    help=DESCRIPTION,
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+    context_settings={"help_option_names": ["--help", "-h"]},
+    pretty_exceptions_enable=False,  # errors are one line (main.py); --debug shows tracebacks
+)
+"""The command line. Command modules add their commands to it (``@app.command()``); a
+command's docstring is its help (the first paragraph in ``alamode --help``), and it returns
+the exit status (None: 0)."""
 
 
 def positive(text: str) -> int:
-    """An argparse type: a whole number, at least 1."""
+    """A whole number, at least 1 (for ``--jobs``, ``--limit``...)."""
     try:
         number = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        raise typer.BadParameter(f"{text!r} is not a whole number") from None
     if number < 1:
-        raise argparse.ArgumentTypeError(f"{number} is less than 1")
+        raise typer.BadParameter(f"{number} is less than 1")
     return number
 
 
-JSON = arg("--json", action="store_true", help="Print JSON for scripts.")
+# Options and arguments several commands take, declared once.
 SOURCE_HELP = "A spec file (file.py, file.py:dag_name, .json, .yaml, .toml) or a plan file."
+Json = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+StoreDir = Annotated[
+    str | None,
+    typer.Option(
+        "--store",
+        "-s",
+        metavar="STORE",
+        help="Store directory or URL (default: $ALAMODE_STORE or .alamode).",
+    ),
+]
+PlanSource = Annotated[
+    str,
+    typer.Argument(
+        metavar="PLAN", help="A plan file or a spec file (compiled on the fly).", show_default=False
+    ),
+]
+Source = Annotated[str, typer.Argument(metavar="SOURCE", help=SOURCE_HELP, show_default=False)]
+Task = Annotated[str, typer.Argument(metavar="TASK", help="The task.", show_default=False)]
 
 
 def store_at(path: str | None, create: bool = False) -> Store:

@@ -1,129 +1,78 @@
-"""The ``alamode`` command line. It only parses options and calls into the flow; output goes
-through render.py. Every deliberate error is one line on stderr and exit status 2.
+"""The ``alamode`` command line: a typer app (cli/app.py) whose commands live in plans.py,
+run.py and results.py. It only parses options and calls into the flow; output goes through
+render.py. Every deliberate error, usage errors included, is one line on stderr and exit
+status 2; ``--debug`` shows the traceback.
 
-Commands are plain functions taking the parsed arguments, registered with ``@command``;
-the parser is argparse, built when ``main`` runs. (typer and click took 35 ms of every
-command line to import and dispatch: docs/benchmarks.md.)
+The global options (``--debug``, ``--quiet``, ``--store-option``) may come before the
+command or after it: those after it are moved before it, where click takes them.
 """
 
 from __future__ import annotations
 
-import argparse
-import inspect
+import itertools
 import json
 import os
-import re
 import sys
 from collections.abc import Sequence
-from typing import Any, NoReturn
+from typing import Annotated, Any, NoReturn
+
+import typer
 
 from a_la_mode import __version__
 
-# Each command module registers its commands when imported; the order is --help's.
+# Each command module adds its commands to the app when imported; the order is --help's.
 from a_la_mode.cli import plans as _plans  # noqa: F401
 from a_la_mode.cli import render
 from a_la_mode.cli import results as _results  # noqa: F401
 from a_la_mode.cli import run as _run  # noqa: F401
-from a_la_mode.cli.app import (
-    COMMANDS,
-    DESCRIPTION,
-    _State,
-)
+from a_la_mode.cli.app import _State, app
 from a_la_mode.compile.naming import did_you_mean
 from a_la_mode.errors import AlamodeError, SpecFileError
 
-
-class _Parser(argparse.ArgumentParser):
-    """argparse, with usage errors in our form: one line naming the fix, exit status 2."""
-
-    def error(self, message: str) -> NoReturn:
-        unknown = _UNKNOWN_COMMAND.match(message)
-        if unknown:  # argparse lists every command; the closest one helps more
-            name = unknown.group(1)
-            message = f"no command {name!r}{did_you_mean(name, COMMANDS)}"
-        render.error(f"{self.prog}: {message}; '{self.prog} --help' shows the usage")
-        sys.exit(2)
+GLOBAL_FLAGS = frozenset({"--debug", "--quiet", "-q"})
+GLOBAL_WITH_VALUE = frozenset({"--store-option", "-O"})
+GLOBAL = "Global options (before or after the command)"
 
 
-_UNKNOWN_COMMAND = re.compile(r"argument COMMAND: invalid choice: '(.*)' \(choose from")
+def _version(shown: bool) -> None:
+    if shown:
+        typer.echo(f"alamode {__version__}")
+        raise typer.Exit()
 
 
-class _Help(argparse.RawDescriptionHelpFormatter):
-    """Docstrings keep their paragraphs; option names get room before their help."""
-
-    def __init__(self, prog: str) -> None:
-        super().__init__(prog, max_help_position=32)
-
-
-def _global_options(parser: argparse.ArgumentParser, after_command: bool) -> None:
-    """--debug, --quiet and --store-option: taken before the command, and after it too
-    (``alamode run PLAN -q``). After it they leave what was given before alone, unless
-    given again; store options given in both places add up."""
-    unset: dict[str, Any] = {"default": argparse.SUPPRESS} if after_command else {}
-    group = parser.add_argument_group("global options") if after_command else parser
-    group.add_argument("--debug", action="store_true", help="Show tracebacks for errors.", **unset)
-    group.add_argument("--quiet", "-q", action="store_true", help="Only print results.", **unset)
-    group.add_argument(
-        "--store-option",
-        "-O",
-        action="append",
-        dest="late_store_option" if after_command else "store_option",
-        metavar="KEY=VALUE",
-        help="KEY=VALUE for a URL store's filesystem, e.g. endpoint_url=http://127.0.0.1:9000 "
-        "(repeatable; credentials belong in the environment or AWS config).",
-        **(unset or {"default": []}),
-    )
-
-
-def build_parser(only: str | None = None) -> argparse.ArgumentParser:
-    """The whole command line: global options, then one sub-parser per command. With
-    ``only``, the other commands are there by name and summary, without their arguments
-    (building every command's arguments is most of the start-up of a short command)."""
-    parser = _Parser(
-        prog="alamode", description=DESCRIPTION, formatter_class=_Help, allow_abbrev=False
-    )
-    _global_options(parser, after_command=False)
-    parser.add_argument(
-        "--version", action="version", version=f"alamode {__version__}", help="Show the version."
-    )
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
-    for name, (handler, arguments) in COMMANDS.items():
-        doc = inspect.cleandoc(handler.__doc__ or "")
-        summary = " ".join(doc.split("\n\n", 1)[0].split())
-        if only is not None and name != only:
-            commands.add_parser(name, help=summary)
-            continue
-        sub = commands.add_parser(
-            name, help=summary, description=doc, formatter_class=_Help, allow_abbrev=False
-        )
-        for argument in arguments:
-            sub.add_argument(*argument.names, **argument.options)
-        _global_options(sub, after_command=True)
-        sub.set_defaults(handler=handler, parser=sub)
-    return parser
-
-
-def _named_command(argv: list[str]) -> str | None:
-    """The command ``argv`` names, when that is plain: its first word that is not an
-    option, with no option before it that takes a value (--store-option); "" when there
-    is no word at all (``--version``, ``--help``); None when it cannot tell."""
-    for word in argv:
-        if word in ("-O", "--store-option"):
-            return None
-        if not word.startswith("-"):
-            return word if word in COMMANDS else None
-    return ""
-
-
-def _unrecognized(parser: argparse.ArgumentParser, extra: list[str]) -> NoReturn:
-    """The usage error for arguments ``parser`` does not take, with the closest option."""
-    first = extra[0]
-    hint = ""
-    if first.startswith("-"):
-        options = [name for action in parser._actions for name in action.option_strings]
-        close = did_you_mean(first.split("=", 1)[0], options)  # ", did you mean '--x'?"
-        hint = f" ({close.removeprefix(', ')})" if close else ""
-    parser.error(f"unrecognized arguments: {' '.join(extra)}{hint}")
+@app.callback()
+def global_options(
+    debug: Annotated[
+        bool,
+        typer.Option("--debug", help="Show tracebacks for errors.", rich_help_panel=GLOBAL),
+    ] = False,
+    quiet: Annotated[
+        bool,
+        typer.Option("--quiet", "-q", help="Only print results.", rich_help_panel=GLOBAL),
+    ] = False,
+    store_option: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--store-option",
+            "-O",
+            metavar="KEY=VALUE",
+            help="KEY=VALUE for a URL store's filesystem, e.g. "
+            "endpoint_url=http://127.0.0.1:9000 (repeatable; credentials belong in the "
+            "environment or AWS config).",
+            rich_help_panel=GLOBAL,
+        ),
+    ] = None,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Show the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Pure data pipelines that never repeat work and never lose old results."""
+    _State.debug = debug
+    render.Settings.quiet = quiet
+    _State.store_options = parse_store_options(store_option or [])
 
 
 def parse_store_options(pairs: list[str]) -> dict[str, Any]:
@@ -138,6 +87,26 @@ def parse_store_options(pairs: list[str]) -> dict[str, Any]:
         except ValueError:
             options[key] = value
     return options
+
+
+def hoist_global_options(argv: list[str]) -> list[str]:
+    """``argv`` with the global options moved to the front (in their order), so that
+    ``alamode run PLAN -q`` means ``alamode -q run PLAN``. Nothing after ``--`` moves."""
+    front: list[str] = []
+    rest: list[str] = []
+    words = iter(argv)
+    for word in words:
+        if word == "--":
+            rest.extend([word, *words])
+        elif word in GLOBAL_FLAGS:
+            front.append(word)
+        elif word in GLOBAL_WITH_VALUE:
+            front.extend([word, next(words, "")])
+        elif word.startswith("--store-option=") or (word.startswith("-O") and len(word) > 2):
+            front.append(word)
+        else:
+            rest.append(word)
+    return front + rest
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -155,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             render.raw_stderr(err.user_traceback)
         render.error(str(err))
         sys.exit(err.exit_code)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, typer.Abort):
         render.error("interrupted; nothing was written")
         sys.exit(130)
     except BrokenPipeError:  # our reader went away (alamode run --json | head): stop quietly
@@ -168,26 +137,59 @@ def main(argv: Sequence[str] | None = None) -> None:
 def _dispatch(argv: list[str]) -> int:
     """Parse ``argv`` and run its command; the exit status."""
     _check_text(argv)
-    named = _named_command(argv)
-    parser = build_parser(only=named)
-    if not argv:
-        parser.print_help()
-        return 2
-    args, extra = parser.parse_known_args(argv)
-    if named is not None and (args.command or "") != named:  # not so plain after all
-        parser = build_parser()
-        args, extra = parser.parse_known_args(argv)
-    if extra:  # said by the command's own parser, which knows its options
-        _unrecognized(getattr(args, "parser", parser), extra)
-    _State.debug = args.debug
-    render.Settings.quiet = args.quiet
-    _State.store_options = parse_store_options(
-        args.store_option + getattr(args, "late_store_option", [])
-    )
-    if args.command is None:  # only global options
-        parser.error("give a command")
-    status: int | None = args.handler(args)
-    return status or 0
+    if _State.debug or "--debug" in argv:
+        _State.debug = True
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(
+            args=hoist_global_options(argv), prog_name="alamode", standalone_mode=False
+        )
+    except typer.TyperException as err:  # click's usage errors, as typer raises them
+        if type(err).__name__ == "NoArgsIsHelpError":  # the commands, and status 2
+            typer.echo(err.ctx.get_help())  # type: ignore[attr-defined]
+            return 2
+        _usage_error(err, argv)
+    return result if isinstance(result, int) else 0
+
+
+def _usage_error(err: Any, argv: list[str]) -> NoReturn:
+    """A usage error (click's ``UsageError`` and its kinds, which typer vendors) in our
+    form: one line naming the fix, exit status 2."""
+    ctx = getattr(err, "ctx", None)
+    where = ctx.command_path if ctx is not None else "alamode"
+    message = err.format_message()
+    kind = type(err).__name__
+    param = getattr(err, "param", None)
+    if kind == "NoSuchOption":
+        options = [o for p in ctx.command.params for o in p.opts] if ctx is not None else []
+        close = did_you_mean(err.option_name, options)
+        hint = f" ({close.removeprefix(', ')})" if close else ""
+        message = f"unrecognized arguments: {' '.join(_with_values(err.option_name, argv))}{hint}"
+    elif kind == "MissingParameter" and param is not None:
+        named = param.param_type_name == "option" or not param.metavar
+        name = "/".join(param.opts) if named else param.metavar
+        message = f"the following arguments are required: {name}"
+    elif kind == "BadParameter" and param is not None:
+        message = f"argument {'/'.join(param.opts)}: {err.message}"
+    elif message.startswith("No such command"):
+        name = message.split("'")[1] if "'" in message else message
+        names = list(getattr(ctx.command, "commands", {})) if ctx is not None else []
+        message = f"no command {name!r}{did_you_mean(name, names)}"
+    elif message.startswith("Got unexpected extra argument"):
+        extra = message.split("(", 1)[1].rstrip(")") if "(" in message else message
+        message = f"unrecognized arguments: {extra}"
+    render.error(f"{where}: {message}; '{where} --help' shows the usage")
+    sys.exit(2)
+
+
+def _with_values(option: str, argv: list[str]) -> list[str]:
+    """``option`` and the words that follow it in ``argv`` up to the next option: what a
+    user meant as one unknown option and its values (``--jbos 3``)."""
+    if option not in argv:
+        return [option]
+    after = argv[argv.index(option) + 1 :]
+    values = [word for word in itertools.takewhile(lambda w: not w.startswith("-"), after)]
+    return [option, *values]
 
 
 def _check_text(argv: list[str]) -> None:

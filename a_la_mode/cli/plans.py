@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
 
 from a_la_mode.cli import render
 from a_la_mode.cli.app import (
-    JSON,
     SOURCE_HELP,
-    arg,
-    command,
+    Json,
+    Source,
+    app,
     existing_store,
     image_options,
     open_source,
@@ -23,31 +25,47 @@ from a_la_mode.review.graph import FORMATS
 from a_la_mode.review.queries import recompute_estimate
 
 
-@command(
-    arg("spec", metavar="SPEC", help="The spec file: file.py[:dag], .json, .yaml, .toml."),
-    arg(
-        "--output",
-        "-o",
-        metavar="FILE",
-        help="Plan file to write ('-' for stdout). "
-        "Default: <spec name>.plan.bencode in the current directory.",
-    ),
-    arg(
-        "--default-image",
-        metavar="IMAGE",
-        help="Write this container image into every task with a command and no 'image' "
-        "(it becomes part of their output IDs).",
-    ),
-    arg(
-        "--pin",
-        action="store_true",
-        help="Replace each image tag with the digest it names now, asking the Docker daemon.",
-    ),
-    JSON,
-)
-def encode(args: argparse.Namespace) -> None:
+@app.command()
+def encode(
+    spec: Annotated[
+        str,
+        typer.Argument(
+            metavar="SPEC",
+            help="The spec file: file.py[:dag], .json, .yaml, .toml.",
+            show_default=False,
+        ),
+    ],
+    output: Annotated[
+        str | None,
+        typer.Option(
+            "--output",
+            "-o",
+            metavar="FILE",
+            help="Plan file to write ('-' for stdout). "
+            "Default: <spec name>.plan.bencode in the current directory.",
+        ),
+    ] = None,
+    default_image: Annotated[
+        str | None,
+        typer.Option(
+            "--default-image",
+            metavar="IMAGE",
+            help="Write this container image into every task with a command and no 'image' "
+            "(it becomes part of their output IDs).",
+            rich_help_panel="Images",
+        ),
+    ] = None,
+    pin: Annotated[
+        bool,
+        typer.Option(
+            "--pin",
+            help="Replace each image tag with the digest it names now, asking the Docker daemon.",
+            rich_help_panel="Images",
+        ),
+    ] = False,
+    json_: Json = False,
+) -> None:
     """Compile a spec file into a canonical bencoded plan file."""
-    spec, output = args.spec, args.output
     if not is_spec_path(spec):
         raise SpecFileError(
             f"{spec}: not a spec file (.py, .json, .yaml, .yml, .toml); "
@@ -55,7 +73,7 @@ def encode(args: argparse.Namespace) -> None:
         )
     from a_la_mode.compile.specfile import compile_spec_file
 
-    plan = compile_spec_file(spec, image_options(args.default_image, args.pin))
+    plan = compile_spec_file(spec, image_options(default_image, pin))
     if output == "-":
         sys.stdout.buffer.writelines(plan.iter_bytes())
         return
@@ -65,7 +83,7 @@ def encode(args: argparse.Namespace) -> None:
     except OSError as err:
         raise AlamodeError(f"cannot write {target}: {err.strerror}") from None
     summary = {"path": str(target), **render.plan_summary(plan)}
-    if args.json:
+    if json_:
         render.json_out(summary)
     else:
         render.note(
@@ -74,61 +92,75 @@ def encode(args: argparse.Namespace) -> None:
         )
 
 
-@command(arg("source", metavar="SOURCE", help=SOURCE_HELP), JSON)
-def show(args: argparse.Namespace) -> None:
+@app.command()
+def show(source: Source, json_: Json = False) -> None:
     """Show a plan's tasks in run order with their inputs and short output IDs."""
-    plan = open_source(args.source)
-    if args.json:
+    plan = open_source(source)
+    if json_:
         render.json_out(render.plan_json(plan))
     else:
-        render.plan_table(plan, args.source)
+        render.plan_table(plan, source)
 
 
-@command(
-    arg("sources", nargs="+", metavar="SOURCE", help=SOURCE_HELP + " Several may be given."), JSON
-)
-def validate(args: argparse.Namespace) -> None:
+@app.command()
+def validate(
+    sources: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="SOURCE...", help=SOURCE_HELP + " Several may be given.", show_default=False
+        ),
+    ],
+    json_: Json = False,
+) -> None:
     """Check spec or plan files without writing anything; exit 2 on the first bad one."""
     results = []
-    for source in args.sources:
+    for source in sources:
         plan = open_source(source)
         results.append({"source": source, "ok": True, **render.plan_summary(plan)})
-        if not args.json:
+        if not json_:
             render.note(
                 f"ok: {source}: {render.count(len(plan.tasks), 'task')}, "
                 f"plan {plan.digest[: render.SHORT_ID]}"
             )
-    if args.json:
+    if json_:
         render.json_out(results)
 
 
-@command(
-    arg("old", metavar="OLD", help="The old side: " + SOURCE_HELP),
-    arg("new", metavar="NEW", help="The new side: " + SOURCE_HELP),
-    JSON,
-    arg("--stat", action="store_true", help="One line per task."),
-    arg("--all", dest="show_all", action="store_true", help="Also list the unchanged tasks."),
-    arg(
-        "--exit-code",
-        action="store_true",
-        help="Exit 1 when the plans produce different outputs, 0 when the same.",
-    ),
-    arg(
-        "--store",
-        "-s",
-        metavar="STORE",
-        help="Say which new outputs this store already has, "
-        "and the estimated time to compute the rest.",
-    ),
-)
-def diff(args: argparse.Namespace) -> int:
+@app.command()
+def diff(
+    old: Annotated[
+        str, typer.Argument(metavar="OLD", help="The old side: " + SOURCE_HELP, show_default=False)
+    ],
+    new: Annotated[
+        str, typer.Argument(metavar="NEW", help="The new side: " + SOURCE_HELP, show_default=False)
+    ],
+    json_: Json = False,
+    stat: Annotated[bool, typer.Option("--stat", help="One line per task.")] = False,
+    show_all: Annotated[bool, typer.Option("--all", help="Also list the unchanged tasks.")] = False,
+    exit_code: Annotated[
+        bool,
+        typer.Option(
+            "--exit-code", help="Exit 1 when the plans produce different outputs, 0 when the same."
+        ),
+    ] = False,
+    store: Annotated[
+        str | None,
+        typer.Option(
+            "--store",
+            "-s",
+            metavar="STORE",
+            help="Say which new outputs this store already has, "
+            "and the estimated time to compute the rest.",
+        ),
+    ] = None,
+) -> int:
     """What changed between two plans (or spec files), and why.
 
     Tasks whose output ID moved either changed themselves (spec or dependencies; the fields
     are shown) or changed because of upstream (the root causes and paths are shown).
     """
     plans = []
-    for side, source in (("old", args.old), ("new", args.new)):
+    for side, source in (("old", old), ("new", new)):
         try:
             plans.append(open_source(source))
         except AlamodeError as err:
@@ -136,36 +168,37 @@ def diff(args: argparse.Namespace) -> int:
     from a_la_mode.review.diff import diff_plans
 
     result = diff_plans(*plans)
-    estimate = recompute_estimate(result, existing_store(args.store)) if args.store else None
-    if args.json:
+    estimate = recompute_estimate(result, existing_store(store)) if store else None
+    if json_:
         render.json_out({**result.to_json(), **({"store": estimate} if estimate else {})})
-    elif args.stat:
-        render.diff_stat(result, args.show_all)
+    elif stat:
+        render.diff_stat(result, show_all)
     else:
-        render.diff_report(result, args.show_all)
-    if estimate and not args.json:
+        render.diff_report(result, show_all)
+    if estimate and not json_:
         render.recompute_note(estimate)
-    return 1 if args.exit_code and not result.same_outputs else 0
+    return 1 if exit_code and not result.same_outputs else 0
 
 
-@command(
-    arg("source", metavar="SOURCE", help=SOURCE_HELP),
-    arg(
-        "--format",
-        "-f",
-        choices=sorted(FORMATS),
-        default="dot",
-        metavar="FORMAT",
-        help="dot (Graphviz, the default) or mermaid.",
-    ),
-)
-def graph(args: argparse.Namespace) -> None:
+@app.command()
+def graph(
+    source: Source,
+    format_: Annotated[
+        Literal["dot", "mermaid"],
+        typer.Option(
+            "--format",
+            "-f",
+            metavar="FORMAT",
+            help="dot (Graphviz, the default) or mermaid.",
+        ),
+    ] = "dot",
+) -> None:
     """Print the dependency graph as Graphviz dot or Mermaid."""
-    render.text(FORMATS[args.format](open_source(args.source)))
+    render.text(FORMATS[format_](open_source(source)))
 
 
-@command()
-def schema(args: argparse.Namespace) -> None:
+@app.command()
+def schema() -> None:
     """Print the JSON Schema of declarative spec files (JSON, YAML, TOML)."""
     from a_la_mode.compile.specfile import PipelineFile
 

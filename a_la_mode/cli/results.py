@@ -1,56 +1,66 @@
-"""``alamode path`` and ``alamode cat``: where a task's result is, and what it says.
-Registered as commands of cli.py."""
+"""``alamode path`` and ``alamode cat``: where a task's result is, and what it says."""
 
 from __future__ import annotations
 
-import argparse
 import sys
+from typing import Annotated
 
-from a_la_mode.cli.app import arg, command, open_source, store_at
-from a_la_mode.cli.run import PLAN, STORE, settled
+import typer
+
+from a_la_mode.cli.app import PlanSource, StoreDir, app, open_source, store_at
+from a_la_mode.cli.run import settled
 from a_la_mode.errors import AlamodeError
 from a_la_mode.review.queries import known_task, result_folder
 from a_la_mode.store.remote import store_of
 
-TASK = arg("task", metavar="TASK", help="The task whose output to find.")
+Task = Annotated[
+    str, typer.Argument(metavar="TASK", help="The task whose output to find.", show_default=False)
+]
 
 
-@command(PLAN, TASK, STORE)
-def path(args: argparse.Namespace) -> None:
+@app.command()
+def path(source: PlanSource, task: Task, store: StoreDir = None) -> None:
     """Print the folder holding TASK's output for this plan (a blob store's output is
     fetched into this machine's cache first)."""
-    plan = open_source(args.source)
-    known_task(plan, args.task)
-    store = settled(store_at(args.store or store_of(args.source), create=False))
-    sys.stdout.write(f"{result_folder(plan, store, args.task)}\n")
+    plan = open_source(source)
+    known_task(plan, task)
+    the_store = settled(store_at(store or store_of(source), create=False))
+    sys.stdout.write(f"{result_folder(plan, the_store, task)}\n")
 
 
-@command(
-    PLAN,
-    TASK,
-    arg("file", nargs="?", metavar="FILE", help="The file to print (the only one, if left out)."),
-    STORE,
-)
-def cat(args: argparse.Namespace) -> None:
+@app.command()
+def cat(
+    source: PlanSource,
+    task: Task,
+    file: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="FILE",
+            help="The file to print (the only one, if left out).",
+            show_default=False,
+        ),
+    ] = None,
+    store: StoreDir = None,
+) -> None:
     """Print a file of TASK's output for this plan."""
-    plan = open_source(args.source)
-    known_task(plan, args.task)
-    store = settled(store_at(args.store or store_of(args.source), create=False))
-    folder = result_folder(plan, store, args.task)
+    plan = open_source(source)
+    known_task(plan, task)
+    the_store = settled(store_at(store or store_of(source), create=False))
+    folder = result_folder(plan, the_store, task)
     files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
-    name = args.file
+    name = file
     if name is None:
         if len(files) != 1:
             listed = ", ".join(files[:10]) + (" …" if len(files) > 10 else "")
             raise AlamodeError(
-                f"task {args.task!r} has {len(files)} files; name one: {listed or '(none)'}"
+                f"task {task!r} has {len(files)} files; name one: {listed or '(none)'}"
             )
         name = files[0]
     if name not in files:
         from a_la_mode.compile.naming import did_you_mean
 
         raise AlamodeError(
-            f"task {args.task!r} has no file {name!r}{did_you_mean(name, files)}; "
-            f"'alamode path {args.source} {args.task}' shows where its output is"
+            f"task {task!r} has no file {name!r}{did_you_mean(name, files)}; "
+            f"'alamode path {source} {task}' shows where its output is"
         )
     sys.stdout.buffer.write((folder / name).read_bytes())

@@ -1,10 +1,9 @@
 """``alamode run`` and the commands that read a store: status, explain, history, log, push,
-provenance, gc, verify, engines. Registered as commands of cli.py.
+provenance, revoke, gc, verify, engines.
 """
 
 from __future__ import annotations
 
-import argparse
 import codecs
 import contextlib
 import os
@@ -14,13 +13,17 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
-from typing import Protocol, runtime_checkable
+from typing import Annotated, Protocol, runtime_checkable
+
+import typer
 
 from a_la_mode.cli import render, render_run
 from a_la_mode.cli.app import (
-    JSON,
-    arg,
-    command,
+    Json,
+    PlanSource,
+    StoreDir,
+    Task,
+    app,
     existing_store,
     image_options,
     open_source,
@@ -46,13 +49,15 @@ from a_la_mode.run.scheduler import Scheduler, wanted
 from a_la_mode.store.contract import Store
 from a_la_mode.store.remote import store_of
 
-STORE = arg(
-    "--store",
-    "-s",
-    metavar="STORE",
-    help="Store directory or URL (default: $ALAMODE_STORE or .alamode).",
-)
-PLAN = arg("source", metavar="PLAN", help="A plan file or a spec file (compiled on the fly).")
+CORES = os.cpu_count() or 1
+OutputOrTask = Annotated[
+    str,
+    typer.Argument(
+        metavar="ID|TASK", help="An output ID (or unique prefix) or task name.", show_default=False
+    ),
+]
+SELECTING = "Choosing tasks"
+ENGINE = "Engine"
 
 
 def settled(store: Store) -> Store:
@@ -79,75 +84,95 @@ def _sigterm_as_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-@command(
-    PLAN,
-    STORE,
-    arg(
-        "--jobs",
-        "-j",
-        type=positive,
-        default=os.cpu_count() or 1,
-        metavar="N",
-        help=f"Tasks at once (default: the number of cores, {os.cpu_count() or 1}).",
-    ),
-    arg(
-        "--target",
-        "-t",
-        action="append",
-        metavar="TASK",
-        help="Run only this task and its upstream (repeatable).",
-    ),
-    arg(
-        "--keep-going",
-        "-k",
-        action="store_true",
-        help="After a failure, go on with other branches.",
-    ),
-    arg("--dry-run", "-n", action="store_true", help="Say what would run, in order; run nothing."),
-    arg(
-        "--force",
-        "-f",
-        action="append",
-        default=[],
-        metavar="TASK",
-        help="Run TASK again though a success is recorded (repeatable); its old output is "
-        "kept aside until gc.",
-    ),
-    arg(
-        "--force-downstream",
-        action="store_true",
-        help="With --force: run everything downstream of the forced tasks again too.",
-    ),
-    arg(
-        "--engine",
-        "-e",
-        default="local",
-        metavar="NAME",
-        help="Engine plugin (default: local; 'alamode engines' lists them).",
-    ),
-    arg(
-        "--default-image",
-        metavar="IMAGE",
-        help="Compile the spec with this image for tasks without an 'image' key (part of "
-        "their output IDs; for a plan, give it to 'alamode encode').",
-    ),
-    arg("--pull", action="store_true", help="docker engine: pull missing images first."),
-    arg("--json", action="store_true", help="One JSON event per line."),
-)
-def run(args: argparse.Namespace) -> int:
+@app.command()
+def run(
+    source: PlanSource,
+    store: StoreDir = None,
+    jobs: Annotated[
+        int,
+        typer.Option(
+            "--jobs",
+            "-j",
+            parser=positive,
+            metavar="N",
+            help=f"Tasks at once (default: the number of cores, {CORES}).",
+            show_default=False,
+        ),
+    ] = CORES,
+    target: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--target",
+            "-t",
+            metavar="TASK",
+            help="Run only this task and its upstream (repeatable).",
+            rich_help_panel=SELECTING,
+        ),
+    ] = None,
+    keep_going: Annotated[
+        bool,
+        typer.Option("--keep-going", "-k", help="After a failure, go on with other branches."),
+    ] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", "-n", help="Say what would run, in order; run nothing."),
+    ] = False,
+    force: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--force",
+            "-f",
+            metavar="TASK",
+            help="Run TASK again though a success is recorded (repeatable); its old output is "
+            "kept aside until gc.",
+            rich_help_panel=SELECTING,
+        ),
+    ] = None,
+    force_downstream: Annotated[
+        bool,
+        typer.Option(
+            "--force-downstream",
+            help="With --force: run everything downstream of the forced tasks again too.",
+            rich_help_panel=SELECTING,
+        ),
+    ] = False,
+    engine: Annotated[
+        str,
+        typer.Option(
+            "--engine",
+            "-e",
+            metavar="NAME",
+            help="Engine plugin (default: local; 'alamode engines' lists them).",
+            show_default=False,
+            rich_help_panel=ENGINE,
+        ),
+    ] = "local",
+    default_image: Annotated[
+        str | None,
+        typer.Option(
+            "--default-image",
+            metavar="IMAGE",
+            help="Compile the spec with this image for tasks without an 'image' key (part of "
+            "their output IDs; for a plan, give it to 'alamode encode').",
+            rich_help_panel=ENGINE,
+        ),
+    ] = None,
+    pull: Annotated[
+        bool,
+        typer.Option(
+            "--pull", help="docker engine: pull missing images first.", rich_help_panel=ENGINE
+        ),
+    ] = False,
+    json_: Annotated[bool, typer.Option("--json", help="One JSON event per line.")] = False,
+) -> int:
     """Run every task whose output has no recorded success, in dependency order.
 
     Exit status: 0 when every wanted task is done, 1 when a task failed, 2 on bad input,
     130 when interrupted.
     """
-    source, target, json_ = args.source, args.target, args.json
-    plan = open_source(source, image_options(args.default_image, pin=False))
+    plan = open_source(source, image_options(default_image, pin=False))
     options = RunOptions(
-        args.jobs,
-        target,
-        args.keep_going,
-        force=tuple(args.force),
-        force_downstream=args.force_downstream,
+        jobs, target, keep_going, force=tuple(force or ()), force_downstream=force_downstream
     )
     try:  # bad input is refused before a store is made
         names = wanted(plan, target)
@@ -155,18 +180,18 @@ def run(args: argparse.Namespace) -> int:
         again = forced(plan, names, options)
     except AlamodeError as err:
         raise AlamodeError(f"{source}: {err}") from None
-    if args.force_downstream and not args.force:
+    if force_downstream and not force:
         raise AlamodeError("--force-downstream goes with --force TASK")
     # a pushed plan runs on its own store; a dry run makes none
-    the_store = store_at(args.store or store_of(source), create=not args.dry_run)
-    if args.dry_run:
+    the_store = store_at(store or store_of(source), create=not dry_run)
+    if dry_run:
         done = the_store.outputs.successes(plan.output(n) for n in names)
         done -= {plan.output(n) for n in again}
         scheduler = Scheduler(plan, done, target, the_store.ledger.durations())
         order = scheduler.simulate()
         render_run.dry_run(order, scheduler, plan, json_)
         return 0
-    the_engine = load_engine(args.engine, {"pull": True} if args.pull else None)
+    the_engine = load_engine(engine, {"pull": True} if pull else None)
     signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     mode = (
         "json"
@@ -182,79 +207,91 @@ def run(args: argparse.Namespace) -> int:
     return 0 if report.scheduler.succeeded else 1
 
 
-@command(
-    PLAN,
-    STORE,
-    arg(
-        "--target",
-        "-t",
-        action="append",
-        metavar="TASK",
-        help="Only these tasks and their upstream.",
-    ),
-    JSON,
-)
-def status(args: argparse.Namespace) -> None:
+@app.command()
+def status(
+    source: PlanSource,
+    store: StoreDir = None,
+    target: Annotated[
+        list[str] | None,
+        typer.Option("--target", "-t", metavar="TASK", help="Only these tasks and their upstream."),
+    ] = None,
+    json_: Json = False,
+) -> None:
     """Each task as done / would run / blocked / failed last time, with the reason."""
-    the_store = settled(store_at(args.store or store_of(args.source)))
-    states = task_states(open_source(args.source), the_store, args.target)
-    render_run.status_table(states, args.json)
+    the_store = settled(store_at(store or store_of(source)))
+    states = task_states(open_source(source), the_store, target)
+    render_run.status_table(states, json_)
 
 
-@command(PLAN, arg("task", metavar="TASK", help="The task to explain."), STORE)
-def explain(args: argparse.Namespace) -> None:
+@app.command()
+def explain(source: PlanSource, task: Task, store: StoreDir = None) -> None:
     """Why TASK will or won't run; what changed since its last success."""
-    plan = open_source(args.source)
-    known_task(plan, args.task)  # before the store is looked at
-    store = settled(store_at(args.store or store_of(args.source)))
-    for line in explain_task(plan, store, args.task):
+    plan = open_source(source)
+    known_task(plan, task)  # before the store is looked at
+    the_store = settled(store_at(store or store_of(source)))
+    for line in explain_task(plan, the_store, task):
         render.text(line)
 
 
-@command(
-    arg("task", nargs="?", metavar="TASK", help="Only this task's attempts."),
-    STORE,
-    arg(
-        "--limit",
-        "-n",
-        type=positive,
-        default=20,
-        metavar="N",
-        help="Show the last N attempts (default: 20).",
-    ),
-    JSON,
-)
-def history(args: argparse.Namespace) -> None:
+@app.command()
+def history(
+    task: Annotated[
+        str | None,
+        typer.Argument(metavar="TASK", help="Only this task's attempts.", show_default=False),
+    ] = None,
+    store: StoreDir = None,
+    limit: Annotated[
+        int,
+        typer.Option(
+            "--limit",
+            "-n",
+            parser=positive,
+            metavar="N",
+            help="Show the last N attempts (default: 20).",
+            show_default=False,
+        ),
+    ] = 20,
+    json_: Json = False,
+) -> None:
     """Recent attempts: run, task, attempt, duration, exit status."""
-    the_store = settled(existing_store(args.store))
-    rows = the_store.ledger.history(args.task, args.limit)
+    the_store = settled(existing_store(store))
+    rows = the_store.ledger.history(task, limit)
     if not rows:  # said, rather than an empty table
-        which = f" of {args.task!r}" if args.task else ""
-        hint = did_you_mean(args.task, the_store.ledger.attempted_tasks()) if args.task else ""
+        which = f" of {task!r}" if task else ""
+        hint = did_you_mean(task, the_store.ledger.attempted_tasks()) if task else ""
         render.note(f"no attempts{which} in {the_store.where}{hint}")
-        if not args.json:
+        if not json_:
             return
-    render_run.history_table(rows, args.json)
+    render_run.history_table(rows, json_)
 
 
-@command(
-    arg("task_or_id", metavar="TASK|ID", help="A task name, or an output ID (or prefix)."),
-    STORE,
-    arg("--attempt", "-a", type=positive, metavar="N", help="Default: the last."),
-    arg(
-        "--follow",
-        "-f",
-        action="store_true",
-        help="Then print what it adds, until the attempt ends (as tail -f).",
-    ),
-)
-def log(args: argparse.Namespace) -> None:
+@app.command()
+def log(
+    task_or_id: Annotated[
+        str,
+        typer.Argument(
+            metavar="TASK|ID",
+            help="A task name, or an output ID (or prefix).",
+            show_default=False,
+        ),
+    ],
+    store: StoreDir = None,
+    attempt: Annotated[
+        int | None,
+        typer.Option("--attempt", "-a", parser=positive, metavar="N", help="Default: the last."),
+    ] = None,
+    follow: Annotated[
+        bool,
+        typer.Option(
+            "--follow", "-f", help="Then print what it adds, until the attempt ends (as tail -f)."
+        ),
+    ] = False,
+) -> None:
     """Print the captured output of a task's last (or given) attempt."""
-    task_or_id, attempt = args.task_or_id, args.attempt
-    the_store = existing_store(args.store)
+    the_store = existing_store(store)
     output = resolve_output(the_store, task_or_id)
     logs = the_store.ledger.attempt_logs(output)
-    if args.follow and not logs:
+    if follow and not logs:
         raise AlamodeError(
             f"--follow reads the log of an attempt made on this machine as it grows; "
             f"{task_or_id} has none here"
@@ -269,9 +306,7 @@ def log(args: argparse.Namespace) -> None:
     number = max(logs) if attempt is None else attempt
     if number not in logs:
         raise AlamodeError(f"{task_or_id} has attempts 1..{max(logs)}, not {attempt}")
-    if args.follow and _follow(
-        logs[number], lambda: the_store.ledger.attempt_running(output, number)
-    ):
+    if follow and _follow(logs[number], lambda: the_store.ledger.attempt_running(output, number)):
         return
     if not logs[number].exists():  # the command printed nothing, so no file was made
         render.note(f"attempt {number} of {task_or_id} printed nothing")
@@ -298,95 +333,111 @@ def _follow(path: Path, running: Callable[[], bool], every: float = 0.2) -> int:
         time.sleep(every)
 
 
-@command(
-    PLAN,
-    arg("--store", "-s", required=True, metavar="STORE", help="The store's URL (or directory)."),
-    JSON,
-)
-def push(args: argparse.Namespace) -> None:
+@app.command()
+def push(
+    source: PlanSource,
+    store: Annotated[
+        str,
+        typer.Option(
+            "--store",
+            "-s",
+            metavar="STORE",
+            help="The store's URL (or directory).",
+            show_default=False,
+        ),
+    ],
+    json_: Json = False,
+) -> None:
     """Upload a plan to a store, so that anyone can run it by its URL:
     alamode run STORE/plans/DIGEST."""
-    plan = open_source(args.source)
-    store: str = args.store
+    plan = open_source(source)
     the_store = store_at(store, create=True)
     the_store.outputs.save_plan(plan)
     where = f"{store.rstrip('/')}/plans/{plan.digest}"
     if "://" not in store:
         where = str(the_store.outputs.plan_path(plan.digest))
-    render_run.pushed(where, plan, args.json)
+    render_run.pushed(where, plan, json_)
 
 
-@command(
-    arg("output", metavar="ID|TASK", help="An output ID (or unique prefix) or task name."),
-    STORE,
-    JSON,
-)
-def provenance(args: argparse.Namespace) -> None:
+@app.command()
+def provenance(output: OutputOrTask, store: StoreDir = None, json_: Json = False) -> None:
     """Which task, spec, inputs and plan produced an output, recursively."""
-    the_store = existing_store(args.store)
-    tree = provenance_of(the_store, resolve_output(the_store, args.output))
-    render_run.provenance_tree(tree, args.json)
+    the_store = existing_store(store)
+    tree = provenance_of(the_store, resolve_output(the_store, output))
+    render_run.provenance_tree(tree, json_)
 
 
-@command(
-    arg("output", metavar="ID|TASK", help="An output ID (or unique prefix) or task name."),
-    arg("--reason", "-r", required=True, metavar="TEXT", help="Why the output is bad."),
-    STORE,
-    arg("--dry-run", "-n", action="store_true", help="Say what would be revoked; change nothing."),
-    JSON,
-)
-def revoke(args: argparse.Namespace) -> None:
+@app.command()
+def revoke(
+    output: OutputOrTask,
+    reason: Annotated[
+        str,
+        typer.Option(
+            "--reason", "-r", metavar="TEXT", help="Why the output is bad.", show_default=False
+        ),
+    ],
+    store: StoreDir = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", "-n", help="Say what would be revoked; change nothing.")
+    ] = False,
+    json_: Json = False,
+) -> None:
     """Mark a recorded success as bad: it is never used again, its task runs again, and so
     does every output built on it (found through every plan the store has seen)."""
     from a_la_mode.review.revocation import revoke as revoke_output
 
-    if not args.reason.strip():
+    if not reason.strip():
         raise AlamodeError("--reason is empty; say why the output is bad")
-    the_store = existing_store(args.store)
-    output = resolve_output(the_store, args.output)
-    records = revoke_output(the_store, output, args.reason.strip(), dry_run=args.dry_run)
-    render_run.revoked(records, args.dry_run, args.json)
+    the_store = existing_store(store)
+    output_id = resolve_output(the_store, output)
+    records = revoke_output(the_store, output_id, reason.strip(), dry_run=dry_run)
+    render_run.revoked(records, dry_run, json_)
 
 
-@command(
-    STORE,
-    arg(
-        "--keep",
-        type=positive,
-        default=5,
-        metavar="K",
-        help="Keep outputs of the last K plans run (default: 5).",
-    ),
-    arg(
-        "--since",
-        metavar="DATE",
-        help="Instead of --keep: keep what plans run since this date "
-        "(YYYY-MM-DD or ISO time) use; older outputs go.",
-    ),
-    arg("--yes", action="store_true", help="Really remove (default: dry run)."),
-    JSON,
-)
-def gc(args: argparse.Namespace) -> None:
+@app.command()
+def gc(
+    store: StoreDir = None,
+    keep: Annotated[
+        int,
+        typer.Option(
+            "--keep",
+            parser=positive,
+            metavar="K",
+            help="Keep outputs of the last K plans run (default: 5).",
+            show_default=False,
+        ),
+    ] = 5,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since",
+            metavar="DATE",
+            help="Instead of --keep: keep what plans run since this date "
+            "(YYYY-MM-DD or ISO time) use; older outputs go.",
+        ),
+    ] = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Really remove (default: dry run).")] = False,
+    json_: Json = False,
+) -> None:
     """Remove outputs no longer reachable from the last K plans run, or from the plans run
     since a date (a dry run unless --yes; refused while a run holds the store)."""
-    the_store = existing_store(args.store)
+    the_store = existing_store(store)
     active = the_store.leases.active_runs()
     if active:
         raise AlamodeError(
             f"run {active[0]} is using {the_store.where}; gc only when no run holds the store"
         )
-    since = _parse_date(args.since) if args.since else None
-    doomed, kept = gc_candidates(the_store, args.keep, since)
+    doomed, kept = gc_candidates(the_store, keep, _parse_date(since) if since else None)
     details = gc_details(the_store, doomed)
     freed = 0
-    if args.yes:
+    if yes:
         with render.Progress("removing outputs") as progress:
             progress.start(len(doomed))
             for output in doomed:
                 freed += the_store.outputs.remove_output(output)
                 progress.advance()
         freed += the_store.outputs.remove_revoked()  # revoked outputs are never used again
-    render_run.gc_report(details, kept, args.yes, freed, args.json)
+    render_run.gc_report(details, kept, yes, freed, json_)
 
 
 def _parse_date(text: str) -> float:
@@ -400,21 +451,23 @@ def _parse_date(text: str) -> float:
         ) from None
 
 
-@command(
-    STORE,
-    arg("--keep", action="store_true", help="Report only; keep the bad success records."),
-    JSON,
-)
-def verify(args: argparse.Namespace) -> int:
+@app.command()
+def verify(
+    store: StoreDir = None,
+    keep: Annotated[
+        bool, typer.Option("--keep", help="Report only; keep the bad success records.")
+    ] = False,
+    json_: Json = False,
+) -> int:
     """Re-hash every recorded output against its manifest. Bad ones lose their success
     record (so the next run redoes them) unless --keep. Exit 1 if any is bad."""
     with render.Progress("verifying outputs") as progress:
-        bad = verify_store(existing_store(args.store), not args.keep, progress)
-    render_run.verify_report(bad, args.keep, args.json)
+        bad = verify_store(existing_store(store), not keep, progress)
+    render_run.verify_report(bad, keep, json_)
     return 1 if bad else 0
 
 
-@command(JSON)
-def engines(args: argparse.Namespace) -> None:
+@app.command()
+def engines(json_: Json = False) -> None:
     """List the installed engine plugins and whether each works here."""
-    render_run.engines_table(describe_engines(), args.json)
+    render_run.engines_table(describe_engines(), json_)
