@@ -178,6 +178,7 @@ def test_help_names_what_each_option_takes() -> None:
 
     helped = alamode("run", "--help").stdout
     assert "PLAN" in helped.splitlines()[1]  # the usage line
+    assert "A plan file or a spec file" in helped  # what the argument is
     for option, takes in (("--store", "STORE"), ("--jobs", "N"), ("--target", "TASK")):
         assert takes in row(helped, option)[:3]
     assert "NAME" in row(helped, "--engine")[:3]

@@ -3,6 +3,9 @@ run.py and results.py. It only parses options and calls into the flow; output go
 render.py. Every deliberate error, usage errors included, is one line on stderr and exit
 status 2; ``--debug`` shows the traceback.
 
+typer is held below 0.26: from 0.26 it coerces every parameter through pydantic, which took
+120 ms of every command's start-up (docs/benchmarks.md).
+
 The global options (``--debug``, ``--quiet``, ``--store-option``) may come before the
 command or after it: those after it are moved before it, where click takes them.
 """
@@ -16,6 +19,7 @@ import sys
 from collections.abc import Sequence
 from typing import Annotated, Any, NoReturn
 
+import click
 import typer
 
 from a_la_mode import __version__
@@ -124,7 +128,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             render.raw_stderr(err.user_traceback)
         render.error(str(err))
         sys.exit(err.exit_code)
-    except (KeyboardInterrupt, typer.Abort):
+    except (KeyboardInterrupt, click.Abort):
         render.error("interrupted; nothing was written")
         sys.exit(130)
     except BrokenPipeError:  # our reader went away (alamode run --json | head): stop quietly
@@ -144,32 +148,30 @@ def _dispatch(argv: list[str]) -> int:
         result = command.main(
             args=hoist_global_options(argv), prog_name="alamode", standalone_mode=False
         )
-    except typer.TyperException as err:  # click's usage errors, as typer raises them
-        if type(err).__name__ == "NoArgsIsHelpError":  # the commands, and status 2
-            typer.echo(err.ctx.get_help())  # type: ignore[attr-defined]
-            return 2
+    except click.exceptions.NoArgsIsHelpError as bare:  # the commands, and status 2
+        typer.echo(bare.ctx.get_help())
+        return 2
+    except click.UsageError as err:
         _usage_error(err, argv)
     return result if isinstance(result, int) else 0
 
 
-def _usage_error(err: Any, argv: list[str]) -> NoReturn:
-    """A usage error (click's ``UsageError`` and its kinds, which typer vendors) in our
-    form: one line naming the fix, exit status 2."""
-    ctx = getattr(err, "ctx", None)
+def _usage_error(err: click.UsageError, argv: list[str]) -> NoReturn:
+    """A usage error in our form: one line naming the fix, exit status 2."""
+    ctx = err.ctx
     where = ctx.command_path if ctx is not None else "alamode"
     message = err.format_message()
-    kind = type(err).__name__
     param = getattr(err, "param", None)
-    if kind == "NoSuchOption":
+    if isinstance(err, click.NoSuchOption):
         options = [o for p in ctx.command.params for o in p.opts] if ctx is not None else []
         close = did_you_mean(err.option_name, options)
         hint = f" ({close.removeprefix(', ')})" if close else ""
         message = f"unrecognized arguments: {' '.join(_with_values(err.option_name, argv))}{hint}"
-    elif kind == "MissingParameter" and param is not None:
+    elif isinstance(err, click.MissingParameter) and param is not None:
         named = param.param_type_name == "option" or not param.metavar
         name = "/".join(param.opts) if named else param.metavar
         message = f"the following arguments are required: {name}"
-    elif kind == "BadParameter" and param is not None:
+    elif isinstance(err, click.BadParameter) and param is not None:
         message = f"argument {'/'.join(param.opts)}: {err.message}"
     elif message.startswith("No such command"):
         name = message.split("'")[1] if "'" in message else message

@@ -252,7 +252,7 @@ def populate(plan_path: Path, store_root: Path) -> None:
     store = LocalStore(store_root)
     run = store.begin_run(plan, "local")
     now = time.time()
-    db = store._db
+    db = store.database.db
     db.execute("BEGIN IMMEDIATE")
     for name in plan.tasks:
         output = plan.output(name)
