@@ -74,6 +74,16 @@ PlanSource = Annotated[
 ]
 Source = Annotated[str, typer.Argument(metavar="SOURCE", help=SOURCE_HELP, show_default=False)]
 Task = Annotated[str, typer.Argument(metavar="TASK", help="The task.", show_default=False)]
+Params = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--param",
+        "-p",
+        metavar="NAME=VALUE",
+        help="A value for the spec's parameter NAME (repeatable); the others keep their defaults.",
+        show_default=False,
+    ),
+]
 
 
 def store_at(path: str | None, create: bool = False) -> Store:
@@ -98,12 +108,14 @@ def existing_store(path: str | None) -> Store:
     return store
 
 
-def open_source(source: str, rewrite: SpecRewrite | None = None) -> PlanBase:
+def open_source(
+    source: str, rewrite: SpecRewrite | None = None, params: list[str] | None = None
+) -> PlanBase:
     """Compile a spec file, or load and verify a plan file (or a plan's URL in a store).
     The plan lives as long as the command: the garbage collector no longer scans it.
-    ``rewrite`` (a default image, pinning) applies to spec files only: a plan's specs are
-    hashed already, so it is refused for one."""
-    plan = _open_source(source, rewrite)
+    ``rewrite`` (a default image, pinning) and ``params`` (``--param NAME=VALUE``) apply to
+    spec files only: a plan's specs are hashed already, so they are refused for one."""
+    plan = _open_source(source, rewrite, params or [])
     keep_for_good()
     return plan
 
@@ -123,7 +135,13 @@ def image_options(default_image: str | None, pin: bool) -> SpecRewrite | None:
     return image_rewrite(default_image, pinner)
 
 
-def _open_source(source: str, rewrite: SpecRewrite | None = None) -> PlanBase:
+def _open_source(source: str, rewrite: SpecRewrite | None, params: list[str]) -> PlanBase:
+    if params and not is_spec_path(source):
+        raise AlamodeError(
+            f"{source}: a plan's parameters are filled in already (they are part of its "
+            "output IDs); give --param when compiling its spec ('alamode encode SPEC --param "
+            "NAME=VALUE'), or run the spec file itself"
+        )
     if rewrite is not None and not is_spec_path(source):
         raise AlamodeError(
             f"{source}: a plan's images are part of its output IDs already; give "
@@ -133,11 +151,12 @@ def _open_source(source: str, rewrite: SpecRewrite | None = None) -> PlanBase:
     if "://" in source:
         return load_plan_url(source, _State.store_options)
     if is_spec_path(source):
+        from a_la_mode.compile.params import parse_assignments
         from a_la_mode.compile.specfile import (
             compile_spec_file,  # YAML and its models only when needed
         )
 
-        return compile_spec_file(source, rewrite)
+        return compile_spec_file(source, rewrite, parse_assignments(params))
     path = split_source(source)[0]
     if not path.exists():
         raise PlanError(

@@ -13,6 +13,7 @@ from a_la_mode.cli import render
 from a_la_mode.cli.app import (
     SOURCE_HELP,
     Json,
+    Params,
     Source,
     app,
     existing_store,
@@ -55,6 +56,7 @@ def encode(
             rich_help_panel="Images",
         ),
     ] = None,
+    params: Params = None,
     pin: Annotated[
         bool,
         typer.Option(
@@ -71,9 +73,12 @@ def encode(
             f"{spec}: not a spec file (.py, .json, .yaml, .yml, .toml); "
             "'alamode validate' checks plan files"
         )
+    from a_la_mode.compile.params import parse_assignments
     from a_la_mode.compile.specfile import compile_spec_file
 
-    plan = compile_spec_file(spec, image_options(default_image, pin))
+    plan = compile_spec_file(
+        spec, image_options(default_image, pin), parse_assignments(params or [])
+    )
     if output == "-":
         sys.stdout.buffer.writelines(plan.iter_bytes())
         return
@@ -93,9 +98,9 @@ def encode(
 
 
 @app.command()
-def show(source: Source, json_: Json = False) -> None:
+def show(source: Source, params: Params = None, json_: Json = False) -> None:
     """Show a plan's tasks in run order with their inputs and short output IDs."""
-    plan = open_source(source)
+    plan = open_source(source, params=params)
     if json_:
         render.json_out(render.plan_json(plan))
     else:
@@ -110,12 +115,13 @@ def validate(
             metavar="SOURCE...", help=SOURCE_HELP + " Several may be given.", show_default=False
         ),
     ],
+    params: Params = None,
     json_: Json = False,
 ) -> None:
     """Check spec or plan files without writing anything; exit 2 on the first bad one."""
     results = []
     for source in sources:
-        plan = open_source(source)
+        plan = open_source(source, params=params)
         results.append({"source": source, "ok": True, **render.plan_summary(plan)})
         if not json_:
             render.note(
@@ -134,6 +140,7 @@ def diff(
     new: Annotated[
         str, typer.Argument(metavar="NEW", help="The new side: " + SOURCE_HELP, show_default=False)
     ],
+    params: Params = None,
     json_: Json = False,
     stat: Annotated[bool, typer.Option("--stat", help="One line per task.")] = False,
     show_all: Annotated[bool, typer.Option("--all", help="Also list the unchanged tasks.")] = False,
@@ -162,7 +169,7 @@ def diff(
     plans = []
     for side, source in (("old", old), ("new", new)):
         try:
-            plans.append(open_source(source))
+            plans.append(open_source(source, params=params))
         except AlamodeError as err:
             raise type(err)(f"{side} side: {err}") from None
     from a_la_mode.review.diff import diff_plans
@@ -183,6 +190,7 @@ def diff(
 @app.command()
 def graph(
     source: Source,
+    params: Params = None,
     format_: Annotated[
         Literal["dot", "mermaid"],
         typer.Option(
@@ -194,7 +202,7 @@ def graph(
     ] = "dot",
 ) -> None:
     """Print the dependency graph as Graphviz dot or Mermaid."""
-    render.text(FORMATS[format_](open_source(source)))
+    render.text(FORMATS[format_](open_source(source, params=params)))
 
 
 @app.command()

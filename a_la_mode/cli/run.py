@@ -20,6 +20,7 @@ import typer
 from a_la_mode.cli import render, render_run
 from a_la_mode.cli.app import (
     Json,
+    Params,
     PlanSource,
     StoreDir,
     Task,
@@ -88,6 +89,7 @@ def _sigterm_as_interrupt(signum: int, frame: FrameType | None) -> None:
 def run(
     source: PlanSource,
     store: StoreDir = None,
+    params: Params = None,
     jobs: Annotated[
         int,
         typer.Option(
@@ -170,7 +172,7 @@ def run(
     Exit status: 0 when every wanted task is done, 1 when a task failed, 2 on bad input,
     130 when interrupted.
     """
-    plan = open_source(source, image_options(default_image, pin=False))
+    plan = open_source(source, image_options(default_image, pin=False), params)
     options = RunOptions(
         jobs, target, keep_going, force=tuple(force or ()), force_downstream=force_downstream
     )
@@ -211,6 +213,7 @@ def run(
 def status(
     source: PlanSource,
     store: StoreDir = None,
+    params: Params = None,
     target: Annotated[
         list[str] | None,
         typer.Option("--target", "-t", metavar="TASK", help="Only these tasks and their upstream."),
@@ -219,14 +222,14 @@ def status(
 ) -> None:
     """Each task as done / would run / blocked / failed last time, with the reason."""
     the_store = settled(store_at(store or store_of(source)))
-    states = task_states(open_source(source), the_store, target)
+    states = task_states(open_source(source, params=params), the_store, target)
     render_run.status_table(states, json_)
 
 
 @app.command()
-def explain(source: PlanSource, task: Task, store: StoreDir = None) -> None:
+def explain(source: PlanSource, task: Task, store: StoreDir = None, params: Params = None) -> None:
     """Why TASK will or won't run; what changed since its last success."""
-    plan = open_source(source)
+    plan = open_source(source, params=params)
     known_task(plan, task)  # before the store is looked at
     the_store = settled(store_at(store or store_of(source)))
     for line in explain_task(plan, the_store, task):

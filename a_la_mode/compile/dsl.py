@@ -20,6 +20,7 @@ from typing import Any, TypeAlias
 from a_la_mode.compile.bulk import paused_gc
 from a_la_mode.compile.encoder import TaskDef, compile_plan
 from a_la_mode.compile.naming import check_name, did_you_mean
+from a_la_mode.compile.params import Param, apply, declare
 from a_la_mode.compile.plan import Plan, load_plan
 from a_la_mode.errors import SpecError
 
@@ -196,11 +197,20 @@ class TaskGroup:
 
 
 class Dag(TaskGroup):
-    """A pipeline: ``meta`` (hashed into the plan, not into output IDs) and its tasks."""
+    """A pipeline: ``meta`` (hashed into the plan, not into output IDs), its parameters and
+    its tasks. ``params`` declares the ``${name}`` placeholders its specs may hold: each a
+    default (text), None (a value must be given), or a ``Param`` (with choices or a
+    pattern); values are given to ``compile`` (``alamode ... --param name=value``)."""
 
-    def __init__(self, meta: Mapping[str, Any] | None = None, tasks: Sequence[Task] = ()) -> None:
+    def __init__(
+        self,
+        meta: Mapping[str, Any] | None = None,
+        tasks: Sequence[Task] = (),
+        params: Mapping[str, Any] | None = None,
+    ) -> None:
         super().__init__(self, "")
         self.meta: dict[str, Any] = dict(meta) if meta is not None else {}
+        self.params = declare(params)
         self._by_name: dict[str, Task] = {}
         for task in tasks:
             self.add(task)
@@ -257,10 +267,15 @@ class Dag(TaskGroup):
             defs.append(TaskDef(task.name, task.spec, [dep.name for dep in task.deps]))
         return defs
 
-    def compile(self) -> Plan:
-        """Validate the Dag and return its Plan (output IDs computed)."""
+    def declared(self) -> dict[str, Param]:
+        """The parameters this Dag declares."""
+        return self.params
+
+    def compile(self, params: Mapping[str, str] | None = None) -> Plan:
+        """Validate the Dag and return its Plan (output IDs computed), its parameters filled
+        in with ``params`` (else their defaults)."""
         with paused_gc():
-            return compile_plan(self.meta, self.task_defs())
+            return compile_plan(self.meta, apply(self.task_defs(), self.params, params or {}))
 
     def encode(self) -> dict[str, Any]:
         """The plan as a plain dict: format, meta, tasks (spec, inputs, output), toposort."""

@@ -16,6 +16,7 @@ import json
 import sys
 import tomllib
 import traceback
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,6 +27,7 @@ from a_la_mode.compile.dsl import Dag
 from a_la_mode.compile.encoder import TaskDef, compile_plan
 from a_la_mode.compile.images import SpecRewrite
 from a_la_mode.compile.naming import did_you_mean
+from a_la_mode.compile.params import Param, apply, declare
 from a_la_mode.compile.plan import Plan
 from a_la_mode.compile.sources import PYTHON_SUFFIXES, SPEC_SUFFIXES, split_source
 from a_la_mode.errors import AlamodeError, SpecFileError
@@ -44,6 +46,21 @@ class TaskEntry(BaseModel):
     )
 
 
+class ParamEntry(BaseModel):
+    """One parameter of a declarative spec file: ``${name}`` in spec strings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    default: str | None = Field(default=None, description="Used when no --param gives one.")
+    choices: list[str] | None = Field(default=None, description="The values it may take.")
+    pattern: str | None = Field(default=None, description="A regular expression, matched whole.")
+    description: str = Field(default="", description="What it is, for people.")
+
+    def param(self) -> Param:
+        choices = tuple(self.choices) if self.choices is not None else None
+        return Param(self.default, choices, self.pattern, self.description)
+
+
 class PipelineFile(BaseModel):
     """A declarative pipeline: the same thing a Python Dag describes."""
 
@@ -51,16 +68,28 @@ class PipelineFile(BaseModel):
 
     format: Literal[1] = Field(default=1, description="Version of this spec-file schema.")
     meta: dict[str, Any] = Field(default_factory=dict, description="Free-form pipeline metadata.")
+    params: dict[str, ParamEntry] = Field(
+        default_factory=dict,
+        description="Parameters: name -> default, choices, pattern. Spec strings use them as "
+        "${name} ($${ is a literal ${); values come from --param name=value.",
+    )
     tasks: dict[str, TaskEntry] = Field(description="Task name -> its deps and spec.")
 
     def task_defs(self) -> list[TaskDef]:
         """The tasks as the compiler sees them."""
         return [TaskDef(name, entry.spec, entry.deps) for name, entry in self.tasks.items()]
 
+    def declared(self) -> dict[str, Param]:
+        """The parameters, checked."""
+        return declare({name: entry.param() for name, entry in self.params.items()})
 
-def compile_spec_file(source: str, rewrite: SpecRewrite | None = None) -> Plan:
-    """Compile the spec file ``source`` (``file.py``, ``file.py:name``, JSON, YAML or TOML);
-    ``rewrite`` changes each task's spec before it is hashed (a default image, pinning)."""
+
+def compile_spec_file(
+    source: str, rewrite: SpecRewrite | None = None, params: Mapping[str, str] | None = None
+) -> Plan:
+    """Compile the spec file ``source`` (``file.py``, ``file.py:name``, JSON, YAML or TOML)
+    with its parameters' values (``params``, else their defaults); ``rewrite`` changes each
+    task's spec before it is hashed (a default image, pinning)."""
     path, attr = split_source(source)
     suffix = path.suffix.lower()
     if suffix not in SPEC_SUFFIXES:
@@ -72,12 +101,12 @@ def compile_spec_file(source: str, rewrite: SpecRewrite | None = None) -> Plan:
         raise SpecFileError(f"{path}: no such spec file")
     if suffix in PYTHON_SUFFIXES:
         dag = load_python_dag(path, attr or None)
-        meta, defs = dag.meta, dag.task_defs
+        meta, defs, declared = dag.meta, dag.task_defs, dag.declared
     else:
         pipeline = load_declarative(path)
-        meta, defs = pipeline.meta, pipeline.task_defs
+        meta, defs, declared = pipeline.meta, pipeline.task_defs, pipeline.declared
     try:
-        tasks = defs()
+        tasks = apply(defs(), declared(), params or {})
         if rewrite is not None:
             tasks = [task._replace(spec=rewrite(task.name, task.spec)) for task in tasks]
         return compile_plan(meta, tasks)
