@@ -4,7 +4,7 @@ store, a plan). Command modules import this, never main.py, so nothing imports i
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
 import typer
 
@@ -74,6 +74,7 @@ PlanSource = Annotated[
 ]
 Source = Annotated[str, typer.Argument(metavar="SOURCE", help=SOURCE_HELP, show_default=False)]
 Task = Annotated[str, typer.Argument(metavar="TASK", help="The task.", show_default=False)]
+PARAMETERS = "Parameters"
 Params = Annotated[
     list[str] | None,
     typer.Option(
@@ -82,8 +83,63 @@ Params = Annotated[
         metavar="NAME=VALUE",
         help="A value for the spec's parameter NAME (repeatable); the others keep their defaults.",
         show_default=False,
+        rich_help_panel=PARAMETERS,
     ),
 ]
+EvalParams = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--eval-param",
+        "-E",
+        metavar="NAME=EXPR",
+        help="Every value of EXPR for parameter NAME, one instance of the pipeline each: "
+        "days_range(-2, 0), dates('2026-11-01', '2026-11-30'), months_range(-1, 0), "
+        "range(1, 4) or ['eu', 'us'] (repeatable: their cross product).",
+        show_default=False,
+        rich_help_panel=PARAMETERS,
+    ),
+]
+Today = Annotated[
+    str | None,
+    typer.Option(
+        "--today",
+        metavar="DATE",
+        help="The date days_range and months_range count from (default: today).",
+        show_default=False,
+        rich_help_panel=PARAMETERS,
+    ),
+]
+
+
+class Values(NamedTuple):
+    """What a command's parameter options said: ``--param``, ``--eval-param``, ``--today``."""
+
+    params: list[str] | None = None
+    each: list[str] | None = None
+    today: str | None = None
+
+    def given(self) -> bool:
+        return bool(self.params or self.each)
+
+
+NO_VALUES = Values()
+
+
+def parameter_values(values: Values) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """``--param`` values by name, and the values of each ``--eval-param`` expression."""
+    from a_la_mode.compile.params import parse_assignments
+
+    each: dict[str, list[str]] = {}
+    if values.each:
+        from a_la_mode.compile.expressions import evaluate, parse_today
+
+        today = parse_today(values.today)
+        for name, expression in parse_assignments(values.each, "--eval-param").items():
+            try:
+                each[name] = evaluate(expression, today)
+            except AlamodeError as err:
+                raise type(err)(f"--eval-param {name}={err}") from None
+    return parse_assignments(values.params or []), each
 
 
 def store_at(path: str | None, create: bool = False) -> Store:
@@ -109,13 +165,13 @@ def existing_store(path: str | None) -> Store:
 
 
 def open_source(
-    source: str, rewrite: SpecRewrite | None = None, params: list[str] | None = None
+    source: str, rewrite: SpecRewrite | None = None, values: Values = NO_VALUES
 ) -> PlanBase:
     """Compile a spec file, or load and verify a plan file (or a plan's URL in a store).
     The plan lives as long as the command: the garbage collector no longer scans it.
-    ``rewrite`` (a default image, pinning) and ``params`` (``--param NAME=VALUE``) apply to
-    spec files only: a plan's specs are hashed already, so they are refused for one."""
-    plan = _open_source(source, rewrite, params or [])
+    ``rewrite`` (a default image, pinning) and the parameters' ``values`` apply to spec
+    files only: a plan's specs are hashed already, so they are refused for one."""
+    plan = _open_source(source, rewrite, values)
     keep_for_good()
     return plan
 
@@ -135,8 +191,8 @@ def image_options(default_image: str | None, pin: bool) -> SpecRewrite | None:
     return image_rewrite(default_image, pinner)
 
 
-def _open_source(source: str, rewrite: SpecRewrite | None, params: list[str]) -> PlanBase:
-    if params and not is_spec_path(source):
+def _open_source(source: str, rewrite: SpecRewrite | None, values: Values) -> PlanBase:
+    if values.given() and not is_spec_path(source):
         raise AlamodeError(
             f"{source}: a plan's parameters are filled in already (they are part of its "
             "output IDs); give --param when compiling its spec ('alamode encode SPEC --param "
@@ -151,12 +207,12 @@ def _open_source(source: str, rewrite: SpecRewrite | None, params: list[str]) ->
     if "://" in source:
         return load_plan_url(source, _State.store_options)
     if is_spec_path(source):
-        from a_la_mode.compile.params import parse_assignments
         from a_la_mode.compile.specfile import (
             compile_spec_file,  # YAML and its models only when needed
         )
 
-        return compile_spec_file(source, rewrite, parse_assignments(params))
+        params, each = parameter_values(values)
+        return compile_spec_file(source, rewrite, params, each)
     path = split_source(source)[0]
     if not path.exists():
         raise PlanError(

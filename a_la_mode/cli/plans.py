@@ -12,13 +12,17 @@ import typer
 from a_la_mode.cli import render
 from a_la_mode.cli.app import (
     SOURCE_HELP,
+    EvalParams,
     Json,
     Params,
     Source,
+    Today,
+    Values,
     app,
     existing_store,
     image_options,
     open_source,
+    parameter_values,
 )
 from a_la_mode.compile.sources import is_spec_path, split_source
 from a_la_mode.errors import AlamodeError, SpecFileError
@@ -57,6 +61,8 @@ def encode(
         ),
     ] = None,
     params: Params = None,
+    each: EvalParams = None,
+    today: Today = None,
     pin: Annotated[
         bool,
         typer.Option(
@@ -73,12 +79,10 @@ def encode(
             f"{spec}: not a spec file (.py, .json, .yaml, .yml, .toml); "
             "'alamode validate' checks plan files"
         )
-    from a_la_mode.compile.params import parse_assignments
     from a_la_mode.compile.specfile import compile_spec_file
 
-    plan = compile_spec_file(
-        spec, image_options(default_image, pin), parse_assignments(params or [])
-    )
+    params_, each_ = parameter_values(Values(params, each, today))
+    plan = compile_spec_file(spec, image_options(default_image, pin), params_, each_)
     if output == "-":
         sys.stdout.buffer.writelines(plan.iter_bytes())
         return
@@ -98,9 +102,15 @@ def encode(
 
 
 @app.command()
-def show(source: Source, params: Params = None, json_: Json = False) -> None:
+def show(
+    source: Source,
+    params: Params = None,
+    each: EvalParams = None,
+    today: Today = None,
+    json_: Json = False,
+) -> None:
     """Show a plan's tasks in run order with their inputs and short output IDs."""
-    plan = open_source(source, params=params)
+    plan = open_source(source, values=Values(params, each, today))
     if json_:
         render.json_out(render.plan_json(plan))
     else:
@@ -116,12 +126,14 @@ def validate(
         ),
     ],
     params: Params = None,
+    each: EvalParams = None,
+    today: Today = None,
     json_: Json = False,
 ) -> None:
     """Check spec or plan files without writing anything; exit 2 on the first bad one."""
     results = []
     for source in sources:
-        plan = open_source(source, params=params)
+        plan = open_source(source, values=Values(params, each, today))
         results.append({"source": source, "ok": True, **render.plan_summary(plan)})
         if not json_:
             render.note(
@@ -141,6 +153,8 @@ def diff(
         str, typer.Argument(metavar="NEW", help="The new side: " + SOURCE_HELP, show_default=False)
     ],
     params: Params = None,
+    each: EvalParams = None,
+    today: Today = None,
     json_: Json = False,
     stat: Annotated[bool, typer.Option("--stat", help="One line per task.")] = False,
     show_all: Annotated[bool, typer.Option("--all", help="Also list the unchanged tasks.")] = False,
@@ -169,7 +183,7 @@ def diff(
     plans = []
     for side, source in (("old", old), ("new", new)):
         try:
-            plans.append(open_source(source, params=params))
+            plans.append(open_source(source, values=Values(params, each, today)))
         except AlamodeError as err:
             raise type(err)(f"{side} side: {err}") from None
     from a_la_mode.review.diff import diff_plans
@@ -191,6 +205,8 @@ def diff(
 def graph(
     source: Source,
     params: Params = None,
+    each: EvalParams = None,
+    today: Today = None,
     format_: Annotated[
         Literal["dot", "mermaid"],
         typer.Option(
@@ -202,7 +218,7 @@ def graph(
     ] = "dot",
 ) -> None:
     """Print the dependency graph as Graphviz dot or Mermaid."""
-    render.text(FORMATS[format_](open_source(source, params=params)))
+    render.text(FORMATS[format_](open_source(source, values=Values(params, each, today))))
 
 
 @app.command()

@@ -7,7 +7,17 @@ from typing import Annotated
 
 import typer
 
-from a_la_mode.cli.app import Params, PlanSource, StoreDir, app, open_source, store_at
+from a_la_mode.cli.app import (
+    EvalParams,
+    Params,
+    PlanSource,
+    StoreDir,
+    Today,
+    Values,
+    app,
+    open_source,
+    store_at,
+)
 from a_la_mode.cli.run import settled
 from a_la_mode.errors import AlamodeError
 from a_la_mode.review.queries import known_task, result_folder
@@ -19,10 +29,17 @@ Task = Annotated[
 
 
 @app.command()
-def path(source: PlanSource, task: Task, store: StoreDir = None, params: Params = None) -> None:
+def path(
+    source: PlanSource,
+    task: Task,
+    store: StoreDir = None,
+    params: Params = None,
+    each: EvalParams = None,
+    today: Today = None,
+) -> None:
     """Print the folder holding TASK's output for this plan (a blob store's output is
     fetched into this machine's cache first)."""
-    plan = open_source(source, params=params)
+    plan = open_source(source, values=Values(params, each, today))
     known_task(plan, task)
     the_store = settled(store_at(store or store_of(source), create=False))
     sys.stdout.write(f"{result_folder(plan, the_store, task)}\n")
@@ -42,9 +59,11 @@ def cat(
     ] = None,
     store: StoreDir = None,
     params: Params = None,
+    each: EvalParams = None,
+    today: Today = None,
 ) -> None:
     """Print a file of TASK's output for this plan."""
-    plan = open_source(source, params=params)
+    plan = open_source(source, values=Values(params, each, today))
     known_task(plan, task)
     the_store = settled(store_at(store or store_of(source), create=False))
     folder = result_folder(plan, the_store, task)

@@ -19,11 +19,14 @@ import typer
 
 from a_la_mode.cli import render, render_run
 from a_la_mode.cli.app import (
+    EvalParams,
     Json,
     Params,
     PlanSource,
     StoreDir,
     Task,
+    Today,
+    Values,
     app,
     existing_store,
     image_options,
@@ -90,6 +93,8 @@ def run(
     source: PlanSource,
     store: StoreDir = None,
     params: Params = None,
+    each: EvalParams = None,
+    today: Today = None,
     jobs: Annotated[
         int,
         typer.Option(
@@ -172,7 +177,7 @@ def run(
     Exit status: 0 when every wanted task is done, 1 when a task failed, 2 on bad input,
     130 when interrupted.
     """
-    plan = open_source(source, image_options(default_image, pin=False), params)
+    plan = open_source(source, image_options(default_image, pin=False), Values(params, each, today))
     options = RunOptions(
         jobs, target, keep_going, force=tuple(force or ()), force_downstream=force_downstream
     )
@@ -214,6 +219,8 @@ def status(
     source: PlanSource,
     store: StoreDir = None,
     params: Params = None,
+    each: EvalParams = None,
+    today: Today = None,
     target: Annotated[
         list[str] | None,
         typer.Option("--target", "-t", metavar="TASK", help="Only these tasks and their upstream."),
@@ -222,14 +229,21 @@ def status(
 ) -> None:
     """Each task as done / would run / blocked / failed last time, with the reason."""
     the_store = settled(store_at(store or store_of(source)))
-    states = task_states(open_source(source, params=params), the_store, target)
+    states = task_states(open_source(source, values=Values(params, each, today)), the_store, target)
     render_run.status_table(states, json_)
 
 
 @app.command()
-def explain(source: PlanSource, task: Task, store: StoreDir = None, params: Params = None) -> None:
+def explain(
+    source: PlanSource,
+    task: Task,
+    store: StoreDir = None,
+    params: Params = None,
+    each: EvalParams = None,
+    today: Today = None,
+) -> None:
     """Why TASK will or won't run; what changed since its last success."""
-    plan = open_source(source, params=params)
+    plan = open_source(source, values=Values(params, each, today))
     known_task(plan, task)  # before the store is looked at
     the_store = settled(store_at(store or store_of(source)))
     for line in explain_task(plan, the_store, task):

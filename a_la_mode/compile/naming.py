@@ -7,10 +7,14 @@ from collections.abc import Iterable
 
 from a_la_mode.errors import SpecError
 
-NAME_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+NAME_PATTERN = re.compile(
+    r"[A-Za-z0-9_][A-Za-z0-9_.-]*"
+    r"(?:\[[A-Za-z_][A-Za-z0-9_]*=[A-Za-z0-9_.:+-]+(?:,[A-Za-z_][A-Za-z0-9_]*=[A-Za-z0-9_.:+-]+)*\])?"
+)
 """Letters, digits, ``_``, ``.`` and ``-``, not starting with ``.`` or ``-``: ASCII only, so
-names need no Unicode normalisation. Always ``fullmatch`` it (``$`` would let a final
-newline through)."""
+names need no Unicode normalisation; then, for one instance of a task per parameter value
+(``--eval-param``), the values it was made for: ``fetch[day=2026-12-01,region=eu]``.
+Always ``fullmatch`` it (``$`` would let a final newline through)."""
 MAX_NAME = 255
 """Names are file names in places (a container's input mounts): at most 255 characters."""
 
@@ -58,9 +62,16 @@ def did_you_mean(name: str, known: Iterable[str]) -> str:
     return f", did you mean {close[0]!r}?" if close else ""
 
 
+def base_name(name: str) -> str:
+    """The task an instance was made from: ``fetch`` for ``fetch[day=2026-12-01]``."""
+    return name.partition("[")[0]
+
+
 def input_variable(name: str) -> str:
-    """``ALAMODE_INPUT_<NAME>``: upper-cased, every non-alphanumeric character as ``_``."""
-    return "ALAMODE_INPUT_" + re.sub(r"[^A-Za-z0-9]", "_", name).upper()
+    """``ALAMODE_INPUT_<NAME>``: upper-cased, every non-alphanumeric character as ``_``. An
+    instance's is its task's (``fetch[day=...]`` gives ``ALAMODE_INPUT_FETCH``), so one
+    command serves every instance."""
+    return "ALAMODE_INPUT_" + re.sub(r"[^A-Za-z0-9]", "_", base_name(name)).upper()
 
 
 def input_clash(deps: Iterable[str]) -> str | None:

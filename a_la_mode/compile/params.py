@@ -9,6 +9,7 @@ on the values of the parameters its spec uses, and on no others.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
@@ -20,6 +21,8 @@ from a_la_mode.errors import SpecError
 
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 """What a parameter may be called: an identifier."""
+VALUE_IN_NAME = re.compile(r"[A-Za-z0-9_.:+-]+")
+"""What an --eval-param value may be: it becomes part of task names (``fetch[day=2026-12-01]``)."""
 _TOKEN = re.compile(r"\$\$\{|\$\{([^}]*)\}")  # a literal ``$${``, or a placeholder
 
 
@@ -90,6 +93,7 @@ def resolve(
     declared: Mapping[str, Param],
     given: Mapping[str, str],
     uses: Mapping[str, str] | None = None,
+    option: str = "--param",
 ) -> dict[str, str]:
     """Every declared parameter's value: given, else its default; a parameter with neither
     is left out (an error only where a spec uses it). Refuses a value for a parameter that is
@@ -99,7 +103,7 @@ def resolve(
         if name not in declared:
             known = ", ".join(sorted(declared)) or "none"
             raise ParamError(
-                f"--param {name}: no such parameter{did_you_mean(name, declared)} "
+                f"{option} {name}: no such parameter{did_you_mean(name, declared)} "
                 f"(declared: {known})"
             )
     values = {}
@@ -107,7 +111,7 @@ def resolve(
         value = given.get(name, param.default)
         if value is not None:
             if name in given:
-                label = f"--param {name}={value}"
+                label = f"{option} {name}={value}"
                 if uses and name in uses:
                     label += f" ({uses[name]} uses it)"
                 _check_value(name, value, param, label)
@@ -164,27 +168,93 @@ def substitute(
 
 
 def apply(
-    tasks: Iterable[TaskDef], declared: Mapping[str, Param], given: Mapping[str, str]
+    tasks: Iterable[TaskDef],
+    declared: Mapping[str, Param],
+    given: Mapping[str, str],
+    each: Mapping[str, list[str]] | None = None,
 ) -> list[TaskDef]:
-    """The tasks with their parameters filled in. A pipeline that declares no parameters is
-    left as it is (its strings may hold a shell's ``${VAR}``), and takes no ``--param``."""
+    """The tasks with their parameters filled in. With ``each`` (``--eval-param``: a list of
+    values per parameter), one instance of the pipeline per combination of values; a task
+    whose spec and upstream use none of them stays one task. A pipeline that declares no
+    parameters is left as it is (its strings may hold a shell's ``${VAR}``), and takes no
+    ``--param``."""
     tasks = list(tasks)
+    each = each or {}
     if not declared:
-        if given:
-            name = next(iter(given))
+        if given or each:
+            name = next(iter({**given, **each}))
+            option = "--param" if name in given else "--eval-param"
             raise ParamError(
-                f"--param {name}: this pipeline declares no parameters; declare them under "
+                f"{option} {name}: this pipeline declares no parameters; declare them under "
                 "params (a spec file) or Dag(params=...) (a Python one)"
             )
         return tasks
+    both = sorted(set(given) & set(each))
+    if both:
+        raise ParamError(f"parameter {both[0]!r} is given by --param and by --eval-param; keep one")
     uses: dict[str, str] = {}
     for task in tasks:
         for name in sorted(used(task.spec)):
             uses.setdefault(name, f"task {task.name!r}")
+    for name, options in each.items():  # checked as --param values are
+        for option in options:
+            resolve(declared, {name: option}, uses, "--eval-param")
     values = resolve(declared, given, uses)
-    return [
-        task._replace(spec=substitute(task.name, task.spec, declared, values)) for task in tasks
-    ]
+    if not each:
+        return [
+            task._replace(spec=substitute(task.name, task.spec, declared, values)) for task in tasks
+        ]
+    return expand(tasks, declared, values, each)
+
+
+def expand(
+    tasks: list[TaskDef],
+    declared: Mapping[str, Param],
+    fixed: Mapping[str, str],
+    each: Mapping[str, list[str]],
+) -> list[TaskDef]:
+    """One instance of each task per combination of ``each``'s values that its spec or its
+    upstream uses, named ``task[name=value,...]``; instances that use none collapse into
+    the task itself."""
+    for name, options in each.items():
+        for value in options:
+            if not VALUE_IN_NAME.fullmatch(value):
+                raise ParamError(
+                    f"--eval-param {name}: value {value!r} cannot be part of a task name; "
+                    "values are letters, digits, '.', '_', ':', '+' and '-'"
+                )
+    defs = {task.name: task for task in tasks}
+    cone: dict[str, frozenset[str]] = {}  # the evaluated parameters a task depends on
+
+    def cone_of(name: str, seen: tuple[str, ...] = ()) -> frozenset[str]:
+        if name not in cone:
+            if name in seen or name not in defs:
+                return frozenset()  # a cycle or an unknown task: the compiler says which
+            task = defs[name]
+            found = used(task.spec) & set(each)
+            for dep in task.deps:
+                found |= cone_of(dep, (*seen, name))
+            cone[name] = frozenset(found)
+        return cone[name]
+
+    names = list(each)
+    instances: dict[str, TaskDef] = {}
+    for combination in itertools.product(*(each[name] for name in names)):
+        values = {**fixed, **dict(zip(names, combination, strict=True))}
+
+        def instance(name: str, values: dict[str, str] = values) -> str:
+            own = sorted(cone_of(name))
+            if not own:
+                return name
+            return f"{name}[{','.join(f'{p}={values[p]}' for p in own)}]"
+
+        for task in tasks:
+            named = instance(task.name)
+            if named not in instances:
+                spec = substitute(named, task.spec, declared, values)
+                deps = [instance(dep) if dep in defs else dep for dep in task.deps]
+                instances[named] = TaskDef(named, spec, deps)
+    return list(instances.values())
 
 
 def used(spec: Mapping[str, Any]) -> set[str]:

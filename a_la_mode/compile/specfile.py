@@ -85,11 +85,15 @@ class PipelineFile(BaseModel):
 
 
 def compile_spec_file(
-    source: str, rewrite: SpecRewrite | None = None, params: Mapping[str, str] | None = None
+    source: str,
+    rewrite: SpecRewrite | None = None,
+    params: Mapping[str, str] | None = None,
+    each: Mapping[str, list[str]] | None = None,
 ) -> Plan:
     """Compile the spec file ``source`` (``file.py``, ``file.py:name``, JSON, YAML or TOML)
-    with its parameters' values (``params``, else their defaults); ``rewrite`` changes each
-    task's spec before it is hashed (a default image, pinning)."""
+    with its parameters' values (``params``, else their defaults; with ``each``, one instance
+    per combination of those lists of values); ``rewrite`` changes each task's spec before it
+    is hashed (a default image, pinning)."""
     path, attr = split_source(source)
     suffix = path.suffix.lower()
     if suffix not in SPEC_SUFFIXES:
@@ -106,7 +110,7 @@ def compile_spec_file(
         pipeline = load_declarative(path)
         meta, defs, declared = pipeline.meta, pipeline.task_defs, pipeline.declared
     try:
-        tasks = apply(defs(), declared(), params or {})
+        tasks = apply(defs(), declared(), params or {}, each)
         if rewrite is not None:
             tasks = [task._replace(spec=rewrite(task.name, task.spec)) for task in tasks]
         return compile_plan(meta, tasks)

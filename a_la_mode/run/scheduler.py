@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from enum import StrEnum
 from typing import NamedTuple
 
-from a_la_mode.compile.naming import did_you_mean
+from a_la_mode.compile.naming import base_name, did_you_mean
 from a_la_mode.compile.planfile import PlanBase
 from a_la_mode.errors import AlamodeError
 
@@ -59,16 +59,26 @@ def done_reason(output_id: str) -> str:
 
 
 def closure(plan: PlanBase, targets: Iterable[str]) -> list[str]:
-    """The targets and everything upstream of them, in plan order. Unknown names are refused."""
+    """The targets and everything upstream of them, in plan order. A target names a task, or
+    every instance of it (``fetch`` for ``fetch[day=...]``). Unknown names are refused."""
     wanted: set[str] = set()
     stack = []
+    instances: dict[str, list[str]] | None = None
     for target in targets:
-        if target not in plan.tasks:
+        if target in plan.tasks:
+            stack.append(target)
+            continue
+        if instances is None:
+            instances = {}
+            for name in plan.tasks:
+                if "[" in name:
+                    instances.setdefault(base_name(name), []).append(name)
+        if target not in instances:
             raise AlamodeError(
                 f"unknown target {target!r}{did_you_mean(target, plan.tasks)}; "
                 "'alamode show' lists the tasks"
             )
-        stack.append(target)
+        stack.extend(instances[target])
     while stack:
         name = stack.pop()
         if name not in wanted:
