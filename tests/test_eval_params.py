@@ -155,3 +155,29 @@ def test_values_that_cannot_name_a_task_and_double_givings_are_refused(daily: Pa
         alamode("show", str(daily), "-E", "day=days_range(0, 0)", "--today", "Tuesday"),
         "--today 'Tuesday' is not a date",
     )
+
+
+def test_a_matrix_in_the_file_or_the_dag_does_the_same(tmp_path: Path) -> None:
+    spec = tmp_path / "m.yaml"
+    spec.write_text(
+        "params: {region: {}, size: {default: s}}\n"
+        "matrix: {region: [eu, us]}\n"
+        "tasks:\n"
+        "  base: {spec: {command: 'true'}}\n"
+        "  fit: {deps: [base], spec: {command: 'echo ${region} ${size}'}}\n"
+    )
+    assert sorted(shown(spec)) == ["base", "fit[region=eu]", "fit[region=us]"]
+    assert sorted(shown(spec, "-p", "region=eu")) == ["base", "fit"]  # one value wins
+    assert sorted(shown(spec, "-E", "region=['ap']")) == ["base", "fit[region=ap]"]
+
+    from a_la_mode import Dag
+
+    dag = Dag({}, params={"region": None})
+    dag.task("fit", {"command": "echo ${region}"})
+    plan = dag.matrix(region=["eu", "us"]).compile()
+    assert sorted(plan.tasks) == ["fit[region=eu]", "fit[region=us]"]
+    assert plan.tasks["fit[region=us]"]["command"] == "echo us"
+    spec.write_text("params: {region: {}}\nmatrix: {region: []}\ntasks: {a: {}}\n")
+    assert_one_line_error(
+        alamode("show", str(spec), cwd=tmp_path), "parameter 'region' is given an empty list"
+    )

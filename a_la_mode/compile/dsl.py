@@ -211,6 +211,7 @@ class Dag(TaskGroup):
         super().__init__(self, "")
         self.meta: dict[str, Any] = dict(meta) if meta is not None else {}
         self.params = declare(params)
+        self.each: dict[str, list[str]] = {}  # matrix(): values to make an instance for
         self._by_name: dict[str, Task] = {}
         for task in tasks:
             self.add(task)
@@ -271,11 +272,33 @@ class Dag(TaskGroup):
         """The parameters this Dag declares."""
         return self.params
 
-    def compile(self, params: Mapping[str, str] | None = None) -> Plan:
+    def matrix(self, **values: Sequence[str | int]) -> Dag:
+        """Make one instance of the pipeline per combination of these parameters' values
+        (``dag.matrix(day=["2026-12-01", "2026-12-02"], region=["eu", "us"])``), as
+        ``--eval-param`` does: tasks that use none of them stay one task. Returns the Dag."""
+        for name, options in values.items():
+            if name not in self.params:
+                raise SpecError(
+                    f"matrix: {name!r} is not a parameter of this Dag"
+                    f"{did_you_mean(name, self.params)}; declare it in Dag(params=...)"
+                )
+            if isinstance(options, str) or not options:
+                raise SpecError(f"matrix: {name}= takes a non-empty list of values")
+            self.each[name] = [str(option) for option in options]
+        return self
+
+    def compile(
+        self,
+        params: Mapping[str, str] | None = None,
+        each: Mapping[str, list[str]] | None = None,
+    ) -> Plan:
         """Validate the Dag and return its Plan (output IDs computed), its parameters filled
-        in with ``params`` (else their defaults)."""
+        in with ``params`` (else their defaults), one instance per combination of the
+        ``matrix`` and of ``each`` (which replaces the matrix's values of a parameter)."""
+        given = params or {}
+        combined = {k: v for k, v in self.each.items() if k not in given} | dict(each or {})
         with paused_gc():
-            return compile_plan(self.meta, apply(self.task_defs(), self.params, params or {}))
+            return compile_plan(self.meta, apply(self.task_defs(), self.params, given, combined))
 
     def encode(self) -> dict[str, Any]:
         """The plan as a plain dict: format, meta, tasks (spec, inputs, output), toposort."""

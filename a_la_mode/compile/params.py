@@ -197,6 +197,8 @@ def apply(
         for name in sorted(used(task.spec)):
             uses.setdefault(name, f"task {task.name!r}")
     for name, options in each.items():  # checked as --param values are
+        if not options:
+            raise ParamError(f"parameter {name!r} is given an empty list of values")
         for option in options:
             resolve(declared, {name: option}, uses, "--eval-param")
     values = resolve(declared, given, uses)

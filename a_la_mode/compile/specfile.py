@@ -73,6 +73,11 @@ class PipelineFile(BaseModel):
         description="Parameters: name -> default, choices, pattern. Spec strings use them as "
         "${name} ($${ is a literal ${); values come from --param name=value.",
     )
+    matrix: dict[str, list[str | int]] = Field(
+        default_factory=dict,
+        description="Parameter -> its values: one instance of the tasks that use it per "
+        "combination of values, named task[name=value,...] (as --eval-param does).",
+    )
     tasks: dict[str, TaskEntry] = Field(description="Task name -> its deps and spec.")
 
     def task_defs(self) -> list[TaskDef]:
@@ -105,12 +110,16 @@ def compile_spec_file(
         raise SpecFileError(f"{path}: no such spec file")
     if suffix in PYTHON_SUFFIXES:
         dag = load_python_dag(path, attr or None)
-        meta, defs, declared = dag.meta, dag.task_defs, dag.declared
+        meta, defs, declared, matrix = dag.meta, dag.task_defs, dag.declared, dag.each
     else:
         pipeline = load_declarative(path)
         meta, defs, declared = pipeline.meta, pipeline.task_defs, pipeline.declared
+        matrix = {name: [str(v) for v in values] for name, values in pipeline.matrix.items()}
+    given = params or {}
+    # --eval-param replaces the file's matrix for a parameter; --param gives it one value
+    combined = {k: v for k, v in matrix.items() if k not in given} | dict(each or {})
     try:
-        tasks = apply(defs(), declared(), params or {}, each)
+        tasks = apply(defs(), declared(), given, combined)
         if rewrite is not None:
             tasks = [task._replace(spec=rewrite(task.name, task.spec)) for task in tasks]
         return compile_plan(meta, tasks)
