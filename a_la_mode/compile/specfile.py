@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from a_la_mode.compile.dsl import Dag
 from a_la_mode.compile.encoder import TaskDef, compile_plan
+from a_la_mode.compile.files import digest_files
 from a_la_mode.compile.images import SpecRewrite
 from a_la_mode.compile.naming import did_you_mean
 from a_la_mode.compile.params import Param, apply, declare
@@ -120,6 +121,9 @@ def compile_spec_file(
     combined = {k: v for k, v in matrix.items() if k not in given} | dict(each or {})
     try:
         tasks = apply(defs(), declared(), given, combined)
+        tasks = [
+            task._replace(spec=digest_files(task.name, task.spec, path.parent)) for task in tasks
+        ]
         if rewrite is not None:
             tasks = [task._replace(spec=rewrite(task.name, task.spec)) for task in tasks]
         return compile_plan(meta, tasks)

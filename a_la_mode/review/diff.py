@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from a_la_mode.compile.bulk import paused_gc
 from a_la_mode.compile.canonical import join_path
+from a_la_mode.compile.files import FILES
 from a_la_mode.compile.images import split_pinned
 from a_la_mode.compile.planfile import PlanBase
 
@@ -34,9 +35,13 @@ class FieldChange:
     kind: Literal["changed", "added", "removed"]
     old: Any = None
     new: Any = None
+    file: str = ""  # for a change under spec.files: the file's path
 
     def describe(self) -> str:
-        """``sha: '6f09d' → 'qwetr3'``, ``env.X: added '1'``, or a word diff for long text."""
+        """``sha: '6f09d' → 'qwetr3'``, ``env.X: added '1'``, ``file x.py changed``, or a word
+        diff for long text."""
+        if self.file:
+            return f"file {self.file} {self.kind}"
         if self.kind == "added":
             return f"{self.path}: added {_short(self.new)}"
         if self.kind == "removed":
@@ -274,14 +279,33 @@ def field_changes(old: dict[str, Any], new: dict[str, Any]) -> list[FieldChange]
     result: list[FieldChange] = []
     for kind, levels in report.items():
         for level in levels:
-            path = _path(level.path(output_format="list"))
-            if kind.endswith("_added"):
-                result.append(FieldChange(path, "added", new=level.t2))
+            parts = level.path(output_format="list")
+            path = _path(parts)
+            file = "".join(str(part) for part in parts[1:]) if parts[:1] == [FILES] else ""
+            if file and (isinstance(level.t1, dict) or isinstance(level.t2, dict)):
+                result.extend(_folder_changes(path, file, level.t1, level.t2))
+            elif kind.endswith("_added"):
+                result.append(FieldChange(path, "added", new=level.t2, file=file))
             elif kind.endswith("_removed"):
-                result.append(FieldChange(path, "removed", old=level.t1))
+                result.append(FieldChange(path, "removed", old=level.t1, file=file))
             else:
-                result.append(FieldChange(path, "changed", old=level.t1, new=level.t2))
+                result.append(FieldChange(path, "changed", old=level.t1, new=level.t2, file=file))
     return sorted(result, key=lambda c: c.path)
+
+
+def _folder_changes(path: str, folder: str, old: Any, new: Any) -> list[FieldChange]:
+    """A listed folder's files that came, went or changed (a folder is {file: digest})."""
+    before = old if isinstance(old, dict) else {}
+    after = new if isinstance(new, dict) else {}
+    changes = []
+    for name in sorted(set(before) | set(after)):
+        if name not in before:
+            changes.append(FieldChange(path, "added", file=folder + name))
+        elif name not in after:
+            changes.append(FieldChange(path, "removed", file=folder + name))
+        elif before[name] != after[name]:
+            changes.append(FieldChange(path, "changed", file=folder + name))
+    return changes
 
 
 def _path(parts: list[Any]) -> str:

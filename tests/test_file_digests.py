@@ -1,0 +1,85 @@
+"""File digests: a task's ``files`` are hashed into its spec, so editing one reruns it."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from .conftest import alamode
+from .test_cli import assert_one_line_error
+
+SPEC = """\
+tasks:
+  prep: {spec: {command: 'true'}}
+  transform:
+    deps: [prep]
+    spec: {command: 'cat transform.sh sql/*.sql > "$ALAMODE_OUTPUT/t"', files: [transform.sh, sql/]}
+  report:
+    deps: [transform]
+    spec: {command: 'cp "$ALAMODE_INPUT_TRANSFORM/t" "$ALAMODE_OUTPUT/r"'}
+  other: {spec: {command: 'true', files: [other.sh]}}
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    (tmp_path / "sql").mkdir()
+    (tmp_path / "sql" / "a.sql").write_text("select 1;\n")
+    (tmp_path / "transform.sh").write_text("echo one\n")
+    (tmp_path / "other.sh").write_text("echo other\n")
+    (tmp_path / "flow.yaml").write_text(SPEC)
+    return tmp_path
+
+
+def ran(project: Path) -> list[str]:
+    result = alamode("run", "flow.yaml", "--json", cwd=project)
+    assert result.returncode == 0, result.stderr
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    return sorted(e["task"] for e in events if e["event"] == "succeed")
+
+
+def test_editing_a_listed_file_reruns_exactly_its_tasks(project: Path) -> None:
+    assert ran(project) == ["other", "prep", "report", "transform"]
+    assert ran(project) == []
+    (project / "transform.sh").write_text("echo two\n")
+    assert ran(project) == ["report", "transform"]
+    (project / "sql" / "b.sql").write_text("select 2;\n")  # a new file in a listed folder
+    assert ran(project) == ["report", "transform"]
+    (project / "other.sh").touch()  # its bytes did not change: nothing runs
+    assert ran(project) == []
+
+
+def test_diff_names_the_files_that_changed(project: Path) -> None:
+    assert alamode("encode", "flow.yaml", "-o", "old.plan", cwd=project).returncode == 0
+    (project / "transform.sh").write_text("echo two\n")
+    (project / "sql" / "b.sql").write_text("select 2;\n")
+    (project / "sql" / "a.sql").unlink()
+    said = alamode("diff", "old.plan", "flow.yaml", cwd=project).stdout
+    for line in ("file transform.sh changed", "file sql/b.sql added", "file sql/a.sql removed"):
+        assert line in said
+    spec = json.loads(alamode("show", "flow.yaml", "--json", cwd=project).stdout)
+    assert set(spec["tasks"]["transform"]["files"]) == {"transform.sh", "sql/"}
+
+
+def test_missing_files_and_paths_leading_out_are_refused(project: Path, tmp_path: Path) -> None:
+    (project / "transform.sh").unlink()
+    assert_one_line_error(
+        alamode("encode", "flow.yaml", cwd=project),
+        "task 'transform': spec.files: 'transform.sh' does not exist in the spec's folder",
+    )
+    (project / "transform.sh").write_text("echo one\n")
+    os.symlink("/etc/hostname", project / "sql" / "leak.sql")
+    assert_one_line_error(
+        alamode("encode", "flow.yaml", cwd=project),
+        "spec.files: 'sql/leak.sql' is a link leading out of the spec's folder",
+    )
+    (project / "sql" / "leak.sql").unlink()
+    (project / "flow.yaml").write_text(SPEC.replace("[other.sh]", "[../outside.sh]"))
+    assert_one_line_error(
+        alamode("encode", "flow.yaml", cwd=project),
+        "spec.files: '../outside.sh' must be a path inside the spec's folder",
+    )
+    assert not list(project.glob("*.plan.bencode"))  # nothing written
