@@ -34,6 +34,7 @@ from a_la_mode.run.processes import start_ticks
 LABEL = "a_la_mode.runner"  # "<host> <pid> <process start time>" of the runner
 OUTPUT_MOUNT = "/alamode/output"
 INPUTS_MOUNT = "/alamode/inputs"
+WORK_MOUNT = "/alamode/work"  # a task's listed files (compile/files.py), read-only
 STOP_GRACE_SECONDS = 3  # between SIGTERM and SIGKILL on Ctrl-C
 MEMORY = re.compile(r"^[1-9][0-9]*[bkmg]?$")
 START_HINT = "start it (e.g. 'sudo systemctl start docker', or 'dockerd &' as root)"
@@ -189,6 +190,9 @@ class DockerEngine:
         mounts = [Mount(OUTPUT_MOUNT, os.path.realpath(job.output_dir), type="bind")]
         for name, path in job.inputs.items():
             mounts.append(Mount(inputs[name], os.path.realpath(path), type="bind", read_only=True))
+        if job.workdir is not None:  # its listed files, at their paths, where it starts
+            work = os.path.realpath(job.workdir)
+            mounts.append(Mount(WORK_MOUNT, work, type="bind", read_only=True))
         command = job.command
         argv = ["/bin/sh", "-c", command] if isinstance(command, str) else list(command)
         environment = {
@@ -214,6 +218,7 @@ class DockerEngine:
             security_opt=["no-new-privileges"],
             stdin_open=False,
             tty=False,
+            working_dir=WORK_MOUNT if job.workdir is not None else None,
             **container_options(job.task, spec),
         )
         return container

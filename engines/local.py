@@ -66,6 +66,7 @@ class LocalEngine:
                     env=env,
                     close_fds=True,
                     start_new_session=True,
+                    cwd=job.workdir,  # a task that lists files runs among them
                 )
             except (OSError, ValueError) as err:
                 os.close(reader)

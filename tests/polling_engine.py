@@ -54,6 +54,7 @@ class PollingShellEngine:
                 env={**os.environ, **job.env, **job.environment()},
                 close_fds=True,
                 start_new_session=True,
+                cwd=job.workdir,
             )
         with self._lock:
             number = next(self._numbers)

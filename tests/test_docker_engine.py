@@ -420,3 +420,25 @@ def test_the_docker_engine_runs_on_a_blob_store_too(
     markers = sorted(p.name for p in (tmp_path / "bucket" / "success").iterdir())
     assert len(markers) == 2
     assert our_containers(client) == []
+
+
+def test_a_task_s_listed_files_are_in_its_container_where_it_starts(
+    client: docker.DockerClient, tmp_path: Path
+) -> None:
+    (tmp_path / "sql").mkdir()
+    (tmp_path / "sql" / "a.sql").write_text("select 1;\n")
+    (tmp_path / "step.sh").write_text("echo from the script\n")
+    (tmp_path / "f.yaml").write_text(
+        "tasks:\n  t:\n    spec:\n"
+        f"      image: {IMAGE}\n"
+        "      files: [step.sh, sql/]\n"
+        '      command: \'pwd > "$ALAMODE_OUTPUT/pwd"; sh step.sh > "$ALAMODE_OUTPUT/out"; '
+        'cat sql/a.sql >> "$ALAMODE_OUTPUT/out"; touch step.sh 2>/dev/null || echo ro '
+        '>> "$ALAMODE_OUTPUT/out"\'\n'
+    )
+    result = run_docker(tmp_path, "f.yaml")
+    assert result.returncode == 0, result.stderr
+    output = store(tmp_path).ledger.history("t", 1)[0]["output"]
+    folder = store(tmp_path).outputs.output_path(output)
+    assert (folder / "pwd").read_text() == "/alamode/work\n"
+    assert (folder / "out").read_text() == "from the script\nselect 1;\nro\n"  # read-only

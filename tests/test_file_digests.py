@@ -83,3 +83,37 @@ def test_missing_files_and_paths_leading_out_are_refused(project: Path, tmp_path
         "spec.files: '../outside.sh' must be a path inside the spec's folder",
     )
     assert not list(project.glob("*.plan.bencode"))  # nothing written
+
+
+def test_a_task_runs_among_exactly_the_bytes_that_were_hashed(
+    project: Path, tmp_path: Path
+) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    spec = str(project / "flow.yaml")
+    store = ["--store", str(tmp_path / "store")]
+    result = alamode("run", spec, *store, cwd=elsewhere)  # its files are found all the same
+    assert result.returncode == 0, result.stderr
+    got = alamode("cat", spec, "transform", *store, cwd=elsewhere)
+    assert got.stdout == "echo one\nselect 1;\n"
+    (project / "flow.yaml").write_text(
+        SPEC.replace("'true', files: [other.sh]", "'echo x >> other.sh', files: [other.sh]")
+    )
+    alamode("run", spec, *store, cwd=elsewhere)  # read-only, except to root
+    assert (project / "other.sh").read_text() == "echo other\n"  # it wrote to a copy
+
+
+def test_a_file_changed_after_compiling_fails_its_task_and_records_nothing(
+    project: Path,
+) -> None:
+    assert alamode("encode", "flow.yaml", "-o", "flow.plan", cwd=project).returncode == 0
+    (project / "transform.sh").write_text("echo edited\n")  # the plan still says "echo one"
+    result = alamode("run", "flow.plan", "--json", cwd=project)
+    assert result.returncode == 1
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    (failed,) = [e for e in events if e["event"] == "fail"]
+    assert failed["task"] == "transform"
+    assert failed["detail"].startswith("its file transform.sh changed since the plan was compiled")
+    status = alamode("status", "flow.plan", "--json", cwd=project)
+    labels = {row["task"]: row["label"] for row in json.loads(status.stdout)}
+    assert labels["transform"] == "failed last time" and labels["prep"] == "done"

@@ -35,6 +35,7 @@ from a_la_mode.cli.app import (
     store_at,
 )
 from a_la_mode.compile.naming import did_you_mean
+from a_la_mode.compile.sources import split_source
 from a_la_mode.errors import AlamodeError, StoreError
 from a_la_mode.review.queries import explain as explain_task
 from a_la_mode.review.queries import (
@@ -62,6 +63,14 @@ OutputOrTask = Annotated[
 ]
 SELECTING = "Choosing tasks"
 ENGINE = "Engine"
+
+
+def files_root(source: str) -> Path:
+    """Where the tasks' listed files are: the spec's folder, or the plan file's (the current
+    folder for a plan's URL). What is found there is checked against the plan's digests."""
+    if "://" in source:
+        return Path.cwd()
+    return split_source(source)[0].resolve().parent
 
 
 def settled(store: Store) -> Store:
@@ -179,7 +188,12 @@ def run(
     """
     plan = open_source(source, image_options(default_image, pin=False), Values(params, each, today))
     options = RunOptions(
-        jobs, target, keep_going, force=tuple(force or ()), force_downstream=force_downstream
+        jobs,
+        target,
+        keep_going,
+        force=tuple(force or ()),
+        force_downstream=force_downstream,
+        files_root=files_root(source),
     )
     try:  # bad input is refused before a store is made
         names = wanted(plan, target)

@@ -64,6 +64,9 @@ class Job(NamedTuple):
     log_path: str
     timeout: int | None = None
     spec: Mapping[str, Any] = MappingProxyType({})
+    # For a task that lists files: a read-only folder holding exactly the bytes hashed into
+    # its spec, at their listed paths. The command runs in it (the docker engine mounts it).
+    workdir: str | None = None
 
     def environment(self) -> dict[str, str]:
         """The ``ALAMODE_*`` variables the command sees, with this machine's paths."""

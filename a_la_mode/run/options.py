@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import NamedTuple
 
 from a_la_mode.compile.planfile import PlanBase
@@ -15,6 +16,7 @@ class RunOptions(NamedTuple):
     skip_events: bool = True  # a "skip" event per task done before; off where none is shown
     force: tuple[str, ...] = ()  # run these again though a success is recorded
     force_downstream: bool = False  # and everything downstream of them
+    files_root: Path | None = None  # the spec's folder: where the tasks' listed files are
 
 
 def forced(plan: PlanBase, names: list[str], options: RunOptions) -> list[str]:

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import os
 import queue
-import shutil
 import time
 from collections.abc import Callable
 from concurrent import futures
@@ -27,6 +25,8 @@ from a_la_mode.run.engine import Engine, Job, LogFile, PollingEngine, Result
 from a_la_mode.run.events import Event, RunInterrupted, RunReport
 from a_la_mode.run.options import RunOptions, check_engine_keys, forced
 from a_la_mode.run.scheduler import DONE_BEFORE, Scheduler, State, done_reason, wanted
+from a_la_mode.run.steps import AttemptSteps, discard
+from a_la_mode.run.workdir import FilesChanged, workdir_path
 from a_la_mode.store.contract import Store
 from a_la_mode.store.manifest import Manifest
 from a_la_mode.store.records import Lease, Success
@@ -89,7 +89,9 @@ def run_plan(
                     emit(Event("adopt", name, output, ADOPTED))
                 elif options.skip_events:
                     emit(Event("skip", name, output, done_reason(output)))
-        runner = _Runner(plan, store, engine, scheduler, run, emit, options.jobs)
+        runner = _Runner(
+            plan, store, engine, scheduler, run, emit, options.jobs, options.files_root
+        )
         runner.loop()
         status = "succeeded" if scheduler.succeeded else "failed"
     except KeyboardInterrupt:
@@ -128,6 +130,7 @@ class _Runner:
         run: int,
         emit: Callable[[Event], None],
         jobs: int,
+        files_root: Path | None = None,
     ) -> None:
         self.plan, self.store, self.engine, self.scheduler = plan, store, engine, scheduler
         self.run, self.emit, self.jobs = run, emit, max(1, jobs)
@@ -146,7 +149,8 @@ class _Runner:
         # Making a batch durable (a syncfs) takes milliseconds: a thread of its own does it.
         self.flushing: Future[list[tuple[int, float, Success]]] | None = None
         self.flusher = ThreadPoolExecutor(1, thread_name_prefix="alamode-flush")
-        self.dispatcher = dispatcher_for(engine, self, self.inbox, self.jobs)
+        self.steps = AttemptSteps(store, plan, files_root)
+        self.dispatcher = dispatcher_for(engine, self.steps, self.inbox, self.jobs)
 
     def loop(self) -> None:
         while True:
@@ -332,6 +336,8 @@ class _Runner:
             timeout=spec.get("timeout"),
             spec=self.plan.spec(name),
         )
+        if "files" in spec:  # its listed files, copied and checked just before it runs
+            job = job._replace(workdir=workdir_path(job.output_dir))
         return _Attempt(name, lease.attempt, lease.number, job)
 
     def _stop_workers(self, cancel: bool = False) -> None:
@@ -340,28 +346,17 @@ class _Runner:
         self.dispatcher.stop(cancel)
         self.flusher.shutdown(wait=False)  # a batch being made durable still completes
 
-    def before(self, job: Job) -> None:
-        """On a dispatcher's thread: the staging directory, and the inputs fetched here if
-        the store keeps them elsewhere. The engine makes the log if need be."""
-        os.mkdir(job.output_dir)
-        if self.store.outputs.fetches_inputs:
-            for output_id in self.plan.inputs(job.task).values():
-                self.store.outputs.fetch(output_id)  # a blob store downloads them into its cache
-
-    def after(self, job: Job, result: Result) -> tuple[Result, Manifest | None]:
-        """On a dispatcher's thread: publish what a command that succeeded wrote."""
-        if not result.ok:
-            shutil.rmtree(job.output_dir, ignore_errors=True)
-            return result, None
-        return result, self.store.outputs.publish(job.output_id, job.output_dir)
-
     def _collect(
         self, attempt: _Attempt, outcome: tuple[Result, Manifest | None] | Exception
     ) -> None:
         name, output = attempt.name, attempt.job.output_id
         if isinstance(outcome, Exception):  # publishing failed (disk full...): no success
-            shutil.rmtree(attempt.job.output_dir, ignore_errors=True)
-            why = f"could not publish: {outcome}"
+            discard(attempt.job)
+            why = (
+                str(outcome)
+                if isinstance(outcome, FilesChanged)
+                else f"could not publish: {outcome}"
+            )
             with contextlib.suppress(OSError), LogFile(attempt.job.log_path) as log:
                 log.write(f"alamode: {why}\n".encode())
             result, manifest = Result(None, 0.0, detail=why), None
@@ -490,5 +485,5 @@ class _Runner:
                 self.store.ledger.end_attempt(
                     row, "interrupted", seconds.get(row, 0.0), None, None, False
                 )
-            shutil.rmtree(attempt.job.output_dir, ignore_errors=True)
+            discard(attempt.job)
             self.store.leases.release(attempt.job.output_id)
