@@ -210,7 +210,9 @@ def test_starting_a_run_imports_nothing_it_does_not_use() -> None:
 def test_the_shell_completes_commands_and_options(tmp_path: Path) -> None:
     """What bash asks through the completion script ``alamode --show-completion bash``
     installs: the words that can follow."""
-    script = alamode("--show-completion", "bash", cwd=tmp_path)
+    # typer's own switch for tests: take the shell as given, not from the parent processes
+    fixed_shell = {"_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1"}
+    script = alamode("--show-completion", "bash", cwd=tmp_path, env=fixed_shell)
     assert script.returncode == 0 and "_ALAMODE_COMPLETE=complete_bash" in script.stdout
 
     def complete(*words: str) -> list[str]:
