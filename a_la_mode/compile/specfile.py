@@ -23,6 +23,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from a_la_mode.compile.datamake import DatamakeFlow, is_flow
 from a_la_mode.compile.dsl import Dag
 from a_la_mode.compile.encoder import TaskDef, compile_plan
 from a_la_mode.compile.files import digest_files
@@ -201,8 +202,9 @@ def _user_line(err: BaseException, path: Path) -> str:
 # -- declarative spec files --------------------------------------------------------------
 
 
-def load_declarative(path: Path) -> PipelineFile:
-    """Parse and validate a JSON, YAML or TOML spec file."""
+def load_declarative(path: Path) -> PipelineFile | DatamakeFlow:
+    """Parse and validate a JSON, YAML or TOML spec file (or a datamake flow: JSON whose
+    tasks are a list)."""
     text = _read_text(path)
     suffix = path.suffix.lower()
     try:
@@ -219,6 +221,8 @@ def load_declarative(path: Path) -> PipelineFile:
         raise SpecFileError(f"{path}: not valid {suffix[1:].upper()}: {where}") from None
     if not isinstance(raw, dict):
         raise SpecFileError(f"{path}: the top level must be a mapping with a 'tasks' key")
+    if suffix == ".json" and is_flow(raw):
+        return DatamakeFlow(raw, str(path))
     try:
         return PipelineFile.model_validate(raw)
     except ValidationError as err:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from a_la_mode.compile.planfile import PlanBase
 from a_la_mode.errors import AlamodeError
 from a_la_mode.review.revocation import describe as describe_revocation
+from a_la_mode.run.artifacts import artifact_of, artifact_states
 from a_la_mode.run.scheduler import Scheduler, State, short, wanted
 from a_la_mode.store.contract import Store
 from a_la_mode.store.records import OUTPUT_ID
@@ -31,8 +32,12 @@ def task_states(plan: PlanBase, store: Store, targets: list[str] | None = None) 
     A recorded success whose output directory is gone, or whose files changed size, counts
     as not done (``alamode verify`` re-hashes every file).
     """
-    outputs = {plan.output(name) for name in wanted(plan, targets)}
+    names = wanted(plan, targets)
+    outputs = {plan.output(name) for name in names}
     recorded = store.outputs.successes(outputs)
+    present, absent = artifact_states(plan, names)  # an artifact is the truth for its task
+    recorded -= {plan.output(name) for name in absent}
+    recorded |= {plan.output(name) for name in present}
     broken: dict[str, str] = {}
     for output in outputs & set(store.outputs.recorded_outputs()):
         problem = store.outputs.check_output(output, deep=False)
@@ -49,6 +54,8 @@ def task_states(plan: PlanBase, store: Store, targets: list[str] | None = None) 
         if status.state is State.DONE:
             row = store.outputs.success_row(output)  # the ID is in its own column: not said again
             reason = f"success recorded by run {row['run']}" if row else "success recorded"
+            if name in present:
+                reason = f"artifact exists: {artifact_of(plan, name)}"
             result.append(TaskState(name, output, "done", reason))
             continue
         label = "would run" if status.state is State.READY else "blocked"
@@ -57,6 +64,8 @@ def task_states(plan: PlanBase, store: Store, targets: list[str] | None = None) 
         if label == "blocked" and culprit is not None:
             failed[name] = culprit
             reason = f"upstream {culprit} failed last time"
+        if name in absent and store.outputs.success_row(output) is not None:
+            reason = f"its artifact {artifact_of(plan, name)} is gone; it will run again"
         if output in broken:
             label, reason = "output missing", f"success recorded, but {broken[output]}"
         elif output in revoked:

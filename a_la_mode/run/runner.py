@@ -20,6 +20,7 @@ from typing import Any
 
 from a_la_mode.compile.bulk import paused_gc
 from a_la_mode.compile.planfile import PlanBase
+from a_la_mode.run.artifacts import artifact_of, artifact_states, removable, remove
 from a_la_mode.run.dispatch import Notice, dispatcher_for
 from a_la_mode.run.engine import Engine, Job, LogFile, PollingEngine, Result
 from a_la_mode.run.events import Event, RunInterrupted, RunReport
@@ -63,9 +64,12 @@ def run_plan(
     adopted = store.recovery.adopt_orphans()  # published by a runner killed before recording them
     store.recovery.settle_dead_runs()  # and what else it had begun is marked killed in the history
     again = {plan.output(name) for name in forced(plan, names, options)}
+    present, absent = artifact_states(plan, names)  # an artifact is the truth for its task
+    again |= {plan.output(name) for name in absent}
     store.outputs.replacing = frozenset(again)
     with paused_gc():  # a state per task, in bulk: no collector passes over them meanwhile
         done = store.outputs.successes([plan.tasks[name]["output"] for name in names]) - again
+        done |= {plan.output(name) for name in present}
         scheduler = Scheduler(
             plan, done, options.targets, store.ledger.durations(), options.keep_going
         )
@@ -87,6 +91,8 @@ def run_plan(
                 output = tasks[name]["output"]
                 if output in adopted:
                     emit(Event("adopt", name, output, ADOPTED))
+                elif name in present:
+                    emit(Event("skip", name, output, f"artifact exists: {artifact_of(plan, name)}"))
                 elif options.skip_events:
                     emit(Event("skip", name, output, done_reason(output)))
         runner = _Runner(
@@ -94,6 +100,12 @@ def run_plan(
         )
         runner.loop()
         status = "succeeded" if scheduler.succeeded else "failed"
+        finished = {
+            n for n in scheduler.order if scheduler.status[n].state in (State.DONE, State.SUCCEEDED)
+        }
+        for name, location in removable(plan, scheduler.order, finished):
+            remove(location)
+            emit(Event("cleanup", name, plan.output(name), f"removed its artifact {location}"))
     except KeyboardInterrupt:
         status = "interrupted"
         if runner is not None:
