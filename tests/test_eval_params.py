@@ -12,6 +12,7 @@ from a_la_mode.compile.expressions import ExpressionError, evaluate
 
 from .conftest import alamode
 from .test_cli import assert_one_line_error
+from .test_params import shown
 
 TODAY = datetime.date(2026, 12, 3)
 
@@ -72,13 +73,6 @@ def daily(tmp_path: Path) -> Path:
     path = tmp_path / "daily.yaml"
     path.write_text(DAILY)
     return path
-
-
-def shown(spec: Path, *options: str) -> dict[str, dict[str, object]]:
-    result = alamode("show", str(spec), "--json", *options, cwd=spec.parent)
-    assert result.returncode == 0, result.stderr
-    tasks: dict[str, dict[str, object]] = json.loads(result.stdout)["tasks"]
-    return tasks
 
 
 def test_one_instance_per_value_and_the_rest_shared(daily: Path) -> None:

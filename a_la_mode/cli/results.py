@@ -15,13 +15,10 @@ from a_la_mode.cli.app import (
     Today,
     Values,
     app,
-    open_source,
-    store_at,
 )
-from a_la_mode.cli.run import settled
+from a_la_mode.cli.run import plan_with_task
 from a_la_mode.errors import AlamodeError
-from a_la_mode.review.queries import known_task, result_folder
-from a_la_mode.store.remote import store_of
+from a_la_mode.review.queries import result_folder
 
 Task = Annotated[
     str, typer.Argument(metavar="TASK", help="The task whose output to find.", show_default=False)
@@ -39,9 +36,7 @@ def path(
 ) -> None:
     """Print the folder holding TASK's output for this plan (a blob store's output is
     fetched into this machine's cache first)."""
-    plan = open_source(source, values=Values(params, each, today))
-    known_task(plan, task)
-    the_store = settled(store_at(store or store_of(source), create=False))
+    plan, the_store = plan_with_task(source, task, store, Values(params, each, today))
     sys.stdout.write(f"{result_folder(plan, the_store, task)}\n")
 
 
@@ -63,9 +58,7 @@ def cat(
     today: Today = None,
 ) -> None:
     """Print a file of TASK's output for this plan."""
-    plan = open_source(source, values=Values(params, each, today))
-    known_task(plan, task)
-    the_store = settled(store_at(store or store_of(source), create=False))
+    plan, the_store = plan_with_task(source, task, store, Values(params, each, today))
     folder = result_folder(plan, the_store, task)
     files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
     name = file

@@ -35,6 +35,7 @@ from a_la_mode.cli.app import (
     store_at,
 )
 from a_la_mode.compile.naming import did_you_mean
+from a_la_mode.compile.planfile import PlanBase
 from a_la_mode.compile.sources import split_source
 from a_la_mode.errors import AlamodeError, StoreError
 from a_la_mode.review.queries import explain as explain_task
@@ -71,6 +72,16 @@ def files_root(source: str) -> Path:
     if "://" in source:
         return Path.cwd()
     return split_source(source)[0].resolve().parent
+
+
+def plan_with_task(
+    source: str, task: str, store: str | None, values: Values
+) -> tuple[PlanBase, Store]:
+    """The plan (``task`` checked to be one of its tasks before any store is looked at) and
+    the store it runs on, settled."""
+    plan = open_source(source, values=values)
+    known_task(plan, task)
+    return plan, settled(store_at(store or store_of(source)))
 
 
 def settled(store: Store) -> Store:
@@ -257,9 +268,7 @@ def explain(
     today: Today = None,
 ) -> None:
     """Why TASK will or won't run; what changed since its last success."""
-    plan = open_source(source, values=Values(params, each, today))
-    known_task(plan, task)  # before the store is looked at
-    the_store = settled(store_at(store or store_of(source)))
+    plan, the_store = plan_with_task(source, task, store, Values(params, each, today))
     for line in explain_task(plan, the_store, task):
         render.text(line)
 
