@@ -24,7 +24,7 @@ from a_la_mode.cli.app import (
     open_source,
     parameter_values,
 )
-from a_la_mode.compile.sources import is_spec_path, split_source
+from a_la_mode.compile.sources import is_collection, is_spec_path, split_source
 from a_la_mode.errors import AlamodeError, SpecFileError
 from a_la_mode.review.graph import FORMATS
 from a_la_mode.review.queries import recompute_estimate
@@ -130,9 +130,13 @@ def validate(
     today: Today = None,
     json_: Json = False,
 ) -> None:
-    """Check spec or plan files without writing anything; exit 2 on the first bad one."""
+    """Check spec or plan files without writing anything; exit 2 on the first bad one. A
+    pipelayer directory is checked whole: every instance, every error said at once."""
     results = []
     for source in sources:
+        if is_collection(Path(source)):
+            results.extend(_check_collection(Path(source), json_))
+            continue
         plan = open_source(source, values=Values(params, each, today))
         results.append({"source": source, "ok": True, **render.plan_summary(plan)})
         if not json_:
@@ -142,6 +146,24 @@ def validate(
             )
     if json_:
         render.json_out(results)
+
+
+def _check_collection(root: Path, json_: bool) -> list[dict[str, object]]:
+    """Every instance of a pipelayer directory checked; every error said, then exit 2."""
+    from a_la_mode.compile.pipelayer import check_all  # compiling needs pydantic: lazily
+
+    plans, errors = check_all(root)
+    for name, plan in plans.items():
+        if not json_:
+            render.note(f"ok: {root / name}: {render.count(len(plan.tasks), 'task')}")
+    if errors:
+        for error in errors[:-1]:
+            render.error(error)
+        raise AlamodeError(errors[-1] + (f" ({len(errors)} errors)" if len(errors) > 1 else ""))
+    return [
+        {"source": str(root / name), "ok": True, **render.plan_summary(plan)}
+        for name, plan in plans.items()
+    ]
 
 
 @app.command()

@@ -36,7 +36,7 @@ from a_la_mode.cli.app import (
 )
 from a_la_mode.compile.naming import did_you_mean
 from a_la_mode.compile.planfile import PlanBase
-from a_la_mode.compile.sources import split_source
+from a_la_mode.compile.sources import is_collection, is_instance, split_source
 from a_la_mode.errors import AlamodeError, StoreError
 from a_la_mode.review.queries import explain as explain_task
 from a_la_mode.review.queries import (
@@ -71,7 +71,8 @@ def files_root(source: str) -> Path:
     folder for a plan's URL). What is found there is checked against the plan's digests."""
     if "://" in source:
         return Path.cwd()
-    return split_source(source)[0].resolve().parent
+    path = split_source(source)[0].resolve()
+    return path if is_instance(path) else path.parent
 
 
 def plan_with_task(
@@ -389,14 +390,26 @@ def push(
     json_: Json = False,
 ) -> None:
     """Upload a plan to a store, so that anyone can run it by its URL:
-    alamode run STORE/plans/DIGEST."""
-    plan = open_source(source)
+    alamode run STORE/plans/DIGEST. A pipelayer directory uploads a plan per instance, once
+    every instance compiles."""
+    from a_la_mode.compile.pipelayer import check_all
+
+    if is_collection(Path(source)):
+        compiled, errors = check_all(Path(source))
+        for error in errors[:-1]:
+            render.error(error)
+        if errors:
+            raise AlamodeError(errors[-1] + "; nothing was pushed")
+        plans: list[PlanBase] = list(compiled.values())
+    else:
+        plans = [open_source(source)]
     the_store = store_at(store, create=True)
-    the_store.outputs.save_plan(plan)
-    where = f"{store.rstrip('/')}/plans/{plan.digest}"
-    if "://" not in store:
-        where = str(the_store.outputs.plan_path(plan.digest))
-    render_run.pushed(where, plan, json_)
+    for plan in plans:
+        the_store.outputs.save_plan(plan)
+        where = f"{store.rstrip('/')}/plans/{plan.digest}"
+        if "://" not in store:
+            where = str(the_store.outputs.plan_path(plan.digest))
+        render_run.pushed(where, plan, json_)
 
 
 @app.command()

@@ -24,6 +24,22 @@ def split_source(source: str) -> tuple[Path, str | None]:
     return Path(source), None
 
 
+INSTANCE_VALUES = "values.json"  # what makes a folder an instance of a pipelayer directory
+TEMPLATE = "pipeline_definition.yaml"  # what makes a folder a pipelayer directory
+
+
+def is_instance(path: Path) -> bool:
+    """Whether ``path`` is one pipeline instance of a pipelayer-style directory."""
+    return (path / INSTANCE_VALUES).is_file()
+
+
+def is_collection(path: Path) -> bool:
+    """Whether ``path`` is a pipelayer directory (a template and instance folders)."""
+    return path.is_dir() and (path / TEMPLATE).is_file()
+
+
 def is_spec_path(source: str) -> bool:
-    """True when ``source`` (optionally ``file.py:name``) names a spec file by its suffix."""
-    return split_source(source)[0].suffix.lower() in SPEC_SUFFIXES
+    """True when ``source`` (optionally ``file.py:name``) names a spec file by its suffix, or
+    an instance folder of a pipelayer directory."""
+    path = split_source(source)[0]
+    return path.suffix.lower() in SPEC_SUFFIXES or is_instance(path)

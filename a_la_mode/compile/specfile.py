@@ -31,7 +31,7 @@ from a_la_mode.compile.images import SpecRewrite
 from a_la_mode.compile.naming import did_you_mean
 from a_la_mode.compile.params import Param, apply, declare
 from a_la_mode.compile.plan import Plan
-from a_la_mode.compile.sources import PYTHON_SUFFIXES, SPEC_SUFFIXES, split_source
+from a_la_mode.compile.sources import PYTHON_SUFFIXES, SPEC_SUFFIXES, is_instance, split_source
 from a_la_mode.errors import AlamodeError, SpecFileError
 
 
@@ -102,6 +102,10 @@ def compile_spec_file(
     per combination of those lists of values); ``rewrite`` changes each task's spec before it
     is hashed (a default image, pinning)."""
     path, attr = split_source(source)
+    if is_instance(path):  # one instance of a pipelayer directory
+        from a_la_mode.compile.pipelayer import compile_instance
+
+        return compile_instance(path, rewrite, params, each)
     suffix = path.suffix.lower()
     if suffix not in SPEC_SUFFIXES:
         raise SpecFileError(

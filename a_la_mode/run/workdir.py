@@ -71,6 +71,7 @@ def _copy_checked(source: Path, copy: Path, name: str, digest: str) -> None:
                 writer.write(chunk)
     except FileNotFoundError:
         raise FilesChanged(f"its file {name} is gone since the plan was compiled") from None
+    os.chmod(copy, source.stat().st_mode & 0o555)  # an executable stays one (read-only)
     if hasher.hexdigest() != digest:
         raise FilesChanged(
             f"its file {name} changed since the plan was compiled; compile it again "
