@@ -247,9 +247,8 @@ class DockerEngine:
                 log.write(chunk)
             if timed_out:
                 log.write(f"\nalamode: timed out after {job.timeout} s; killed it\n".encode())
-        container.reload()
-        oom_killed = bool(container.attrs["State"].get("OOMKilled"))
         code = status.get("StatusCode")
+        oom_killed = _oom_killed(container, code, timed_out)
         return log.failure(Result(code, seconds, timed_out=timed_out, oom_killed=oom_killed))
 
     def stop_all(self) -> None:
@@ -353,3 +352,21 @@ def _quietly(action: Callable[[], object]) -> None:
 def _first_line(err: Exception) -> str:
     text = str(err).strip().splitlines()
     return text[0] if text else type(err).__name__
+
+
+OOM_EVENT_SECONDS = 2.0  # how long a SIGKILL under a memory limit waits for dockerd's verdict
+
+
+def _oom_killed(container: Container, code: int | None, timed_out: bool) -> bool:
+    """Docker's ``OOMKilled``. The kernel's OOM event can reach dockerd just after the exit
+    was reported (seen on a loaded machine: status 137, the flag still false), so a container
+    killed by SIGKILL under a memory limit is asked again for a moment."""
+    deadline = time.monotonic() + OOM_EVENT_SECONDS
+    while True:
+        container.reload()
+        if container.attrs["State"].get("OOMKilled"):
+            return True
+        limited = container.attrs.get("HostConfig", {}).get("Memory")
+        if code != 137 or timed_out or not limited or time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
