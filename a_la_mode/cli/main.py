@@ -12,6 +12,7 @@ command or after it: those after it are moved before it, where click takes them.
 
 from __future__ import annotations
 
+import importlib
 import itertools
 import json
 import os
@@ -23,15 +24,14 @@ import click
 import typer
 
 from a_la_mode import __version__
-
-# Each command module adds its commands to the app when imported; the order is --help's.
-from a_la_mode.cli import plans as _plans  # noqa: F401
 from a_la_mode.cli import render
-from a_la_mode.cli import results as _results  # noqa: F401
-from a_la_mode.cli import run as _run  # noqa: F401
 from a_la_mode.cli.app import _State, app
 from a_la_mode.compile.naming import did_you_mean
 from a_la_mode.errors import AlamodeError, SpecFileError
+
+# Each command module adds its commands to the app when imported: in this order, --help's.
+for _module in ("plans", "run", "results", "history", "upkeep"):
+    importlib.import_module(f"a_la_mode.cli.{_module}")
 
 GLOBAL_FLAGS = frozenset({"--debug", "--quiet", "-q"})
 GLOBAL_WITH_VALUE = frozenset({"--store-option", "-O"})

@@ -4,16 +4,12 @@ provenance, revoke, gc, verify, engines.
 
 from __future__ import annotations
 
-import codecs
-import contextlib
 import os
 import signal
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, Protocol, runtime_checkable
+from typing import Annotated
 
 import typer
 
@@ -28,28 +24,21 @@ from a_la_mode.cli.app import (
     Today,
     Values,
     app,
-    existing_store,
     image_options,
     open_source,
     positive,
     store_at,
 )
-from a_la_mode.compile.naming import did_you_mean
 from a_la_mode.compile.planfile import PlanBase
 from a_la_mode.compile.sources import is_collection, is_instance, split_source
 from a_la_mode.errors import AlamodeError, StoreError
 from a_la_mode.review.queries import explain as explain_task
 from a_la_mode.review.queries import (
-    gc_candidates,
-    gc_details,
     known_task,
-    resolve_output,
     task_states,
 )
-from a_la_mode.review.queries import provenance as provenance_of
-from a_la_mode.review.queries import verify as verify_store
 from a_la_mode.run.options import RunOptions, check_engine_keys, forced
-from a_la_mode.run.plugins import describe_engines, load_engine
+from a_la_mode.run.plugins import load_engine
 from a_la_mode.run.runner import run_plan
 from a_la_mode.run.scheduler import Scheduler, wanted
 from a_la_mode.store.contract import Store
@@ -94,15 +83,6 @@ def settled(store: Store) -> Store:
     except StoreError as err:
         render.note(f"{err}; showing it as it is")
     return store
-
-
-@runtime_checkable
-class RemoteLogs(Protocol):
-    """A store that also keeps the logs of attempts made on other machines."""
-
-    def remote_logs(self, output_id: str) -> list[str]: ...
-
-    def read_log(self, output_id: str, name: str) -> bytes: ...
 
 
 def _sigterm_as_interrupt(signum: int, frame: FrameType | None) -> None:
@@ -275,106 +255,6 @@ def explain(
 
 
 @app.command()
-def history(
-    task: Annotated[
-        str | None,
-        typer.Argument(metavar="TASK", help="Only this task's attempts.", show_default=False),
-    ] = None,
-    store: StoreDir = None,
-    limit: Annotated[
-        int,
-        typer.Option(
-            "--limit",
-            "-n",
-            parser=positive,
-            metavar="N",
-            help="Show the last N attempts (default: 20).",
-            show_default=False,
-        ),
-    ] = 20,
-    json_: Json = False,
-) -> None:
-    """Recent attempts: run, task, attempt, duration, exit status."""
-    the_store = settled(existing_store(store))
-    rows = the_store.ledger.history(task, limit)
-    if not rows:  # said, rather than an empty table
-        which = f" of {task!r}" if task else ""
-        hint = did_you_mean(task, the_store.ledger.attempted_tasks()) if task else ""
-        render.note(f"no attempts{which} in {the_store.where}{hint}")
-        if not json_:
-            return
-    render_run.history_table(rows, json_)
-
-
-@app.command()
-def log(
-    task_or_id: Annotated[
-        str,
-        typer.Argument(
-            metavar="TASK|ID",
-            help="A task name, or an output ID (or prefix).",
-            show_default=False,
-        ),
-    ],
-    store: StoreDir = None,
-    attempt: Annotated[
-        int | None,
-        typer.Option("--attempt", "-a", parser=positive, metavar="N", help="Default: the last."),
-    ] = None,
-    follow: Annotated[
-        bool,
-        typer.Option(
-            "--follow", "-f", help="Then print what it adds, until the attempt ends (as tail -f)."
-        ),
-    ] = False,
-) -> None:
-    """Print the captured output of a task's last (or given) attempt."""
-    the_store = existing_store(store)
-    output = resolve_output(the_store, task_or_id)
-    logs = the_store.ledger.attempt_logs(output)
-    if follow and not logs:
-        raise AlamodeError(
-            f"--follow reads the log of an attempt made on this machine as it grows; "
-            f"{task_or_id} has none here"
-        )
-    if not logs and attempt is None and isinstance(the_store, RemoteLogs):
-        remote = the_store.remote_logs(output)  # run on another machine: its log is in the store
-        if remote:
-            sys.stdout.write(the_store.read_log(output, remote[-1]).decode(errors="replace"))
-            return
-    if not logs:
-        raise AlamodeError(f"no attempts of {task_or_id} ({output[:12]}…) in {the_store.where}")
-    number = max(logs) if attempt is None else attempt
-    if number not in logs:
-        raise AlamodeError(f"{task_or_id} has attempts 1..{max(logs)}, not {attempt}")
-    if follow and _follow(logs[number], lambda: the_store.ledger.attempt_running(output, number)):
-        return
-    if not logs[number].exists():  # the command printed nothing, so no file was made
-        render.note(f"attempt {number} of {task_or_id} printed nothing")
-        return
-    sys.stdout.write(logs[number].read_text(errors="replace"))
-
-
-def _follow(path: Path, running: Callable[[], bool], every: float = 0.2) -> int:
-    """Print the log at ``path`` and what is added to it, until ``running()`` says the
-    attempt is over (then what it wrote last); return how many bytes that was. The file
-    appears only once the command prints."""
-    position, text = 0, codecs.getincrementaldecoder("utf-8")(errors="replace")
-    while True:
-        still = running()  # asked first: what is written before it ends is read below
-        with contextlib.suppress(FileNotFoundError), path.open("rb") as log:
-            log.seek(position)
-            while chunk := log.read(65536):
-                position += len(chunk)
-                sys.stdout.write(text.decode(chunk))  # a character cut in two waits
-            sys.stdout.flush()
-        if not still:
-            sys.stdout.write(text.decode(b"", final=True))
-            return position
-        time.sleep(every)
-
-
-@app.command()
 def push(
     source: PlanSource,
     store: Annotated[
@@ -410,117 +290,3 @@ def push(
         if "://" not in store:
             where = str(the_store.outputs.plan_path(plan.digest))
         render_run.pushed(where, plan, json_)
-
-
-@app.command()
-def provenance(output: OutputOrTask, store: StoreDir = None, json_: Json = False) -> None:
-    """Which task, spec, inputs and plan produced an output, recursively."""
-    the_store = existing_store(store)
-    tree = provenance_of(the_store, resolve_output(the_store, output))
-    render_run.provenance_tree(tree, json_)
-
-
-@app.command()
-def revoke(
-    output: OutputOrTask,
-    reason: Annotated[
-        str,
-        typer.Option(
-            "--reason", "-r", metavar="TEXT", help="Why the output is bad.", show_default=False
-        ),
-    ],
-    store: StoreDir = None,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", "-n", help="Say what would be revoked; change nothing.")
-    ] = False,
-    json_: Json = False,
-) -> None:
-    """Mark a recorded success as bad: it is never used again, its task runs again, and so
-    does every output built on it (found through every plan the store has seen)."""
-    from a_la_mode.review.revocation import revoke as revoke_output
-
-    if not reason.strip():
-        raise AlamodeError("--reason is empty; say why the output is bad")
-    the_store = existing_store(store)
-    output_id = resolve_output(the_store, output)
-    records = revoke_output(the_store, output_id, reason.strip(), dry_run=dry_run)
-    render_run.revoked(records, dry_run, json_)
-
-
-@app.command()
-def gc(
-    store: StoreDir = None,
-    keep: Annotated[
-        int,
-        typer.Option(
-            "--keep",
-            parser=positive,
-            metavar="K",
-            help="Keep outputs of the last K plans run (default: 5).",
-            show_default=False,
-        ),
-    ] = 5,
-    since: Annotated[
-        str | None,
-        typer.Option(
-            "--since",
-            metavar="DATE",
-            help="Instead of --keep: keep what plans run since this date "
-            "(YYYY-MM-DD or ISO time) use; older outputs go.",
-        ),
-    ] = None,
-    yes: Annotated[bool, typer.Option("--yes", help="Really remove (default: dry run).")] = False,
-    json_: Json = False,
-) -> None:
-    """Remove outputs no longer reachable from the last K plans run, or from the plans run
-    since a date (a dry run unless --yes; refused while a run holds the store)."""
-    the_store = existing_store(store)
-    active = the_store.leases.active_runs()
-    if active:
-        raise AlamodeError(
-            f"run {active[0]} is using {the_store.where}; gc only when no run holds the store"
-        )
-    doomed, kept = gc_candidates(the_store, keep, _parse_date(since) if since else None)
-    details = gc_details(the_store, doomed)
-    freed = 0
-    if yes:
-        with render.Progress("removing outputs") as progress:
-            progress.start(len(doomed))
-            for output in doomed:
-                freed += the_store.outputs.remove_output(output)
-                progress.advance()
-        freed += the_store.outputs.remove_revoked()  # revoked outputs are never used again
-    render_run.gc_report(details, kept, yes, freed, json_)
-
-
-def _parse_date(text: str) -> float:
-    try:
-        from datetime import datetime  # only for gc --before: not at every start-up
-
-        return datetime.fromisoformat(text).timestamp()
-    except ValueError:
-        raise AlamodeError(
-            f"--since {text!r} is not a date; write it like 2026-11-01 or 2026-11-01T12:00"
-        ) from None
-
-
-@app.command()
-def verify(
-    store: StoreDir = None,
-    keep: Annotated[
-        bool, typer.Option("--keep", help="Report only; keep the bad success records.")
-    ] = False,
-    json_: Json = False,
-) -> int:
-    """Re-hash every recorded output against its manifest. Bad ones lose their success
-    record (so the next run redoes them) unless --keep. Exit 1 if any is bad."""
-    with render.Progress("verifying outputs") as progress:
-        bad = verify_store(existing_store(store), not keep, progress)
-    render_run.verify_report(bad, keep, json_)
-    return 1 if bad else 0
-
-
-@app.command()
-def engines(json_: Json = False) -> None:
-    """List the installed engine plugins and whether each works here."""
-    render_run.engines_table(describe_engines(), json_)
