@@ -117,3 +117,17 @@ def test_a_file_changed_after_compiling_fails_its_task_and_records_nothing(
     status = alamode("status", "flow.plan", "--json", cwd=project)
     labels = {row["task"]: row["label"] for row in json.loads(status.stdout)}
     assert labels["transform"] == "failed last time" and labels["prep"] == "done"
+
+
+def test_a_dag_compiled_in_python_digests_its_files_from_the_current_folder(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from a_la_mode import Dag
+
+    monkeypatch.chdir(project)
+    dag = Dag({})
+    dag.task("t", {"command": "sh transform.sh", "files": ["transform.sh"]})
+    before = dag.compile()
+    assert set(before.tasks["t"]["files"]) == {"transform.sh"}
+    (project / "transform.sh").write_text("echo two\n")
+    assert dag.compile().output("t") != before.output("t")

@@ -15,13 +15,15 @@ import contextlib
 import os
 import pprint
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any, TypeAlias
 
 from a_la_mode.compile.bulk import paused_gc
 from a_la_mode.compile.encoder import TaskDef, compile_plan
 from a_la_mode.compile.naming import check_name, did_you_mean
-from a_la_mode.compile.params import Param, apply, declare
+from a_la_mode.compile.params import Param, declare
 from a_la_mode.compile.plan import Plan, load_plan
+from a_la_mode.compile.prepare import prepare_tasks
 from a_la_mode.errors import SpecError
 
 
@@ -295,10 +297,16 @@ class Dag(TaskGroup):
         """Validate the Dag and return its Plan (output IDs computed), its parameters filled
         in with ``params`` (else their defaults), one instance per combination of the
         ``matrix`` and of ``each`` (which replaces the matrix's values of a parameter)."""
-        given = params or {}
-        combined = {k: v for k, v in self.each.items() if k not in given} | dict(each or {})
         with paused_gc():
-            return compile_plan(self.meta, apply(self.task_defs(), self.params, given, combined))
+            tasks = prepare_tasks(
+                self.task_defs(),
+                self.params,
+                Path.cwd(),  # a spec file's tasks list files relative to its own folder
+                matrix=self.each,
+                params=params,
+                each=each,
+            )
+            return compile_plan(self.meta, tasks)
 
     def encode(self) -> dict[str, Any]:
         """The plan as a plain dict: format, meta, tasks (spec, inputs, output), toposort."""

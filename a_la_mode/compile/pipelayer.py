@@ -22,10 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from a_la_mode.compile.encoder import compile_plan
-from a_la_mode.compile.files import FILES, digest_files
 from a_la_mode.compile.images import SpecRewrite
-from a_la_mode.compile.params import apply
 from a_la_mode.compile.plan import Plan
+from a_la_mode.compile.prepare import prepare_tasks
 from a_la_mode.compile.sources import INSTANCE_VALUES, TEMPLATE, is_instance
 from a_la_mode.errors import AlamodeError, SpecFileError
 
@@ -57,21 +56,16 @@ def compile_instance(
     except AlamodeError as err:
         raise type(err)(f"instance {name}: {err}") from None
     try:
-        given = {**values.get("values", {}), **(params or {})}
-        tasks = apply(pipeline.task_defs(), pipeline.declared(), given, each)
-        present = [entry for entry in INSTANCE_FILES if (folder / entry).exists()]
-        tasks = [
-            task._replace(
-                spec=digest_files(
-                    task.name,
-                    {**task.spec, FILES: [*task.spec.get(FILES, []), *present]},
-                    folder,
-                )
-            )
-            for task in tasks
-        ]
-        if rewrite is not None:
-            tasks = [task._replace(spec=rewrite(task.name, task.spec)) for task in tasks]
+        tasks = prepare_tasks(
+            pipeline.task_defs(),
+            pipeline.declared(),
+            folder,  # an instance's files are its own
+            matrix=pipeline.matrix,
+            params={**values.get("values", {}), **(params or {})},
+            each=each,
+            rewrite=rewrite,
+            more_files=[entry for entry in INSTANCE_FILES if (folder / entry).exists()],
+        )
         meta = {**pipeline.meta, "instance": str(values.get("name", name))}
         if values.get("description"):
             meta["description"] = str(values["description"])

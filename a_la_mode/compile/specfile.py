@@ -16,7 +16,7 @@ import json
 import sys
 import tomllib
 import traceback
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,11 +26,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from a_la_mode.compile.datamake import DatamakeFlow, is_flow
 from a_la_mode.compile.dsl import Dag
 from a_la_mode.compile.encoder import TaskDef, compile_plan
-from a_la_mode.compile.files import digest_files
 from a_la_mode.compile.images import SpecRewrite
 from a_la_mode.compile.naming import did_you_mean
-from a_la_mode.compile.params import Param, apply, declare
+from a_la_mode.compile.params import Param, declare
 from a_la_mode.compile.plan import Plan
+from a_la_mode.compile.prepare import prepare_tasks
 from a_la_mode.compile.sources import PYTHON_SUFFIXES, SPEC_SUFFIXES, is_instance, split_source
 from a_la_mode.errors import AlamodeError, SpecFileError
 
@@ -114,23 +114,19 @@ def compile_spec_file(
         )
     if not path.is_file():
         raise SpecFileError(f"{path}: no such spec file")
+    matrix: Mapping[str, Sequence[str | int]]
     if suffix in PYTHON_SUFFIXES:
         dag = load_python_dag(path, attr or None)
         meta, defs, declared, matrix = dag.meta, dag.task_defs, dag.declared, dag.each
     else:
         pipeline = load_declarative(path)
         meta, defs, declared = pipeline.meta, pipeline.task_defs, pipeline.declared
-        matrix = {name: [str(v) for v in values] for name, values in pipeline.matrix.items()}
-    given = params or {}
-    # --eval-param replaces the file's matrix for a parameter; --param gives it one value
-    combined = {k: v for k, v in matrix.items() if k not in given} | dict(each or {})
+        matrix = pipeline.matrix
     try:
-        tasks = apply(defs(), declared(), given, combined)
-        tasks = [
-            task._replace(spec=digest_files(task.name, task.spec, path.parent)) for task in tasks
-        ]
-        if rewrite is not None:
-            tasks = [task._replace(spec=rewrite(task.name, task.spec)) for task in tasks]
+        tasks = prepare_tasks(
+            defs(), declared(), path.parent, matrix=matrix, params=params, each=each,
+            rewrite=rewrite,
+        )  # fmt: skip
         return compile_plan(meta, tasks)
     except AlamodeError as err:
         raise type(err)(f"{path}: {err}") from None
