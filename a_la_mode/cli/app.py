@@ -4,7 +4,7 @@ store, a plan). Command modules import this, never main.py, so nothing imports i
 
 from __future__ import annotations
 
-from typing import Annotated, Any, NamedTuple
+from typing import Annotated, Any, NamedTuple, NoReturn
 
 import typer
 
@@ -74,6 +74,12 @@ PlanSource = Annotated[
 ]
 Source = Annotated[str, typer.Argument(metavar="SOURCE", help=SOURCE_HELP, show_default=False)]
 Task = Annotated[str, typer.Argument(metavar="TASK", help="The task.", show_default=False)]
+OutputOrTask = Annotated[
+    str,
+    typer.Argument(
+        metavar="ID|TASK", help="An output ID (or unique prefix) or task name.", show_default=False
+    ),
+]
 PARAMETERS = "Parameters"
 Params = Annotated[
     list[str] | None,
@@ -140,6 +146,14 @@ def parameter_values(values: Values) -> tuple[dict[str, str], dict[str, list[str
             except AlamodeError as err:
                 raise type(err)(f"--eval-param {name}={err}") from None
     return parse_assignments(values.params or []), each
+
+
+def fail_with_all(errors: list[str], last: str) -> NoReturn:
+    """Say every error, one line each, the last as the command's error (with ``last``
+    added): exit status 2."""
+    for error in errors[:-1]:
+        render.error(error)
+    raise AlamodeError(errors[-1] + last)
 
 
 def store_at(path: str | None, create: bool = False) -> Store:

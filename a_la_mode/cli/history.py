@@ -15,6 +15,7 @@ import typer
 from a_la_mode.cli import render, render_run
 from a_la_mode.cli.app import (
     Json,
+    OutputOrTask,
     StoreDir,
     app,
     existing_store,
@@ -27,13 +28,6 @@ from a_la_mode.review.queries import provenance as provenance_of
 from a_la_mode.review.queries import (
     resolve_output,
 )
-
-OutputOrTask = Annotated[
-    str,
-    typer.Argument(
-        metavar="ID|TASK", help="An output ID (or unique prefix) or task name.", show_default=False
-    ),
-]
 
 
 @runtime_checkable

@@ -20,6 +20,7 @@ from a_la_mode.cli.app import (
     Values,
     app,
     existing_store,
+    fail_with_all,
     image_options,
     open_source,
     parameter_values,
@@ -157,9 +158,7 @@ def _check_collection(root: Path, json_: bool) -> list[dict[str, object]]:
         if not json_:
             render.note(f"ok: {root / name}: {render.count(len(plan.tasks), 'task')}")
     if errors:
-        for error in errors[:-1]:
-            render.error(error)
-        raise AlamodeError(errors[-1] + (f" ({len(errors)} errors)" if len(errors) > 1 else ""))
+        fail_with_all(errors, f" ({len(errors)} errors)" if len(errors) > 1 else "")
     return [
         {"source": str(root / name), "ok": True, **render.plan_summary(plan)}
         for name, plan in plans.items()

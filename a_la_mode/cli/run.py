@@ -24,6 +24,7 @@ from a_la_mode.cli.app import (
     Today,
     Values,
     app,
+    fail_with_all,
     image_options,
     open_source,
     positive,
@@ -45,12 +46,6 @@ from a_la_mode.store.contract import Store
 from a_la_mode.store.remote import store_of
 
 CORES = os.cpu_count() or 1
-OutputOrTask = Annotated[
-    str,
-    typer.Argument(
-        metavar="ID|TASK", help="An output ID (or unique prefix) or task name.", show_default=False
-    ),
-]
 SELECTING = "Choosing tasks"
 ENGINE = "Engine"
 
@@ -276,10 +271,8 @@ def push(
 
     if is_collection(Path(source)):
         compiled, errors = check_all(Path(source))
-        for error in errors[:-1]:
-            render.error(error)
         if errors:
-            raise AlamodeError(errors[-1] + "; nothing was pushed")
+            fail_with_all(errors, "; nothing was pushed")
         plans: list[PlanBase] = list(compiled.values())
     else:
         plans = [open_source(source)]

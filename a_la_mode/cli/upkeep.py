@@ -9,6 +9,7 @@ import typer
 from a_la_mode.cli import render, render_run
 from a_la_mode.cli.app import (
     Json,
+    OutputOrTask,
     StoreDir,
     app,
     existing_store,
@@ -22,13 +23,6 @@ from a_la_mode.review.queries import (
 )
 from a_la_mode.review.queries import verify as verify_store
 from a_la_mode.run.plugins import describe_engines
-
-OutputOrTask = Annotated[
-    str,
-    typer.Argument(
-        metavar="ID|TASK", help="An output ID (or unique prefix) or task name.", show_default=False
-    ),
-]
 
 
 @app.command()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -52,9 +51,7 @@ def make_workdir(spec: Mapping[str, Any], root: Path | None, target: str) -> str
     except BaseException:
         remove_tree(Path(target))
         raise
-    for folder, dirs, files in os.walk(target, topdown=False):
-        for entry in files:
-            read_only(os.path.join(folder, entry))
+    for folder, dirs, _ in os.walk(target, topdown=False):  # the files were made read-only
         for entry in dirs:
             read_only(os.path.join(folder, entry))
     read_only(target)
@@ -81,4 +78,3 @@ def _copy_checked(source: Path, copy: Path, name: str, digest: str) -> None:
 
 def remove_workdir(path: str) -> None:
     remove_tree(Path(path))
-    shutil.rmtree(path, ignore_errors=True)
