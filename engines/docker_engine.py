@@ -98,6 +98,11 @@ class DockerEngine:
         containers left behind by runners that are gone."""
         images: dict[str, str] = {}  # image -> the first task that wants it
         for task, spec in tasks.items():
+            if "function" in spec:
+                raise EngineError(
+                    f"task {task!r} is a Python function task, and the docker engine runs "
+                    "commands in images: run it with --engine local, inprocess or dask"
+                )
             container_options(task, spec)  # raises on a bad key
             images.setdefault(image_of(task, spec), task)
         self._runnable = {

@@ -20,6 +20,7 @@ from typing import Any, TypeAlias
 
 from a_la_mode.compile.bulk import paused_gc
 from a_la_mode.compile.encoder import TaskDef, compile_plan
+from a_la_mode.compile.functions import check_function, function_spec
 from a_la_mode.compile.naming import check_name, did_you_mean
 from a_la_mode.compile.params import Param, declare
 from a_la_mode.compile.plan import Plan, load_plan
@@ -95,9 +96,37 @@ class Task:
             task.add_dep(self)
         return self
 
+    def compiled_spec(self) -> Mapping[str, Any]:
+        """The spec as it is hashed."""
+        return self.spec
+
     def __repr__(self) -> str:
         deps = ", ".join(dep.name for dep in self.deps)
         return f"Task({self.name!r}, {self.spec!r}, deps=[{deps}])"
+
+
+class FunctionTask(Task):
+    """A task whose body is a Python function (compile/functions.py): its spec holds the
+    function's import path and its code's digests, worked out at compile time, when the
+    function's module has been imported whole."""
+
+    def __init__(
+        self,
+        name: str,
+        func: Callable[..., Any],
+        deps: Sequence[Task] = (),
+        args: Mapping[str, Any] | None = None,
+        modules: Sequence[str] = (),
+        spec: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.func, self.args, self.modules = func, args, tuple(modules)
+        super().__init__(name, spec, deps)
+
+    def compiled_spec(self) -> Mapping[str, Any]:
+        try:
+            return function_spec(self.func, self.args, self.modules, self.spec)
+        except SpecError as err:
+            raise SpecError(f"task {self.name!r}: {err}") from None
 
 
 class TaskGroup:
@@ -162,6 +191,50 @@ class TaskGroup:
             return self.task(name or make_spec.__name__, make_spec(), deps)
 
         return register
+
+    def function(
+        self,
+        func: Callable[..., Any] | None = None,
+        *,
+        name: str | None = None,
+        deps: Sequence[Task] = (),
+        args: Mapping[str, Any] | None = None,
+        modules: Sequence[str] = (),
+        spec: Mapping[str, Any] | None = None,
+    ) -> Any:
+        """A task whose body is ``func(output, inputs, **args)``: ``output`` is the folder
+        to write into, ``inputs`` maps each dependency's name to its output folder. Called
+        with the function, returns the Task; with no function, it is a decorator that
+        returns the function unchanged (the task is ``dag[name]``):
+
+            count = dag.function(count_words, deps=[download], args={"top": 10})
+
+            @dag.function(deps=[download])        # in a module workers can import
+            def count_words(output, inputs): ...
+
+        ``modules`` are more modules of yours whose code the function relies on: their
+        source is hashed too. ``spec`` adds keys such as ``retries`` or ``timeout``."""
+
+        def register(target: Callable[..., Any]) -> Task:
+            task_name = str(name or getattr(target, "__name__", ""))
+            try:
+                check_function(target)
+            except SpecError as err:
+                raise SpecError(f"task {task_name!r}: {err}") from None
+            _ACTIVE.append(self)
+            try:
+                return FunctionTask(task_name, target, deps, args, modules, spec)
+            finally:
+                _ACTIVE.pop()
+
+        if func is not None:
+            return register(func)
+
+        def decorate(target: Callable[..., Any]) -> Callable[..., Any]:
+            register(target)
+            return target
+
+        return decorate
 
     def __getattr__(self, name: str) -> Task:
         if name.startswith("_"):  # private and dunder lookups never mean a task
@@ -267,7 +340,7 @@ class Dag(TaskGroup):
                         f"task {task.name!r} depends on {dep.name!r}, which is not a task of "
                         "this Dag; create it with dag.task(...) or dag.add(task)"
                     )
-            defs.append(TaskDef(task.name, task.spec, [dep.name for dep in task.deps]))
+            defs.append(TaskDef(task.name, task.compiled_spec(), [dep.name for dep in task.deps]))
         return defs
 
     def declared(self) -> dict[str, Param]:

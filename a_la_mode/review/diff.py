@@ -21,6 +21,7 @@ from typing import Any, Literal
 from a_la_mode.compile.bulk import paused_gc
 from a_la_mode.compile.canonical import join_path
 from a_la_mode.compile.files import FILES
+from a_la_mode.compile.functions import CODE
 from a_la_mode.compile.images import split_pinned
 from a_la_mode.compile.planfile import PlanBase
 
@@ -36,12 +37,15 @@ class FieldChange:
     old: Any = None
     new: Any = None
     file: str = ""  # for a change under spec.files: the file's path
+    module: str = ""  # for a change under spec.code (a function task): the module's name
 
     def describe(self) -> str:
         """``sha: '6f09d' → 'qwetr3'``, ``env.X: added '1'``, ``file x.py changed``, or a word
         diff for long text."""
         if self.file:
             return f"file {self.file} {self.kind}"
+        if self.module:
+            return f"code of module {self.module} {self.kind}"
         if self.kind == "added":
             return f"{self.path}: added {_short(self.new)}"
         if self.kind == "removed":
@@ -284,6 +288,13 @@ def field_changes(old: dict[str, Any], new: dict[str, Any]) -> list[FieldChange]
             file = "".join(str(part) for part in parts[1:]) if parts[:1] == [FILES] else ""
             if file and (isinstance(level.t1, dict) or isinstance(level.t2, dict)):
                 result.extend(_folder_changes(path, file, level.t1, level.t2))
+            elif parts[:1] == [CODE] and len(parts) == 2:
+                change = FieldChange(path, "changed", level.t1, level.t2, module=str(parts[1]))
+                if kind.endswith("_added"):
+                    change = FieldChange(path, "added", new=level.t2, module=change.module)
+                elif kind.endswith("_removed"):
+                    change = FieldChange(path, "removed", old=level.t1, module=change.module)
+                result.append(change)
             elif kind.endswith("_added"):
                 result.append(FieldChange(path, "added", new=level.t2, file=file))
             elif kind.endswith("_removed"):
@@ -345,6 +356,10 @@ def _field_json(change: FieldChange) -> dict[str, Any]:
         result["old"] = change.old
     if change.kind != "removed":
         result["new"] = change.new
+    if change.file:
+        result["file"] = change.file
+    if change.module:
+        result["module"] = change.module
     return result
 
 

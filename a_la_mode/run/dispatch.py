@@ -55,7 +55,7 @@ def dispatcher_for(
 
 def _join_point(job: Job) -> Result | None:
     """A pure join point (no command) has nothing to run: its output is an empty folder."""
-    return None if job.command else Result(0, 0.0, detail="join point")
+    return None if job.command or "function" in job.spec else Result(0, 0.0, detail="join point")
 
 
 class Workers:

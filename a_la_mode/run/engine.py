@@ -67,6 +67,9 @@ class Job(NamedTuple):
     # For a task that lists files: a read-only folder holding exactly the bytes hashed into
     # its spec, at their listed paths. The command runs in it (the docker engine mounts it).
     workdir: str | None = None
+    # The longest remaining path from this task, in milliseconds of recorded durations: the
+    # order the runner starts ready tasks in, for engines that queue jobs (Dask) to keep.
+    priority: int = 0
 
     def environment(self) -> dict[str, str]:
         """The ``ALAMODE_*`` variables the command sees, with this machine's paths."""

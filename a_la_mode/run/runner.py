@@ -25,6 +25,7 @@ from a_la_mode.run.dispatch import Notice, dispatcher_for
 from a_la_mode.run.engine import Engine, Job, LogFile, PollingEngine, Result
 from a_la_mode.run.events import Event, RunInterrupted, RunReport
 from a_la_mode.run.options import RunOptions, check_engine_keys, forced
+from a_la_mode.run.pyfunction import as_command, is_function_task, runs_something
 from a_la_mode.run.scheduler import DONE_BEFORE, Scheduler, State, done_reason, wanted
 from a_la_mode.run.steps import AttemptSteps, discard
 from a_la_mode.run.workdir import FilesChanged, workdir_path
@@ -76,7 +77,7 @@ def run_plan(
     to_run = scheduler.pending
     check_engine_keys(plan, to_run)
     engine.check()
-    engine.prepare({n: plan.spec(n) for n in to_run if plan.tasks[n].get("command")})
+    engine.prepare({n: plan.spec(n) for n in to_run if runs_something(plan.tasks[n])})
     store.recovery.clean_staging()  # after prepare: a killed runner's commands have been ended
     run = store.begin_run(plan, engine.name)
     status = "failed"
@@ -347,9 +348,12 @@ class _Runner:
             log_path=lease.log,
             timeout=spec.get("timeout"),
             spec=self.plan.spec(name),
+            priority=int(self.scheduler.cost.get(name, 0.0) * 1000),
         )
         if "files" in spec:  # its listed files, copied and checked just before it runs
             job = job._replace(workdir=workdir_path(job.output_dir))
+        if is_function_task(spec) and not getattr(self.engine, "runs_functions", False):
+            job = as_command(job, [str(p) for p in (self.steps.files_root, Path.cwd()) if p])
         return _Attempt(name, lease.attempt, lease.number, job)
 
     def _stop_workers(self, cancel: bool = False) -> None:
