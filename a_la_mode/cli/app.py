@@ -156,12 +156,13 @@ def fail_with_all(errors: list[str], last: str) -> NoReturn:
     raise AlamodeError(errors[-1] + last)
 
 
-def store_at(path: str | None, create: bool = False) -> Store:
+def store_at(path: str | None, create: bool = False, quiet: bool = False) -> Store:
     """The store for ``--store`` (or its default), with the ``--store-option`` settings.
     Only a command that writes to it (``create``) makes a directory store; for one that
-    reads, a store that does not exist yet is an empty one, and the user is told so."""
+    reads, a store that does not exist yet is an empty one, and the user is told so
+    (unless ``quiet``)."""
     store = open_store(path, _State.store_options, create=create)
-    if not store.exists:
+    if not store.exists and not quiet:
         render.note(f"no store at {store.where} yet: nothing has run there")
     return store
 

@@ -9,7 +9,7 @@ import signal
 import sys
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -80,6 +80,12 @@ def settled(store: Store) -> Store:
     return store
 
 
+def engine_options(pull: bool, scheduler: str | None, hosts: list[str] | None) -> dict[str, Any]:
+    """The engine flags given, as the engine's keyword arguments."""
+    given = {"pull": pull or None, "scheduler": scheduler, "hosts": hosts}
+    return {key: value for key, value in given.items() if value}
+
+
 def _sigterm_as_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
@@ -92,16 +98,17 @@ def run(
     each: EvalParams = None,
     today: Today = None,
     jobs: Annotated[
-        int,
+        int | None,
         typer.Option(
             "--jobs",
             "-j",
             parser=positive,
             metavar="N",
-            help=f"Tasks at once (default: the number of cores, {CORES}).",
+            help=f"Tasks at once (default: the number of cores, {CORES}; with --engine dask, "
+            "the cluster's worker threads; with --engine ssh, per host).",
             show_default=False,
         ),
-    ] = CORES,
+    ] = None,
     target: Annotated[
         list[str] | None,
         typer.Option(
@@ -166,6 +173,25 @@ def run(
             "--pull", help="docker engine: pull missing images first.", rich_help_panel=ENGINE
         ),
     ] = False,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            "--scheduler",
+            metavar="ADDRESS",
+            help="dask engine: the scheduler of a running cluster, tcp://HOST:PORT (default: "
+            "$DASK_SCHEDULER_ADDRESS, else a local cluster for the run).",
+            rich_help_panel=ENGINE,
+        ),
+    ] = None,
+    host: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--host",
+            metavar="USER@HOST[:PORT]",
+            help="ssh engine: a host to run tasks on (repeatable; -j tasks on each).",
+            rich_help_panel=ENGINE,
+        ),
+    ] = None,
     json_: Annotated[bool, typer.Option("--json", help="One JSON event per line.")] = False,
 ) -> int:
     """Run every task whose output has no recorded success, in dependency order.
@@ -190,16 +216,18 @@ def run(
         raise AlamodeError(f"{source}: {err}") from None
     if force_downstream and not force:
         raise AlamodeError("--force-downstream goes with --force TASK")
-    # a pushed plan runs on its own store; a dry run makes none
-    the_store = store_at(store or store_of(source), create=not dry_run)
-    if dry_run:
+    the_engine = None if dry_run else load_engine(engine, engine_options(pull, scheduler, host))
+    # A pushed plan runs on its own store; a dry run makes none, and neither does an engine
+    # whose workers cannot reach a directory store (run_plan says so).
+    create = the_engine is not None and getattr(the_engine, "placement", "local") == "local"
+    the_store = store_at(store or store_of(source), create=create, quiet=the_engine is not None)
+    if the_engine is None:
         done = the_store.outputs.successes(plan.output(n) for n in names)
         done -= {plan.output(n) for n in again}
-        scheduler = Scheduler(plan, done, target, the_store.ledger.durations())
-        order = scheduler.simulate()
-        render_run.dry_run(order, scheduler, plan, json_)
+        simulated = Scheduler(plan, done, target, the_store.ledger.durations())
+        order = simulated.simulate()
+        render_run.dry_run(order, simulated, plan, json_)
         return 0
-    the_engine = load_engine(engine, {"pull": True} if pull else None)
     signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     mode = (
         "json"
@@ -209,8 +237,11 @@ def run(
         else "plain"
     )
     options = options._replace(skip_events=mode != "plain")
-    with render_run.run_view(mode, plan, target) as view:
-        report = run_plan(plan, the_store, the_engine, options, view)
+    try:
+        with render_run.run_view(mode, plan, target) as view:
+            report = run_plan(plan, the_store, the_engine, options, view)
+    finally:
+        getattr(the_engine, "close", lambda: None)()  # a cluster started for the run, say
     render_run.run_summary(report, json_)
     return 0 if report.scheduler.succeeded else 1
 

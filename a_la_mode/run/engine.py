@@ -11,11 +11,21 @@ two forms:
   have ended since, waiting up to ``timeout`` seconds for one. One runner thread polls. For
   engines whose workers are elsewhere (a cluster, other hosts): no thread waits per task.
 
-Either way the engine says where its jobs run (``placement``): ``"local"`` (the only one
-this runner offers yet) means the job's paths are valid where the command runs, as on this
-machine or a filesystem its workers share at the same paths. It never touches the store: the runner
-stages, publishes and records. The command's output goes through ``LogFile(job.log_path)``,
-which creates the log only if there is output. ``prepare`` sees every task before the run
+Either way the engine says where its jobs run (``placement``):
+
+- ``"local"``: the job's paths are valid where the command runs, as on this machine or a
+  filesystem its workers share at the same paths. It never touches the store: the runner
+  stages, publishes and records.
+- ``"store"``: the job runs on a worker that reaches the store itself (``job.remote``): the
+  worker fetches the inputs by output ID, runs, publishes and creates the success marker
+  (``run/worker.py``), and the ``Result`` carries the manifest; the runner only records.
+
+An engine that calls Python function tasks itself sets ``runs_functions = True``; to any
+other, the runner hands them as a command (``run/pyfunction.py``). An engine may also have
+``parallelism(jobs)``: how many jobs to keep under way, given ``-j`` (None if not given).
+
+The command's output goes through ``LogFile(job.log_path)``, which creates the log only if
+there is output. ``prepare`` sees every task before the run
 starts, so that a task the engine cannot run is refused before any work is done. ``stop_all``
 must end every command still running (the whole process group or container) -- the runner
 calls it on Ctrl-C. An engine holding a connection may also have ``close()``, called once
@@ -44,11 +54,23 @@ from a_la_mode.store.sizes import human_size
 ENGINE_API = 2
 """The version of this contract: engines of versions 1 (blocking) and 2 (submit and poll)
 are both run."""
-PLACEMENTS = ("local",)  # where a job may run: its paths are valid there
+PLACEMENTS = ("local", "store")  # where a job runs: see the module's docstring
 
 
 class EngineError(AlamodeError):
     """An engine cannot be found, loaded or used."""
+
+
+class RemoteStore(NamedTuple):
+    """For placement ``"store"``: the store a worker opens itself, and what its success
+    marker records. ``options`` never hold credentials: workers take theirs from their own
+    environment."""
+
+    url: str
+    options: Mapping[str, Any]
+    plan: str  # the plan's digest
+    run: int
+    replace: bool = False  # run --force: the worker's output replaces the marked one
 
 
 class Job(NamedTuple):
@@ -70,6 +92,10 @@ class Job(NamedTuple):
     # The longest remaining path from this task, in milliseconds of recorded durations: the
     # order the runner starts ready tasks in, for engines that queue jobs (Dask) to keep.
     priority: int = 0
+    # Placement "store" only: where the worker publishes. ``inputs`` then map each
+    # dependency to its output ID, ``output_dir`` is "", and ``workdir`` is this machine's
+    # checked copy of the listed files, for the engine to ship.
+    remote: RemoteStore | None = None
 
     def environment(self) -> dict[str, str]:
         """The ``ALAMODE_*`` variables the command sees, with this machine's paths."""
@@ -85,6 +111,10 @@ class Result(NamedTuple):
     timed_out: bool = False
     detail: str = ""
     oom_killed: bool = False  # a container's process was killed at its memory limit
+    # Placement "store": the manifest (Manifest.to_dict) of the output the worker published
+    # and marked, and the worker that published it (another may have been first).
+    manifest: Mapping[str, Any] | None = None
+    worker: str = ""
 
     @property
     def ok(self) -> bool:

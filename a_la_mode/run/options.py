@@ -10,7 +10,7 @@ from a_la_mode.errors import AlamodeError
 
 
 class RunOptions(NamedTuple):
-    jobs: int = 1
+    jobs: int | None = 1  # None: the engine's choice (the number of cores for local ones)
     targets: list[str] | None = None
     keep_going: bool = False
     skip_events: bool = True  # a "skip" event per task done before; off where none is shown

@@ -104,8 +104,9 @@ def describe_engines() -> list[dict[str, str]]:
     return rows
 
 
-def load_store(url: str, options: Mapping[str, Any]) -> Store:
-    """Open the store at ``url`` with the plugin registered for its scheme."""
+def load_store(url: str, options: Mapping[str, Any], cache: str | None = None) -> Store:
+    """Open the store at ``url`` with the plugin registered for its scheme (a worker gives
+    the ``cache`` directory it keeps its copies in)."""
     scheme = url.split("://", 1)[0]
     entries = entry_points_by_name(STORE_GROUP)
     entry = entries.get(scheme)
@@ -119,5 +120,5 @@ def load_store(url: str, options: Mapping[str, Any]) -> Store:
             f"store {url}: its plugin cannot be imported ({err}); "
             "pip install 'a-la-mode[s3]' for s3://"
         ) from None
-    store: Store = factory(url, options)
+    store: Store = factory(url, options) if cache is None else factory(url, options, cache=cache)
     return store

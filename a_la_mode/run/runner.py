@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import os
 import queue
 import time
 from collections.abc import Callable
@@ -22,12 +23,20 @@ from a_la_mode.compile.bulk import paused_gc
 from a_la_mode.compile.planfile import PlanBase
 from a_la_mode.run.artifacts import artifact_of, artifact_states, removable, remove
 from a_la_mode.run.dispatch import Notice, dispatcher_for
-from a_la_mode.run.engine import Engine, Job, LogFile, PollingEngine, Result
+from a_la_mode.run.engine import (
+    Engine,
+    EngineError,
+    Job,
+    LogFile,
+    PollingEngine,
+    RemoteStore,
+    Result,
+)
 from a_la_mode.run.events import Event, RunInterrupted, RunReport
 from a_la_mode.run.options import RunOptions, check_engine_keys, forced
 from a_la_mode.run.pyfunction import as_command, is_function_task, runs_something
 from a_la_mode.run.scheduler import DONE_BEFORE, Scheduler, State, done_reason, wanted
-from a_la_mode.run.steps import AttemptSteps, discard
+from a_la_mode.run.steps import AttemptSteps, StoreSteps, discard
 from a_la_mode.run.workdir import FilesChanged, workdir_path
 from a_la_mode.store.contract import Store
 from a_la_mode.store.manifest import Manifest
@@ -39,6 +48,23 @@ GROUP_COMMIT_SIZE = 256
 CLAIM_WINDOW_SECONDS = 0.02  # a claim batch holds about this much work for each worker
 MAX_CLAIM_BATCH = 64
 ADOPTED = "published by an interrupted run; kept"
+
+
+def remote_settings(store: Store, engine: object) -> tuple[str, dict[str, Any]] | None:
+    """For an engine at placement "store": the URL and options its workers open the store
+    with; refused (one line) for a store they cannot reach. None for other engines."""
+    if getattr(engine, "placement", "local") != "store":
+        return None
+    settings = getattr(store, "worker_settings", lambda: None)()
+    if settings is None:
+        name = getattr(engine, "name", "?")
+        raise EngineError(
+            f"engine {name!r} runs tasks on workers that reach the store themselves, and "
+            f"{store.where} is on this machine only: use a store they can reach, such as "
+            "--store s3://bucket/prefix or --store file:///a/shared/folder"
+        )
+    url, options = settings
+    return url, dict(options)
 
 
 class _Attempt:
@@ -61,6 +87,7 @@ def run_plan(
 ) -> RunReport:
     """Run every wanted task of ``plan`` that has no recorded success."""
     started = time.monotonic()
+    remote = remote_settings(store, engine)  # before anything is written to the store
     names = wanted(plan, options.targets)
     adopted = store.recovery.adopt_orphans()  # published by a runner killed before recording them
     store.recovery.settle_dead_runs()  # and what else it had begun is marked killed in the history
@@ -77,6 +104,10 @@ def run_plan(
     to_run = scheduler.pending
     check_engine_keys(plan, to_run)
     engine.check()
+    if hasattr(engine, "parallelism"):
+        jobs = engine.parallelism(options.jobs)
+    else:
+        jobs = options.jobs or os.cpu_count() or 1
     engine.prepare({n: plan.spec(n) for n in to_run if runs_something(plan.tasks[n])})
     store.recovery.clean_staging()  # after prepare: a killed runner's commands have been ended
     run = store.begin_run(plan, engine.name)
@@ -96,8 +127,9 @@ def run_plan(
                     emit(Event("skip", name, output, f"artifact exists: {artifact_of(plan, name)}"))
                 elif options.skip_events:
                     emit(Event("skip", name, output, done_reason(output)))
+        workers = None if remote is None else RemoteStore(*remote, plan.digest, run)
         runner = _Runner(
-            plan, store, engine, scheduler, run, emit, options.jobs, options.files_root
+            plan, store, engine, scheduler, run, emit, jobs, options.files_root, workers
         )
         runner.loop()
         status = "succeeded" if scheduler.succeeded else "failed"
@@ -144,6 +176,7 @@ class _Runner:
         emit: Callable[[Event], None],
         jobs: int,
         files_root: Path | None = None,
+        remote: RemoteStore | None = None,
     ) -> None:
         self.plan, self.store, self.engine, self.scheduler = plan, store, engine, scheduler
         self.run, self.emit, self.jobs = run, emit, max(1, jobs)
@@ -162,7 +195,13 @@ class _Runner:
         # Making a batch durable (a syncfs) takes milliseconds: a thread of its own does it.
         self.flushing: Future[list[tuple[int, float, Success]]] | None = None
         self.flusher = ThreadPoolExecutor(1, thread_name_prefix="alamode-flush")
-        self.steps = AttemptSteps(store, plan, files_root)
+        self.files_root = files_root
+        self.remote = remote  # placement "store": workers fetch, run and publish there
+        self.steps = (
+            AttemptSteps(store, plan, files_root)
+            if remote is None
+            else StoreSteps(plan, files_root)
+        )
         self.dispatcher = dispatcher_for(engine, self.steps, self.inbox, self.jobs)
 
     def loop(self) -> None:
@@ -353,7 +392,11 @@ class _Runner:
         if "files" in spec:  # its listed files, copied and checked just before it runs
             job = job._replace(workdir=workdir_path(job.output_dir))
         if is_function_task(spec) and not getattr(self.engine, "runs_functions", False):
-            job = as_command(job, [str(p) for p in (self.steps.files_root, Path.cwd()) if p])
+            job = as_command(job, [str(p) for p in (self.files_root, Path.cwd()) if p])
+        if self.remote is not None:  # the worker fetches the inputs by ID and publishes
+            inputs = dict(self.plan.inputs(name))
+            remote = self.remote._replace(replace=output in self.store.outputs.replacing)
+            job = job._replace(output_dir="", inputs=inputs, remote=remote)
         return _Attempt(name, lease.attempt, lease.number, job)
 
     def _stop_workers(self, cancel: bool = False) -> None:
@@ -379,6 +422,9 @@ class _Runner:
         else:
             result, manifest = outcome
             revoked = self._revoked_input(name) if self.plan.inputs(name) else ""
+            if revoked and manifest is not None and self.remote is not None:
+                self.store.outputs.forget(output)  # the worker marked it: the marker goes
+                manifest = None
             if revoked:  # built on an output revoked meanwhile: never recorded
                 if manifest is not None:
                     self.store.outputs.discard_output(
@@ -393,7 +439,11 @@ class _Runner:
             if not self.unrecorded:
                 self.oldest_unrecorded = time.monotonic()
             self.unrecorded.append(
-                (attempt.row, result.seconds, self._success(name, result.seconds, manifest))
+                (
+                    attempt.row,
+                    result.seconds,
+                    self._success(name, result.seconds, manifest, result.worker),
+                )
             )
             self.scheduler.finished(name, True, f"succeeded in {result.seconds:.1f} s")
             self.emit(
@@ -447,7 +497,7 @@ class _Runner:
                 return f"its input {dep} was revoked during the run: {record['reason']}"
         return ""
 
-    def _success(self, name: str, seconds: float, manifest: Manifest) -> Success:
+    def _success(self, name: str, seconds: float, manifest: Manifest, worker: str = "") -> Success:
         return Success(
             self.plan.output(name),
             name,
@@ -456,6 +506,7 @@ class _Runner:
             seconds,
             self.engine.name,
             manifest,
+            worker,
         )
 
     def _recheck_deferred(self) -> None:
@@ -490,7 +541,7 @@ class _Runner:
                         continue
                     # it finished and was published before the stop: a whole output
                     attempt = self.running.pop(row)
-                    success = self._success(attempt.name, result.seconds, manifest)
+                    success = self._success(attempt.name, result.seconds, manifest, result.worker)
                     self.unrecorded.append((row, result.seconds, success))
         self._flush(force=True)  # whole, published outputs: recording them loses nothing
         self._withdraw_reserved()

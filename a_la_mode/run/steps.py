@@ -44,6 +44,27 @@ class AttemptSteps:
 
 def discard(job: Job) -> None:
     """Remove what an attempt that will not be published had on disk."""
-    shutil.rmtree(job.output_dir, ignore_errors=True)
+    if job.output_dir:
+        shutil.rmtree(job.output_dir, ignore_errors=True)
     if job.workdir is not None:
         remove_workdir(job.workdir)
+
+
+class StoreSteps:
+    """The runner's side of each job at placement "store": the worker fetches, runs and
+    publishes; here only the listed files are checked (and shipped by the engine), and the
+    output the worker published is taken from the result."""
+
+    def __init__(self, plan: PlanBase, files_root: Path | None) -> None:
+        self.plan, self.files_root = plan, files_root
+
+    def before(self, job: Job) -> None:
+        if job.workdir is not None:
+            make_workdir(job.spec, self.files_root, job.workdir)
+
+    def after(self, job: Job, result: Result) -> tuple[Result, Manifest | None]:
+        if job.workdir is not None:
+            remove_workdir(job.workdir)
+        if not result.ok or result.manifest is None:
+            return result, None
+        return result, Manifest.from_dict(result.manifest)

@@ -36,6 +36,7 @@ class Success(NamedTuple):
     seconds: float
     engine: str
     manifest: Manifest
+    worker: str = ""  # a worker that published it and created its marker (placement "store")
 
 
 def checked_id(output_id: str) -> str:

@@ -19,6 +19,7 @@ from a_la_mode.store.remote import fsspec_settings
 from a_la_mode.store.signing import signed_by, signing_key
 
 T = TypeVar("T")
+SECRET_WORDS = ("key", "secret", "token", "password", "credential")
 RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0)  # then give up with a clear error
 S3_DEFAULTS: dict[str, Any] = {  # no stale listings between runners; faults surface in seconds
     "use_listings_cache": False,
@@ -33,7 +34,8 @@ class Bucket:
         self.url = url.rstrip("/")
         protocol = self.url.split("://", 1)[0]
         defaults = S3_DEFAULTS if protocol in ("s3", "s3a") else {}
-        settings = fsspec_settings({**defaults, **(options or {})})
+        self.options = dict(options or {})
+        settings = fsspec_settings({**defaults, **self.options})
         try:
             self.fs, self.base = fsspec.core.url_to_fs(self.url, **settings)
         except (ImportError, ValueError) as err:
@@ -43,6 +45,14 @@ class Bucket:
             ) from None
         self.signing_key = signing_key()  # markers are signed and checked with it, if set
         self._check_reachable()
+
+    def shareable_options(self) -> dict[str, Any]:
+        """The options given, less anything that looks like a credential."""
+        return {
+            name: value
+            for name, value in self.options.items()
+            if not any(word in name.lower() for word in SECRET_WORDS)
+        }
 
     def key(self, *parts: str) -> str:
         return "/".join([self.base.rstrip("/"), *parts])

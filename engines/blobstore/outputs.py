@@ -33,7 +33,9 @@ from a_la_mode.store.signing import sign, signed_by
 from .bucket import Bucket
 from .leases import release_lease_object
 
-SUCCESS_FIELDS = ("output", "task", "plan", "run", "recorded", "seconds", "engine", "host")
+SUCCESS_FIELDS = (
+    "output", "task", "plan", "run", "recorded", "seconds", "engine", "host", "worker"
+)  # fmt: skip
 EMPTY = ".alamode-empty"  # stands for an output with no files: a prefix needs a key
 NO_MARKER = "its success marker is missing or unreadable"
 LIST_FROM = 32  # from this many IDs on, one LIST of the prefix beats a request per ID
@@ -342,7 +344,8 @@ class BlobOutputs:
         if finished:
             pause_point("before-marker")
         for _, _, success in finished:
-            self._mark(success)
+            if not success.worker:  # a worker that published it created its marker too
+                self._mark(success)
         self.cache.record_successes(finished)
         for _, _, success in finished:
             release_lease_object(self.bucket, success.output, self.root)
@@ -354,6 +357,14 @@ class BlobOutputs:
         self._mark(success)
         self.cache.record_success(success)
 
+    def mark(self, success: Success) -> str:
+        """On a worker (placement "store"): create the marker of an output this worker has
+        just published, naming ``success.worker``. Returns the worker whose marker stands:
+        this one, or another that was first (whose output is checked and adopted)."""
+        self._mark(success)
+        marker = self.bucket.marker(success.output) or {}
+        return str(marker.get("worker") or marker.get("host") or "")
+
     def _mark(self, success: Success) -> None:
         upload = self._uploads.pop(success.output, "")
         marker = {
@@ -364,6 +375,7 @@ class BlobOutputs:
             "seconds": success.seconds,
             "engine": success.engine,
             "host": HOST,
+            **({"worker": success.worker} if success.worker else {}),
             "recorded": time.time(),
             "upload": upload,
             "files": success.manifest.to_dict(),

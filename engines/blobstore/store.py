@@ -45,6 +45,14 @@ class BlobStore:
         self.leases = BlobLeases(self.bucket, self.cache.leases, self.ledger, self.outputs)
         self.recovery = BlobRecovery(self.cache, self.outputs)
 
+    def worker_settings(self) -> tuple[str, dict[str, Any]] | None:
+        """The URL and options a worker elsewhere opens this store with (placement
+        "store"): never the credentials among the options, which workers take from their
+        own environment. None for a store in this process's memory."""
+        if self.url.startswith("memory://"):
+            return None
+        return self.url, self.bucket.shareable_options()
+
     def begin_run(self, plan: PlanBase, engine: str) -> int:
         self.outputs.save_plan(plan)
         run = self.ledger.begin_run(plan.digest, engine)

@@ -1,0 +1,184 @@
+"""What a worker does with a job at placement ``"store"`` (engine.py): it reaches the store
+itself, so nothing is shared with the runner but the store.
+
+In order, on the worker:
+
+1. If the output is marked already (a worker lost after marking it, and its job run again),
+   it is not run again: the marker's manifest is the result, naming the worker that made it.
+2. Each input is fetched from the store into the worker's cache, checked against the
+   manifest its marker lists.
+3. The command runs (a function task is called in the worker's process) in a fresh staging
+   directory of the cache; the task's listed files, shipped with the job, are a read-only
+   folder it starts in.
+4. On success: the output is sealed (manifest, read-only) and uploaded, then its marker is
+   created, create-only. If another worker's marker landed first, that one stands and ours
+   is dropped: an output is published at most once, however many workers ran it.
+5. The result goes back with the manifest, the worker that published it, and the log.
+
+The runner then records the attempt in its ledger; it never touches the output.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from a_la_mode.errors import AlamodeError
+from a_la_mode.run.engine import Job, LogFile, Result
+from a_la_mode.run.pyfunction import CodeChanged, call, is_function_task
+from a_la_mode.store.manifest import read_only, remove_tree
+from a_la_mode.store.records import Success
+
+# the listed files of a task, shipped to the worker: relative path -> (bytes, mode)
+Files = dict[str, tuple[bytes, int]]
+
+
+class WorkerJob(NamedTuple):
+    """What crosses to the worker (pickled by the cluster: plain values only)."""
+
+    job: Job  # placement "store": inputs by output ID, and job.remote set
+    files: Files
+    engine: str  # the engine's name, recorded in the marker
+
+
+def pack_files(workdir: str | None) -> Files:
+    """The runner's checked copy of a task's listed files, to ship with its job."""
+    if workdir is None:
+        return {}
+    files: Files = {}
+    for folder, _, names in os.walk(workdir):
+        for name in names:
+            path = Path(folder, name)
+            files[path.relative_to(workdir).as_posix()] = (path.read_bytes(), path.stat().st_mode)
+    return files
+
+
+_stores: dict[tuple[str, str, str], Any] = {}
+_stores_lock = threading.Lock()
+
+
+def worker_store(url: str, options: Mapping[str, Any], cache: str) -> Any:
+    """The worker's store object for ``url`` (one per process and cache: it is reused)."""
+    from a_la_mode.run.plugins import load_store
+
+    key = (url, repr(sorted(options.items())), cache)
+    with _stores_lock:
+        if key not in _stores:
+            _stores[key] = load_store(url, options, cache=cache)
+        return _stores[key]
+
+
+def run_on_worker(
+    work: WorkerJob, cache: str, worker: str, run_command: Callable[[Job], Result]
+) -> tuple[Result, bytes]:
+    """Steps 1 to 5 of the module's docstring, on the worker ``worker`` whose cache
+    directory is ``cache``; ``run_command`` runs a command (the local engine's ``run``).
+    Returns the result and the log."""
+    job, remote = work.job, work.job.remote
+    assert remote is not None, "a job at placement 'store' names its store"
+    store = worker_store(remote.url, remote.options, cache)
+    outputs = store.outputs
+    outputs.replacing = frozenset([job.output_id]) if remote.replace else frozenset()
+    if not remote.replace and outputs.successes([job.output_id]):
+        marker = outputs.bucket.marker(job.output_id) or {}
+        by = str(marker.get("worker") or marker.get("host") or "")
+        files = marker.get("files")
+        return Result(0, 0.0, detail=f"published already by {by}", manifest=files, worker=by), b""
+    scratch = Path(tempfile.mkdtemp(prefix="job-", dir=_folder(cache, "work")))
+    log_path = str(scratch / "log")
+    try:
+        staging = str(outputs.new_staging(job.output_id))
+        result = _run(work, outputs, staging, scratch, log_path, run_command)
+        if result.ok:
+            result = _publish(work, outputs, staging, result, worker)
+        else:
+            shutil.rmtree(staging, ignore_errors=True)
+        try:
+            log = Path(log_path).read_bytes()
+        except FileNotFoundError:
+            log = b""
+        return result, log
+    finally:
+        remove_tree(scratch)
+
+
+def _folder(cache: str, name: str) -> str:
+    folder = os.path.join(cache, name)
+    os.makedirs(folder, exist_ok=True)
+    return folder
+
+
+def _run(
+    work: WorkerJob,
+    outputs: Any,
+    staging: str,
+    scratch: Path,
+    log_path: str,
+    run_command: Callable[[Job], Result],
+) -> Result:
+    job = work.job
+    started = time.monotonic()
+    inputs: dict[str, str] = {}
+    for name, output_id in job.inputs.items():
+        try:
+            inputs[name] = str(outputs.fetch(output_id))
+        except AlamodeError as err:
+            return _failed(log_path, f"could not fetch its input {name}: {err}", started)
+    workdir = _unpack(work.files, scratch / "files") if work.files else None
+    here = job._replace(output_dir=staging, inputs=inputs, log_path=log_path, workdir=workdir)
+    if not is_function_task(job.spec):
+        return run_command(here)
+    try:
+        call(job.spec, staging, inputs)
+    except CodeChanged as err:
+        return _failed(log_path, str(err), started)
+    except Exception as err:
+        with LogFile(log_path) as log:
+            log.write(traceback.format_exc().encode())
+        return Result(None, time.monotonic() - started, detail=f"raised {err!r}")
+    return Result(0, time.monotonic() - started)
+
+
+def _publish(work: WorkerJob, outputs: Any, staging: str, result: Result, worker: str) -> Result:
+    """Upload the staging directory and create its marker; whichever marker stands names
+    the worker that published the output."""
+    job, remote = work.job, work.job.remote
+    assert remote is not None
+    try:
+        manifest = outputs.publish(job.output_id, staging)
+        success = Success(
+            job.output_id, job.task, remote.plan, remote.run, result.seconds, work.engine,
+            manifest, worker,
+        )  # fmt: skip
+        by = outputs.mark(success)
+        marker = outputs.bucket.marker(job.output_id) or {}
+    except (AlamodeError, OSError) as err:
+        shutil.rmtree(staging, ignore_errors=True)
+        return Result(None, result.seconds, detail=f"could not publish: {err}")
+    return result._replace(manifest=marker.get("files", manifest.to_dict()), worker=by)
+
+
+def _unpack(files: Files, target: Path) -> str:
+    """The shipped files, read-only, at their listed paths."""
+    for name, (data, mode) in files.items():
+        path = target / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        os.chmod(path, mode & 0o555)
+    for folder, dirs, _ in os.walk(target, topdown=False):
+        for entry in dirs:
+            read_only(os.path.join(folder, entry))
+    return str(target)
+
+
+def _failed(log_path: str, why: str, started: float) -> Result:
+    with LogFile(log_path) as log:
+        log.write(f"alamode: {why}\n".encode())
+    return Result(None, time.monotonic() - started, detail=why)

@@ -1,0 +1,307 @@
+"""The Dask engine, for real: a ``dask scheduler`` process and two ``dask worker`` processes
+on 127.0.0.1, each worker with a cache directory of its own (as if on another machine), and
+the store on moto's S3 server. The runner shares no filesystem with the workers."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import ROOT, alamode, missing_service
+from tests.test_blobstore import AWS, aws_credentials, free_port, moto_server, new_bucket
+from tests.test_cli_run import start, wait_for
+
+__all__ = ["aws_credentials", "moto_server"]  # fixtures, used by name
+
+distributed = pytest.importorskip("distributed", reason="pip install -e '.[test]'")
+
+# A job that takes its worker down is given up after its second worker.
+SCHEDULER_ENV = {"DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "1"}
+
+
+class Cluster:
+    """A scheduler and two workers, as processes; ``restart`` is not needed: each worker
+    runs under a nanny, which starts it again if it dies."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.port = free_port()
+        self.address = f"tcp://127.0.0.1:{self.port}"
+        self.processes: list[subprocess.Popen[bytes]] = []
+        self.logs: list[Any] = []
+
+    def start(self) -> None:
+        env = {**os.environ, **AWS, **SCHEDULER_ENV}
+        self._spawn(
+            "scheduler",
+            ["distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", str(self.port),
+             "--no-dashboard"],
+            env,
+        )  # fmt: skip
+        for name in ("w1", "w2"):
+            cache = self.folder / f"cache-{name}"
+            self._spawn(
+                name,
+                ["distributed.cli.dask_worker", self.address, "--nthreads", "1",
+                 "--host", "127.0.0.1", "--no-dashboard", "--name", name],
+                {**env, "ALAMODE_CACHE": str(cache)},
+            )  # fmt: skip
+        self.wait_for_workers(2)
+
+    def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> None:
+        log = open(self.folder / f"{name}.log", "wb")  # noqa: SIM115 - closed by stop()
+        self.logs.append(log)
+        self.processes.append(
+            subprocess.Popen(
+                [sys.executable, "-m", *args],
+                cwd=ROOT,  # so workers can import tests.fixtures (a function task's module)
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        )
+
+    def workers(self) -> dict[str, Any]:
+        with distributed.Client(self.address, timeout="10s") as client:
+            info: dict[str, Any] = client.scheduler_info()["workers"]
+            return info
+
+    def pids(self) -> set[int]:
+        with distributed.Client(self.address, timeout="10s") as client:
+            return set(client.run(os.getpid).values())
+
+    def wait_for_workers(self, count: int, seconds: float = 60) -> None:
+        deadline = time.monotonic() + seconds
+        while True:
+            try:
+                if len(self.workers()) >= count:
+                    return
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, f"{count} dask workers did not start"
+            time.sleep(0.3)
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        for log in self.logs:
+            log.close()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    try:
+        import distributed.cli.dask_worker  # noqa: F401
+    except ImportError as err:
+        missing_service("dask.distributed is not installed", f"pip install -e '.[test]' ({err})")
+    running = Cluster(tmp_path_factory.mktemp("dask"))
+    running.start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def store(moto_server: str) -> list[str]:
+    """A fresh bucket: the ``--store`` arguments that name it."""
+    url = f"s3://{new_bucket(moto_server)}/team"
+    return ["--store", url, f"--store-option=endpoint_url={moto_server}"]
+
+
+def bucket_json(store: list[str], key: str) -> Any:
+    import boto3
+
+    url, endpoint = store[1], store[2].split("=", 2)[2]
+    bucket, prefix = url.removeprefix("s3://").split("/", 1)
+    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+    return json.loads(client.get_object(Bucket=bucket, Key=f"{prefix}/{key}")["Body"].read())
+
+
+def uploads(store: list[str], output: str) -> list[str]:
+    import boto3
+
+    url, endpoint = store[1], store[2].split("=", 2)[2]
+    bucket, prefix = url.removeprefix("s3://").split("/", 1)
+    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+    listed = client.list_objects_v2(Bucket=bucket, Prefix=f"{prefix}/outputs/{output}/")
+    return sorted({item["Key"].split("/")[-2] for item in listed.get("Contents", [])})
+
+
+FAN = """
+tasks:
+  words: {spec: {command: 'printf "a b a c\\n" > "$ALAMODE_OUTPUT/words"; echo made words'}}
+  upper: {deps: [words], spec: {command: 'sleep 0.5; tr a-z A-Z < "$ALAMODE_INPUT_WORDS/words" > "$ALAMODE_OUTPUT/w"'}}
+  count: {deps: [words], spec: {command: 'sleep 0.5; wc -w < "$ALAMODE_INPUT_WORDS/words" > "$ALAMODE_OUTPUT/w"'}}
+  twin: {deps: [words], spec: {command: 'sleep 0.5; wc -w < "$ALAMODE_INPUT_WORDS/words" > "$ALAMODE_OUTPUT/w"'}}
+  both: {deps: [upper, count], spec: {command: 'cat "$ALAMODE_INPUT_UPPER/w" "$ALAMODE_INPUT_COUNT/w" > "$ALAMODE_OUTPUT/both"'}}
+"""  # noqa: E501
+
+
+def events_of(stdout: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
+
+
+def test_a_plan_runs_on_the_workers_and_they_publish_to_the_store(
+    cluster: Cluster, store: list[str], tmp_path: Path
+) -> None:
+    (tmp_path / "fan.yaml").write_text(FAN)
+    client_cache = tmp_path / "client-cache"
+    env = {"ALAMODE_CACHE": str(client_cache)}
+    args = ["run", "fan.yaml", *store, "--engine", "dask", "--scheduler", cluster.address]
+    done = alamode(*args, "--json", cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr
+    events = events_of(done.stdout)
+    started = [e["task"] for e in events if e["event"] == "start"]
+    assert sorted(started) == ["both", "count", "upper", "words"]  # the twin ran once, as count
+    both = alamode("cat", "fan.yaml", "both", "both", *store, cwd=tmp_path, env=env)
+    assert both.stdout.split() == ["A", "B", "A", "C", "4"]
+    # The workers published, and each marker names the worker that did.
+    workers = set(cluster.workers())
+    outputs = {e["task"]: e["output"] for e in events if e["event"] == "succeed"}
+    for output in outputs.values():
+        assert bucket_json(store, f"success/{output}")["worker"] in workers
+    # The runner never held an output: it fetched one only for 'cat'.
+    held = sorted(p.name for p in (client_cache / "outputs").iterdir())
+    assert held == [outputs["both"]]
+    # Its history has the run, and the logs came back from the workers.
+    log = alamode("log", "words", *store, cwd=tmp_path, env=env)
+    assert log.stdout == "made words\n"
+    again = alamode(*args, "--json", cwd=tmp_path, env=env)
+    assert [e["event"] for e in events_of(again.stdout)].count("start") == 0
+
+
+def test_a_worker_killed_mid_task_does_not_stop_the_run_or_publish_twice(
+    cluster: Cluster, store: list[str], tmp_path: Path
+) -> None:
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    (tmp_path / "slow.yaml").write_text(
+        "tasks:\n  slow: {spec: {command: 'echo $PPID > "
+        f'{pids}/$$; sleep 2; echo done > "$ALAMODE_OUTPUT/r"\'}}}}\n'
+    )
+    runner = start(
+        tmp_path, "run", "slow.yaml", *store, "--engine", "dask",
+        "--scheduler", cluster.address, "--json",
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not list(pids.iterdir()):
+        assert time.monotonic() < deadline and runner.poll() is None, runner.communicate()
+        time.sleep(0.1)
+    first = next(pids.iterdir())
+    worker_pid = int(first.read_text())
+    os.kill(worker_pid, signal.SIGKILL)  # the worker process running the task
+    out, err = runner.communicate(timeout=120)
+    assert runner.returncode == 0, err
+    assert len(list(pids.iterdir())) == 2  # it ran again elsewhere
+    output = next(e["output"] for e in events_of(out) if e["event"] == "succeed")
+    assert len(uploads(store, output)) == 1  # and was published once
+    cluster.wait_for_workers(2)  # the nanny restarted the killed one
+    marker = bucket_json(store, f"success/{output}")
+    assert marker["worker"] in cluster.workers()  # a live worker published it
+
+
+def test_a_task_that_kills_its_workers_fails_with_the_reason(
+    cluster: Cluster, store: list[str], tmp_path: Path
+) -> None:
+    (tmp_path / "bad.yaml").write_text("tasks:\n  bomb: {spec: {command: 'kill -9 $PPID'}}\n")
+    done = alamode(
+        "run", "bad.yaml", *store, "--engine", "dask", "--scheduler", cluster.address,
+        "--json", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 1
+    failed = [e for e in events_of(done.stdout) if e["event"] == "fail"]
+    assert failed and "dask gave up on it" in failed[0]["detail"]
+    cluster.wait_for_workers(2)
+
+
+def test_ctrl_c_cancels_the_run_and_publishes_nothing(
+    cluster: Cluster, store: list[str], tmp_path: Path
+) -> None:
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    (tmp_path / "long.yaml").write_text(
+        f"tasks:\n  long: {{spec: {{command: 'echo $$ > {pids}/$$; sleep 60; "
+        'echo late > "$ALAMODE_OUTPUT/r"\'}}\n'
+    )
+    runner = start(
+        tmp_path, "run", "long.yaml", *store, "--engine", "dask",
+        "--scheduler", cluster.address, "--json",
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not list(pids.iterdir()):
+        assert time.monotonic() < deadline and runner.poll() is None, runner.communicate()
+        time.sleep(0.1)
+    command_pid = int(next(pids.iterdir()).read_text())
+    runner.send_signal(signal.SIGINT)
+    _, err = runner.communicate(timeout=60)
+    assert runner.returncode == 130, err
+    deadline = time.monotonic() + 10
+    while _alive(command_pid):  # the command on the worker was ended
+        assert time.monotonic() < deadline, "the command still runs on its worker"
+        time.sleep(0.1)
+    status = alamode("status", "long.yaml", *store, "--json", cwd=tmp_path)
+    [row] = json.loads(status.stdout)
+    assert row["label"] != "done" and "interrupted" in row["reason"], row
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat").read_text().split()
+    return stat[2] != "Z"
+
+
+def test_a_function_task_runs_natively_on_a_worker(
+    cluster: Cluster, store: list[str], tmp_path: Path
+) -> None:
+    (tmp_path / "flow.py").write_text(
+        "from a_la_mode import Dag\n"
+        "from tests.fixtures.dask_tasks import count_words\n"
+        "dag = Dag()\n"
+        "text = dag.task('text', {'command': 'printf \"x y x\" > $ALAMODE_OUTPUT/t'})\n"
+        "dag.function(count_words, name='count', deps=[text])\n"
+    )
+    env = {"PYTHONPATH": str(ROOT)}
+    done = alamode(
+        "run", "flow.py", *store, "--engine", "dask", "--scheduler", cluster.address,
+        cwd=tmp_path, env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    counted = alamode("cat", "flow.py", "count", "counts.json", *store, cwd=tmp_path, env=env)
+    assert json.loads(counted.stdout) == {"x": 2, "y": 1}
+    # called in the worker's own process: the worker's pid, not a child's
+    pid = alamode("cat", "flow.py", "count", "pid", *store, cwd=tmp_path, env=env).stdout
+    assert int(pid) in cluster.pids()
+
+
+def test_without_a_scheduler_a_local_cluster_runs_the_plan(tmp_path: Path) -> None:
+    (tmp_path / "fan.yaml").write_text(FAN)
+    store = ["--store", f"file://{tmp_path}/shared-{uuid.uuid4().hex[:6]}"]
+    done = alamode("run", "fan.yaml", *store, "--engine", "dask", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "5 tasks: 0 already done, 5 succeeded" in done.stderr
+
+
+def test_a_directory_store_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    (tmp_path / "fan.yaml").write_text(FAN)
+    done = alamode("run", "fan.yaml", "--engine", "dask", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "reach the store themselves" in done.stderr and "--store s3://" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / ".alamode").exists()
