@@ -19,7 +19,7 @@ import pytest
 
 from tests.conftest import ROOT, alamode, missing_service
 from tests.test_blobstore import AWS, aws_credentials, free_port, moto_server, new_bucket
-from tests.test_cli_run import start, wait_for
+from tests.test_cli_run import start
 
 __all__ = ["aws_credentials", "moto_server"]  # fixtures, used by name
 
