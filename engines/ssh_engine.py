@@ -6,8 +6,9 @@ Inputs and outputs travel over SFTP, so a host needs nothing but a POSIX shell a
 server, and the store stays on this machine (any store: the runner publishes as for the
 local engine). For each job, on its host:
 
-1. a fresh folder (``mktemp -d``) receives each input, under ``in/<name>``, and the task's
-   listed files, under ``files/`` (where the command then starts);
+1. a fresh folder (``/tmp/alamode-job-<random>``, mode 0700) receives each input, under
+   ``in/<name>``, and the task's listed files, under ``files/`` (where the command then
+   starts);
 2. the command runs with the ``ALAMODE_*`` variables pointing there, ``out/`` as its
    output; what it prints comes back into the task's log as it is printed;
 3. on exit 0, ``out/`` is downloaded into the staging directory, which the runner seals
@@ -29,6 +30,7 @@ import re
 import shlex
 import threading
 import time
+import uuid
 from collections.abc import Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
@@ -68,6 +70,7 @@ class _Slot:
     def __init__(self, host: Host) -> None:
         self.host = host
         self.connection: Any = None
+        self.sftp: Any = None
         self.connecting: asyncio.Lock | None = None  # made on the loop's thread
         self.busy = 0
 
@@ -190,6 +193,7 @@ class SshEngine:
             slot.connection = await asyncio.wait_for(
                 asyncssh.connect(host.host, **options), CONNECT_SECONDS
             )
+            slot.sftp = await slot.connection.start_sftp_client()  # shared by its jobs
         except asyncssh.HostKeyNotVerifiable as err:
             where = self.known_hosts or "~/.ssh/known_hosts"
             raise EngineError(
@@ -210,24 +214,24 @@ class SshEngine:
         import asyncssh
 
         started = time.monotonic()
+        remote = f"/tmp/alamode-job-{uuid.uuid4().hex}"  # made private to the user: 0700
         try:
             connection = await self._connect(slot)
-            folder = await connection.run("mktemp -d /tmp/alamode-job.XXXXXXXX", check=True)
-            remote = str(folder.stdout).strip()
+            sftp = slot.sftp
+            await sftp.mkdir(remote, asyncssh.SFTPAttrs(permissions=0o700))
         except (EngineError, asyncssh.Error, OSError) as err:
             raise _Lost(_reason(err)) from None
         try:
-            async with connection.start_sftp_client() as sftp:
-                await _upload(sftp, job, remote)
-                result = await self._command(slot, number, connection, job, remote, log)
-                if result.ok:
-                    await _download(sftp, f"{remote}/out", job.output_dir)
+            await _upload(sftp, job, remote)
+            result = await self._command(slot, number, connection, job, remote, log)
+            if result.ok:
+                await _download(sftp, f"{remote}/out", job.output_dir)
             return result._replace(seconds=time.monotonic() - started)
         except (asyncssh.Error, OSError) as err:
             raise _Lost(_reason(err)) from None
         finally:
             with contextlib.suppress(Exception):
-                await connection.run(f"rm -rf {shlex.quote(remote)}")
+                await _remove(sftp, job, remote)
 
     async def _command(
         self, slot: _Slot, number: int, connection: Any, job: Job, remote: str, log: LogFile
@@ -241,14 +245,14 @@ class SshEngine:
         argv = ["/bin/sh", "-c", job.command] if isinstance(job.command, str) else job.command
         here = f"{remote}/files" if job.workdir else remote
         assignments = " ".join(shlex.quote(f"{k}={v}") for k, v in env.items())
-        # sshd starts the command as the leader of a new session: its pid is its group's.
-        line = (
-            f"cd {shlex.quote(here)} && echo $$ > {shlex.quote(remote)}/pid && "
-            f"exec env {assignments} {shlex.join(argv)}"
-        )
+        # sshd starts the command as the leader of a new session: its pid is its group's,
+        # and its first line of output, before the command's own.
+        line = f"echo $$; cd {shlex.quote(here)} && exec env {assignments} {shlex.join(argv)}"
         started = time.monotonic()
         process = await connection.create_process(line, stderr=asyncssh.STDOUT, encoding=None)
-        pid = await _read_pid(connection, remote)
+        pid = (await process.stdout.readline()).decode().strip()
+        if not pid.isdigit():
+            raise _Lost("the command did not start")
         self._running[number] = (slot, pid)
         if self._stopping:
             await _kill_group(slot, pid)
@@ -285,19 +289,6 @@ def _reason(err: BaseException) -> str:
     return str(getattr(err, "reason", "") or err or type(err).__name__)
 
 
-async def _read_pid(connection: Any, remote: str, seconds: float = 10) -> str:
-    """The remote command's pid (its group's), once its wrapper has written it."""
-    deadline = time.monotonic() + seconds
-    while True:
-        found = await connection.run(f"cat {shlex.quote(remote)}/pid 2>/dev/null")
-        pid = str(found.stdout or "").strip()
-        if pid.isdigit():
-            return pid
-        if time.monotonic() > deadline:
-            raise _Lost("the command did not start")
-        await asyncio.sleep(0.02)
-
-
 async def _kill_group(slot: _Slot, pid: str) -> None:
     if slot.connection is None:
         return
@@ -309,13 +300,24 @@ async def _kill_group(slot: _Slot, pid: str) -> None:
 
 
 async def _upload(sftp: Any, job: Job, remote: str) -> None:
-    """Each input to ``in/<name>``, the listed files to ``files/``, and an empty ``out/``."""
+    """Each input to ``in/<name>``, the listed files to ``files/``, and an empty ``out/``.
+    The files' modes are kept (a listed script stays executable)."""
     await sftp.mkdir(f"{remote}/in")
     await sftp.mkdir(f"{remote}/out")
     for name, path in job.inputs.items():
         await sftp.put(path, f"{remote}/in/{name}", recurse=True)
     if job.workdir:
-        await sftp.put(job.workdir, f"{remote}/files", recurse=True)
+        await sftp.put(job.workdir, f"{remote}/files", recurse=True, preserve=True)
+
+
+async def _remove(sftp: Any, job: Job, remote: str) -> None:
+    """The job's folder on the host: its read-only folders of listed files made writable
+    first, so that a user who is not root can remove them."""
+    if job.workdir:
+        for folder, _, _ in os.walk(job.workdir):
+            relative = Path(folder).relative_to(job.workdir).as_posix()
+            await sftp.chmod(posixpath.normpath(f"{remote}/files/{relative}"), 0o700)
+    await sftp.rmtree(remote)
 
 
 async def _download(sftp: Any, remote: str, local: str) -> None:

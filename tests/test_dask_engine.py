@@ -25,6 +25,8 @@ __all__ = ["aws_credentials", "moto_server"]  # fixtures, used by name
 
 distributed = pytest.importorskip("distributed", reason="pip install -e '.[test]'")
 
+EXAMPLE = ROOT / "examples" / "cluster"  # docs/cluster.md's worked example
+
 # A job that takes its worker down is given up after its second worker.
 SCHEDULER_ENV = {"DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "1"}
 
@@ -54,7 +56,7 @@ class Cluster:
                 name,
                 ["distributed.cli.dask_worker", self.address, "--nthreads", "1",
                  "--host", "127.0.0.1", "--no-dashboard", "--name", name],
-                {**env, "ALAMODE_CACHE": str(cache)},
+                {**env, "ALAMODE_CACHE": str(cache), "PYTHONPATH": str(EXAMPLE)},
             )  # fmt: skip
         self.wait_for_workers(2)
 
@@ -305,3 +307,19 @@ def test_a_directory_store_is_refused_before_anything_is_written(tmp_path: Path)
     assert "reach the store themselves" in done.stderr and "--store s3://" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
     assert not (tmp_path / ".alamode").exists()
+
+
+def test_the_worked_example_of_the_docs_runs_on_the_cluster(
+    cluster: Cluster, store: list[str], tmp_path: Path
+) -> None:
+    """docs/cluster.md: its function task is called on a worker, which imports ``tasks``
+    from the example's folder on its PYTHONPATH."""
+    spec = str(EXAMPLE / "pipeline.py")
+    dask = ["--engine", "dask", "--scheduler", cluster.address]
+    done = alamode("run", spec, *store, *dask, "--json", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = alamode("cat", spec, "report", *store, cwd=tmp_path)
+    assert report.stdout == "3 the\n2 cat\n2 sat\n"
+    output = alamode("path", spec, "count", *store, cwd=tmp_path).stdout.strip().split("/")[-1]
+    tree = alamode("provenance", output, *store, cwd=tmp_path)
+    assert "by worker tcp://127.0.0.1:" in tree.stdout

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import alamode
+from tests.conftest import SPECS, alamode
 from tests.sshd import Sshd
 from tests.test_cli_run import start
 
@@ -64,12 +64,12 @@ def events_of(stdout: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
 
 
-def test_a_plan_runs_over_ssh_with_inputs_files_and_logs(
-    hosts: list[Sshd], tmp_path: Path
-) -> None:
+def test_a_plan_runs_over_ssh_with_inputs_files_and_logs(hosts: list[Sshd], tmp_path: Path) -> None:
     env = client_home(tmp_path, hosts)
     (tmp_path / "flow.yaml").write_text(PIPELINE)
-    (tmp_path / "sort.sh").write_text('tr " " "\\n" < "$ALAMODE_INPUT_WORDS/words" | sort > "$ALAMODE_OUTPUT/s"\n')
+    (tmp_path / "sort.sh").write_text(
+        'tr " " "\\n" < "$ALAMODE_INPUT_WORDS/words" | sort > "$ALAMODE_OUTPUT/s"\n'
+    )
     host_args = [arg for server in hosts for arg in ("--host", server.host)]
     done = alamode("run", "flow.yaml", "--engine", "ssh", *host_args, "-j", "1", "--json",
                    cwd=tmp_path, env=env)  # fmt: skip
@@ -88,7 +88,7 @@ def test_a_plan_runs_over_ssh_with_inputs_files_and_logs(
 def test_tasks_are_spread_over_the_hosts(hosts: list[Sshd], tmp_path: Path) -> None:
     env = client_home(tmp_path, hosts)
     tasks = "".join(
-        f"  t{n}: {{spec: {{command: 'sleep 0.3; echo \"$SSH_CONNECTION {n}\" > "
+        f'  t{n}: {{spec: {{command: \'sleep 0.3; echo "$SSH_CONNECTION {n}" > '
         '"$ALAMODE_OUTPUT/where"\'}}\n'
         for n in range(6)
     )
@@ -125,7 +125,7 @@ def test_a_connection_dropped_mid_task_fails_the_attempt_and_the_rerun_resumes(
         "tasks:\n"
         "  first: {spec: {command: 'echo 1 > \"$ALAMODE_OUTPUT/one\"'}}\n"
         f"  slow: {{deps: [first], spec: {{command: 'touch {started}; sleep 2; "
-        "cp \"$ALAMODE_INPUT_FIRST/one\" \"$ALAMODE_OUTPUT/\"'}}\n"
+        'cp "$ALAMODE_INPUT_FIRST/one" "$ALAMODE_OUTPUT/"\'}}\n'
     )
     args = ["run", "flow.yaml", "--engine", "ssh", "--host", hosts[0].host, "--json"]
     runner = start(tmp_path, *args, env=env)
@@ -151,3 +151,18 @@ def test_bad_host_arguments_are_refused(hosts: list[Sshd], tmp_path: Path) -> No
     assert done.returncode == 2 and "is not user@host[:port]" in done.stderr
     done = alamode("run", "flow.yaml", "--engine", "ssh", cwd=tmp_path)
     assert done.returncode == 2 and "needs a host" in done.stderr
+
+
+def test_the_docs_example_runs_over_ssh(hosts: list[Sshd], tmp_path: Path) -> None:
+    """docs/cluster.md's SSH example: the diamond pipeline on two hosts."""
+    env = client_home(tmp_path, hosts)
+    host_args = [arg for server in hosts for arg in ("--host", server.host)]
+    spec = str(SPECS / "diamond.py")
+    done = alamode("run", spec, "--engine", "ssh", *host_args, "-j", "2", cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr
+    local = alamode("run", spec, "--store", "local", cwd=tmp_path)
+    assert local.returncode == 0, local.stderr
+    for task in ("user-profiles", "user-orders"):
+        over_ssh = alamode("cat", spec, task, cwd=tmp_path).stdout
+        here = alamode("cat", spec, task, "--store", "local", cwd=tmp_path).stdout
+        assert over_ssh == here and len(over_ssh.splitlines()) == 100

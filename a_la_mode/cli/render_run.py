@@ -283,6 +283,8 @@ def _provenance_node(node: dict[str, Any], name: str | None) -> Tree:
     made = f"run {node['run']}, plan {node['plan'][:SHORT_ID]}"
     if "seconds" in node:
         made += f", {_when(node['recorded'])}, {node['seconds']:.2f} s"
+    if node.get("worker"):  # published by a cluster's worker
+        made += f", by worker {escape(str(node['worker']))}"
     tree = Tree(f"{label}  [dim]{made}[/]")
     if node.get("spec"):
         tree.add(f"[cyan]spec[/] {escape(json.dumps(node['spec'], sort_keys=True))}")

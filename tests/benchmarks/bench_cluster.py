@@ -31,8 +31,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.sshd import Sshd  # noqa: E402
-from tests.test_dask_engine import Cluster  # noqa: E402
+from tests.sshd import Sshd
+from tests.test_dask_engine import Cluster
 
 ALAMODE = [sys.executable, "-c", "from a_la_mode.cli.main import main; main()"]
 
@@ -149,11 +149,12 @@ def main() -> None:
     parser.add_argument("--trivial", type=int, default=1000)
     parser.add_argument("--sleepers", type=int, default=200)
     parser.add_argument("--ssh-tasks", type=int, default=200)
+    parser.add_argument("--only", choices=["dask", "ssh"])
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         here = Path(scratch)
-        rows = bench_dask(here, args.trivial, args.sleepers)
-        rows += bench_ssh(here, args.ssh_tasks)
+        rows = [] if args.only == "ssh" else bench_dask(here, args.trivial, args.sleepers)
+        rows += [] if args.only == "dask" else bench_ssh(here, args.ssh_tasks)
     print("| measure | time | ratio |")
     print("| --- | ---: | --- |")
     print("\n".join(rows))
