@@ -56,7 +56,6 @@ class DaskEngine:
             raise EngineError(
                 "engine 'dask' needs dask.distributed: pip install 'a-la-mode[dask]'"
             ) from None
-        self._connect()
 
     def describe(self) -> str:
         where = self.address or "a LocalCluster on 127.0.0.1, started for each run"
@@ -89,13 +88,16 @@ class DaskEngine:
 
     def parallelism(self, jobs: int | None) -> int:
         """``-j`` if given, else every worker thread of the cluster."""
+        self._connect()
         if jobs:
             return jobs
         workers = self.client.scheduler_info().get("workers", {})
         return max(1, sum(int(info.get("nthreads", 1)) for info in workers.values()))
 
     def prepare(self, tasks: Mapping[str, Mapping[str, Any]]) -> None:
-        """Nothing to refuse: workers run commands and functions alike."""
+        """Connect (or start the local cluster); nothing to refuse: workers run commands and
+        functions alike."""
+        self._connect()
 
     def submit(self, job: Job) -> Hashable:
         work = WorkerJob(job._replace(log_path=""), pack_files(job.workdir), self.name)

@@ -104,8 +104,8 @@ def run(
             "-j",
             parser=positive,
             metavar="N",
-            help=f"Tasks at once (default: the number of cores, {CORES}; with --engine dask, "
-            "the cluster's worker threads; with --engine ssh, per host).",
+            help=f"Tasks at once (default: the number of cores, {CORES}; on a Dask cluster, "
+            "its worker threads; over SSH, on each host).",
             show_default=False,
         ),
     ] = None,
