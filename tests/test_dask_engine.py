@@ -321,5 +321,5 @@ def test_the_worked_example_of_the_docs_runs_on_the_cluster(
     report = alamode("cat", spec, "report", *store, cwd=tmp_path)
     assert report.stdout == "3 the\n2 cat\n2 sat\n"
     output = alamode("path", spec, "count", *store, cwd=tmp_path).stdout.strip().split("/")[-1]
-    tree = alamode("provenance", output, *store, cwd=tmp_path)
+    tree = alamode("provenance", output, *store, cwd=tmp_path, env={"COLUMNS": "300"})
     assert "by worker tcp://127.0.0.1:" in tree.stdout

@@ -55,7 +55,7 @@ def test_an_unknown_engine_suggests_and_lists(
     with pytest.raises(
         EngineError,
         match=r"no engine 'goo', did you mean 'good'\? "
-        r"\(installed: docker, good, local\)",
+        r"\(installed: dask, docker, good, inprocess, local, ssh\)",
     ):
         plugins.load_engine("goo")
 
