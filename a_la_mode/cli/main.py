@@ -30,7 +30,7 @@ from a_la_mode.compile.naming import did_you_mean
 from a_la_mode.errors import AlamodeError, SpecFileError
 
 # Each command module adds its commands to the app when imported: in this order, --help's.
-for _module in ("plans", "run", "results", "history", "upkeep"):
+for _module in ("plans", "run", "results", "history", "upkeep", "serve"):
     importlib.import_module(f"a_la_mode.cli.{_module}")
 
 GLOBAL_FLAGS = frozenset({"--debug", "--quiet", "-q"})

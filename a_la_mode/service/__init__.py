@@ -1,0 +1,1 @@
+"""The web service (``alamode serve``) and schedules (``alamode activate``)."""

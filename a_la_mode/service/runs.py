@@ -1,0 +1,143 @@
+"""Runs started by the service (from the browser, or by a schedule): each one is ``alamode
+run PLAN --json`` as a child process, so it uses the same runner and engines as the command
+line, and Ctrl-C's path (SIGINT) cancels it. Its JSON events are kept here for the run's
+page, which streams them as they come.
+
+Two clicks never run a task twice: a run of the same plan and targets that is still going
+is returned instead of a new one; and across processes, the store's leases make every
+output be produced once.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+ALAMODE = [sys.executable, "-c", "from a_la_mode.cli.main import main; main()"]
+
+
+class ServiceRun:
+    """One ``alamode run`` child, its events so far, and how it ended."""
+
+    def __init__(self, plan: str, targets: list[str], argv: list[str]) -> None:
+        self.id = uuid.uuid4().hex[:12]
+        self.plan, self.targets = plan, targets
+        self.started = time.time()
+        self.events: list[dict[str, Any]] = []
+        self.status = "running"
+        self.errors = ""
+        self.changed = threading.Condition()
+        self.process = subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        self.finished_callbacks: list[Callable[[ServiceRun], None]] = []
+        threading.Thread(target=self._read, name=f"alamode-run-{self.id}", daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None and self.process.stderr is not None
+        for line in self.process.stdout:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            with self.changed:
+                self.events.append(event)
+                self.changed.notify_all()
+        errors = self.process.stderr.read()
+        code = self.process.wait()
+        with self.changed:
+            self.errors = errors.strip()
+            self.status = {0: "succeeded", 1: "failed", 130: "interrupted"}.get(code, "error")
+            self.changed.notify_all()
+        for callback in self.finished_callbacks:
+            callback(self)
+
+    def cancel(self) -> None:
+        """As Ctrl-C: running tasks are stopped, nothing half-done is recorded."""
+        if self.status == "running":
+            self.process.send_signal(signal.SIGINT)
+
+    def follow(self, since: int = 0, wait: float = 15.0) -> Iterator[tuple[int, Any]]:
+        """(index, event) from ``since`` on, as they come; then (-1, status) at the end. An
+        index of None is a keep-alive after ``wait`` seconds without news."""
+        index = since
+        while True:
+            with self.changed:
+                if index >= len(self.events) and self.status == "running":
+                    self.changed.wait(wait)
+                fresh = self.events[index:]
+                over = self.status != "running"
+            for event in fresh:
+                yield index, event
+                index += 1
+            if over and index >= len(self.events):
+                yield -1, self.summary()
+                return
+            if not fresh:
+                yield None, None  # type: ignore[misc]
+
+    def summary(self) -> dict[str, Any]:
+        counts: dict[str, int] = {}
+        for event in self.events:
+            counts[event["event"]] = counts.get(event["event"], 0) + 1
+        return {
+            "id": self.id,
+            "plan": self.plan,
+            "targets": self.targets,
+            "status": self.status,
+            "started": self.started,
+            "events": len(self.events),
+            "counts": counts,
+            "errors": self.errors,
+        }
+
+
+class RunManager:
+    """The service's runs, by ID."""
+
+    def __init__(self, store: str, store_options: list[str], engine: str) -> None:
+        self.store, self.store_options, self.engine = store, store_options, engine
+        self.runs: dict[str, ServiceRun] = {}
+        self.lock = threading.Lock()
+
+    def start(
+        self, plan: str, plan_file: str, targets: list[str], engine: str | None = None
+    ) -> ServiceRun:
+        """A run of ``plan`` (its file in the store), or the one of it still going."""
+        with self.lock:
+            for run in self.runs.values():
+                if run.plan == plan and run.targets == targets and run.status == "running":
+                    return run
+            argv = [*ALAMODE, *self.store_options, "run", plan_file, "--store", self.store]
+            argv += ["--json", "--engine", engine or self.engine]
+            for target in targets:
+                argv += ["--target", target]
+            run = ServiceRun(plan, targets, argv)
+            self.runs[run.id] = run
+            return run
+
+    def get(self, run_id: str) -> ServiceRun | None:
+        return self.runs.get(run_id)
+
+    def running(self, plan: str) -> ServiceRun | None:
+        with self.lock:
+            for run in self.runs.values():
+                if run.plan == plan and run.status == "running":
+                    return run
+        return None
+
+    def stop_all(self) -> None:
+        for run in list(self.runs.values()):
+            run.cancel()
+        for run in list(self.runs.values()):
+            try:
+                run.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                run.process.kill()
