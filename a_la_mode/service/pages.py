@@ -91,7 +91,7 @@ def plan_page(store: Store, plan: PlanBase, now: float | None = None) -> dict[st
     done = {state.output for state in states.values() if state.label == "done"}
     scheduler = Scheduler(plan, done, None, store.ledger.durations())
     tasks = []
-    for name in plan.tasks:
+    for name in (name for level in plan.toposort for name in level):  # in run order
         state = states[name]
         tasks.append(
             {

@@ -52,12 +52,22 @@ class ServiceRun:
                 self.changed.notify_all()
         errors = self.process.stderr.read()
         code = self.process.wait()
+        self.process.stdout.close()
+        self.process.stderr.close()
         with self.changed:
             self.errors = errors.strip()
             self.status = {0: "succeeded", 1: "failed", 130: "interrupted"}.get(code, "error")
             self.changed.notify_all()
         for callback in self.finished_callbacks:
             callback(self)
+
+    def wait(self, timeout: float) -> str:
+        """Wait until the run has ended (its events all read); its status."""
+        deadline = time.monotonic() + timeout
+        with self.changed:
+            while self.status == "running" and time.monotonic() < deadline:
+                self.changed.wait(deadline - time.monotonic())
+        return self.status
 
     def cancel(self) -> None:
         """As Ctrl-C: running tasks are stopped, nothing half-done is recorded."""
