@@ -80,6 +80,7 @@ def create_app(settings: Settings) -> Starlette:
     templates.filters["seconds"] = _seconds
     templates.filters["short"] = lambda digest: str(digest)[:12]
     templates.filters["url"] = lambda text: quote(str(text), safe="")
+    templates.filters["pretty"] = lambda value: json.dumps(value, indent=2, ensure_ascii=False)
     state: dict[str, Any] = {}
 
     @asynccontextmanager
@@ -131,8 +132,8 @@ def create_app(settings: Settings) -> Starlette:
         runs_chart = drawing.bars(
             [(f"run {r['run']}", r["seconds"], r["status"]) for r in data["runs_30_days"]]
         )
-        cost_chart = drawing.bars(
-            [(e["task"], e["average_seconds"], "task") for e in data["expensive_tasks"]]
+        cost_chart = drawing.rows(
+            [(e["task"], e["average_seconds"]) for e in data["expensive_tasks"]]
         )
         return render(
             request, "plan.html", data,

@@ -94,7 +94,7 @@ def bars(
 ) -> dict[str, Any]:
     """A vertical bar per value: (label, value, class)."""
     top = max((value for _, value, _ in values), default=0.0) or 1.0
-    step = width / max(len(values), 1)
+    step = min(width / max(len(values), 1), 40.0)
     drawn = []
     for index, (label, value, kind) in enumerate(values):
         tall = max(1.0, value / top * (height - 20))
@@ -110,3 +110,19 @@ def bars(
             }
         )
     return {"bars": drawn, "width": width, "height": height, "top": top}
+
+
+def rows(values: list[tuple[str, float]], width: int = 600, row: int = 20) -> dict[str, Any]:
+    """A horizontal bar per value, labelled: (label, value)."""
+    top = max((value for _, value in values), default=0.0) or 1.0
+    label_width = 200
+    drawn = [
+        {
+            "y": index * row,
+            "w": round(max(1.0, value / top * (width - label_width - 80)), 1),
+            "label": label if len(label) <= 28 else label[:27] + "…",
+            "value": value,
+        }
+        for index, (label, value) in enumerate(values)
+    ]
+    return {"rows": drawn, "width": width, "height": max(len(values), 1) * row, "x": label_width}

@@ -184,5 +184,5 @@ def review_page(store: Store, old: PlanBase, new: PlanBase) -> dict[str, Any]:
         "old_name": plan_name(old),
         "new_name": plan_name(new),
         "store": recompute_estimate(result, store),
-        "lines": [change.why() for change in result.changed],
+        "lines": [f"{change.name}: {change.why()}" for change in result.changed],
     }
