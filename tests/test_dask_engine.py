@@ -157,6 +157,22 @@ def events_of(stdout: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
 
 
+def start_and_wait(
+    tmp_path: Path, spec: str, store: list[str], cluster: Cluster, pids: Path
+) -> tuple[subprocess.Popen[str], int]:
+    """``alamode run SPEC`` on the cluster, once its command has written the number it
+    writes into a file in ``pids``: the runner, and that number."""
+    runner = start(
+        tmp_path, "run", spec, *store, "--engine", "dask", "--scheduler", cluster.address,
+        "--json",
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not list(pids.iterdir()):
+        assert time.monotonic() < deadline and runner.poll() is None, runner.communicate()
+        time.sleep(0.1)
+    return runner, int(next(pids.iterdir()).read_text())
+
+
 def test_a_plan_runs_on_the_workers_and_they_publish_to_the_store(
     cluster: Cluster, store: list[str], tmp_path: Path
 ) -> None:
@@ -195,16 +211,7 @@ def test_a_worker_killed_mid_task_does_not_stop_the_run_or_publish_twice(
         "tasks:\n  slow: {spec: {command: 'echo $PPID > "
         f'{pids}/$$; sleep 2; echo done > "$ALAMODE_OUTPUT/r"\'}}}}\n'
     )
-    runner = start(
-        tmp_path, "run", "slow.yaml", *store, "--engine", "dask",
-        "--scheduler", cluster.address, "--json",
-    )  # fmt: skip
-    deadline = time.monotonic() + 60
-    while not list(pids.iterdir()):
-        assert time.monotonic() < deadline and runner.poll() is None, runner.communicate()
-        time.sleep(0.1)
-    first = next(pids.iterdir())
-    worker_pid = int(first.read_text())
+    runner, worker_pid = start_and_wait(tmp_path, "slow.yaml", store, cluster, pids)
     os.kill(worker_pid, signal.SIGKILL)  # the worker process running the task
     out, err = runner.communicate(timeout=120)
     assert runner.returncode == 0, err
@@ -239,15 +246,7 @@ def test_ctrl_c_cancels_the_run_and_publishes_nothing(
         f"tasks:\n  long: {{spec: {{command: 'echo $$ > {pids}/$$; sleep 60; "
         'echo late > "$ALAMODE_OUTPUT/r"\'}}\n'
     )
-    runner = start(
-        tmp_path, "run", "long.yaml", *store, "--engine", "dask",
-        "--scheduler", cluster.address, "--json",
-    )  # fmt: skip
-    deadline = time.monotonic() + 60
-    while not list(pids.iterdir()):
-        assert time.monotonic() < deadline and runner.poll() is None, runner.communicate()
-        time.sleep(0.1)
-    command_pid = int(next(pids.iterdir()).read_text())
+    runner, command_pid = start_and_wait(tmp_path, "long.yaml", store, cluster, pids)
     runner.send_signal(signal.SIGINT)
     _, err = runner.communicate(timeout=60)
     assert runner.returncode == 130, err

@@ -25,7 +25,6 @@ from a_la_mode.run.artifacts import artifact_of, artifact_states, removable, rem
 from a_la_mode.run.dispatch import Notice, dispatcher_for
 from a_la_mode.run.engine import (
     Engine,
-    EngineError,
     Job,
     LogFile,
     PollingEngine,
@@ -34,7 +33,8 @@ from a_la_mode.run.engine import (
 )
 from a_la_mode.run.events import Event, RunInterrupted, RunReport
 from a_la_mode.run.options import RunOptions, check_engine_keys, forced
-from a_la_mode.run.pyfunction import as_command, is_function_task, runs_something
+from a_la_mode.run.placement import placed, remote_settings
+from a_la_mode.run.pyfunction import runs_something
 from a_la_mode.run.scheduler import DONE_BEFORE, Scheduler, State, done_reason, wanted
 from a_la_mode.run.steps import AttemptSteps, StoreSteps, discard
 from a_la_mode.run.workdir import FilesChanged, workdir_path
@@ -48,23 +48,6 @@ GROUP_COMMIT_SIZE = 256
 CLAIM_WINDOW_SECONDS = 0.02  # a claim batch holds about this much work for each worker
 MAX_CLAIM_BATCH = 64
 ADOPTED = "published by an interrupted run; kept"
-
-
-def remote_settings(store: Store, engine: object) -> tuple[str, dict[str, Any]] | None:
-    """For an engine at placement "store": the URL and options its workers open the store
-    with; refused (one line) for a store they cannot reach. None for other engines."""
-    if getattr(engine, "placement", "local") != "store":
-        return None
-    settings = getattr(store, "worker_settings", lambda: None)()
-    if settings is None:
-        name = getattr(engine, "name", "?")
-        raise EngineError(
-            f"engine {name!r} runs tasks on workers that reach the store themselves, and "
-            f"{store.where} is on this machine only: use a store they can reach, such as "
-            "--store s3://bucket/prefix or --store file:///a/shared/folder"
-        )
-    url, options = settings
-    return url, dict(options)
 
 
 class _Attempt:
@@ -391,12 +374,9 @@ class _Runner:
         )
         if "files" in spec:  # its listed files, copied and checked just before it runs
             job = job._replace(workdir=workdir_path(job.output_dir))
-        if is_function_task(spec) and not getattr(self.engine, "runs_functions", False):
-            job = as_command(job, [str(p) for p in (self.files_root, Path.cwd()) if p])
-        if self.remote is not None:  # the worker fetches the inputs by ID and publishes
-            inputs = dict(self.plan.inputs(name))
-            remote = self.remote._replace(replace=output in self.store.outputs.replacing)
-            job = job._replace(output_dir="", inputs=inputs, remote=remote)
+        job = placed(job, self.engine, self.files_root, self.remote, self.plan.inputs(name))
+        if self.remote is not None and output in self.store.outputs.replacing:
+            job = job._replace(remote=self.remote._replace(replace=True))  # run --force
         return _Attempt(name, lease.attempt, lease.number, job)
 
     def _stop_workers(self, cancel: bool = False) -> None:
