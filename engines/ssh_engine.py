@@ -87,6 +87,7 @@ class SshEngine:
         self._slots = [_Slot(host) for host in self.hosts]
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
         self._running: dict[int, tuple[_Slot, str]] = {}  # job number -> its host, remote pid
         self._stopping = False
         self._count = 0
@@ -153,13 +154,26 @@ class SshEngine:
                 self._call(_kill_group(slot, pid))
 
     def close(self) -> None:
-        for slot in self._slots:
-            if slot.connection is not None:
-                slot.connection.close()
-                slot.connection = None
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._loop = None
+        """Close every connection, then the event loop and its thread."""
+        if self._loop is None:
+            return
+
+        async def shut() -> None:
+            for slot in self._slots:
+                if slot.sftp is not None:
+                    slot.sftp.exit()
+                if slot.connection is not None:
+                    slot.connection.close()
+                    await slot.connection.wait_closed()
+                slot.connection = slot.sftp = None
+
+        with contextlib.suppress(Exception):
+            self._call(shut())
+        loop, self._loop = self._loop, None
+        loop.call_soon_threadsafe(loop.stop)
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        loop.close()
 
     # -- on the event loop's thread ------------------------------------------------------------
 
@@ -168,9 +182,10 @@ class SshEngine:
         with self._lock:
             if self._loop is None:
                 self._loop = asyncio.new_event_loop()
-                threading.Thread(
+                self._thread = threading.Thread(
                     target=self._loop.run_forever, name="alamode-ssh", daemon=True
-                ).start()
+                )
+                self._thread.start()
             loop = self._loop
         return asyncio.run_coroutine_threadsafe(work, loop).result()
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from a_la_mode.testing import EngineContract
 from tests.conftest import SPECS, alamode
 from tests.sshd import Sshd
 from tests.test_cli_run import start
@@ -166,3 +167,18 @@ def test_the_docs_example_runs_over_ssh(hosts: list[Sshd], tmp_path: Path) -> No
         over_ssh = alamode("cat", spec, task, cwd=tmp_path).stdout
         here = alamode("cat", spec, task, "--store", "local", cwd=tmp_path).stdout
         assert over_ssh == here and len(over_ssh.splitlines()) == 100
+
+
+class TestSshEngineContract(EngineContract):
+    """The engine kit, on a real sshd: what every engine must do with a Job."""
+
+    @pytest.fixture(autouse=True)
+    def _client(self, hosts: list[Sshd], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        for name, value in client_home(tmp_path, hosts).items():
+            monkeypatch.setenv(name, value)  # asyncssh reads ~/.ssh from HOME
+        self.host = hosts[0].host
+
+    def make_engine(self) -> Any:
+        from a_la_mode.engines.ssh_engine import SshEngine
+
+        return SshEngine([self.host])
