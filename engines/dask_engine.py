@@ -76,7 +76,10 @@ class DaskEngine:
                     host="127.0.0.1",
                     n_workers=os.cpu_count() or 1,
                     threads_per_worker=1,
-                    dashboard_address=None,
+                    # Their HTTP servers (health, metrics) start anyway: on loopback, on a
+                    # free port. None would mean port 8787 on every interface.
+                    dashboard_address="127.0.0.1:0",
+                    worker_dashboard_address="127.0.0.1:0",
                 )
                 self.client = Client(self.cluster)
         except (OSError, TimeoutError, ValueError) as err:

@@ -47,7 +47,7 @@ class Cluster:
         self._spawn(
             "scheduler",
             ["distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", str(self.port),
-             "--no-dashboard"],
+             "--no-dashboard", "--dashboard-address", "127.0.0.1:0"],
             env,
         )  # fmt: skip
         for name in ("w1", "w2"):
@@ -55,7 +55,8 @@ class Cluster:
             self._spawn(
                 name,
                 ["distributed.cli.dask_worker", self.address, "--nthreads", "1",
-                 "--host", "127.0.0.1", "--no-dashboard", "--name", name],
+                 "--host", "127.0.0.1", "--no-dashboard", "--dashboard-address", "127.0.0.1:0",
+                 "--name", name],
                 {**env, "ALAMODE_CACHE": str(cache), "PYTHONPATH": str(EXAMPLE)},
             )  # fmt: skip
         self.wait_for_workers(2)
@@ -314,11 +315,36 @@ def test_the_worked_example_of_the_docs_runs_on_the_cluster(
     """docs/cluster.md: its function task is called on a worker, which imports ``tasks``
     from the example's folder on its PYTHONPATH."""
     spec = str(EXAMPLE / "pipeline.py")
-    dask = ["--engine", "dask", "--scheduler", cluster.address]
-    done = alamode("run", spec, *store, *dask, "--json", cwd=tmp_path)
+    on_cluster = {"DASK_SCHEDULER_ADDRESS": cluster.address}  # instead of --scheduler
+    done = alamode("run", spec, *store, "--engine", "dask", "--json", cwd=tmp_path, env=on_cluster)
     assert done.returncode == 0, done.stdout + done.stderr
     report = alamode("cat", spec, "report", *store, cwd=tmp_path)
     assert report.stdout == "3 the\n2 cat\n2 sat\n"
     output = alamode("path", spec, "count", *store, cwd=tmp_path).stdout.strip().split("/")[-1]
     tree = alamode("provenance", output, *store, cwd=tmp_path, env={"COLUMNS": "300"})
     assert "by worker tcp://127.0.0.1:" in tree.stdout
+
+
+def test_a_local_cluster_listens_on_loopback_only(tmp_path: Path) -> None:
+    """Every socket the cluster started for a run listens on, in this process (the
+    scheduler) and in its worker processes, is on 127.0.0.1."""
+    import psutil
+    from a_la_mode.engines.dask_engine import DaskEngine
+
+    engine = DaskEngine()
+    engine.check()
+    engine.prepare({})
+    try:
+        here = psutil.Process()
+        listening = [
+            conn.laddr
+            for process in (here, *here.children(recursive=True))
+            for conn in process.net_connections(kind="inet")
+            if conn.status == psutil.CONN_LISTEN
+        ]
+        workers = engine.client.scheduler_info()["workers"]
+        assert len(listening) >= 1 + len(workers)  # the scheduler's, and each worker's
+        assert {address.ip for address in listening} == {"127.0.0.1"}, listening
+        assert engine.parallelism(None) == len(workers)  # a thread per worker
+    finally:
+        engine.close()
