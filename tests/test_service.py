@@ -228,3 +228,33 @@ def test_the_clock_runs_a_due_slot_once_never_doubles_and_catches_up_once(
     assert manager.get(caught_up[0].run).wait(60) == "succeeded"
     assert [s.outcome for s in book.get("nightly").slots][:2] == ["succeeded", "skipped"]
     store.close()
+
+
+def test_a_big_or_tangled_plan_draws_a_readable_graph(tmp_path: Path) -> None:
+    """1,000 tasks of flat names are drawn a box per level, and groups that depend on each
+    other both ways too; every task stays listed under its box."""
+    chains = "".join(
+        f"  t{n}: {{{f'deps: [t{n - 1}], ' if n % 10 else ''}spec: {{command: 'true {n}'}}}}\n"
+        for n in range(1000)
+    )
+    tangled = (
+        "  ingest.a: {spec: {command: 'true a'}}\n"
+        "  clean: {deps: [ingest.a], spec: {command: 'true c'}}\n"
+        "  ingest.b: {deps: [clean], spec: {command: 'true b'}}\n"
+    )
+    digests = []
+    for name, tasks in (("big", chains), ("tangled", tangled)):
+        (tmp_path / f"{name}.yaml").write_text("tasks:\n" + tasks)
+        assert alamode("push", f"{name}.yaml", "--store", "store", cwd=tmp_path).returncode == 0
+        shown = alamode("show", f"{name}.yaml", "--json", cwd=tmp_path)
+        digests.append(json.loads(shown.stdout)["digest"])
+    service = Service(tmp_path / "store")
+    try:
+        status, html = service.get(f"/plans/{digests[0]}")
+        assert status == 200
+        assert html.count('<g class="node') == 10  # ten levels of a hundred tasks
+        assert 'data-name="level 1"' in html and html.count("/tasks/t") >= 2000  # table, lists
+        status, html = service.get(f"/plans/{digests[1]}")
+        assert status == 200 and html.count('<g class="node') == 3  # a box per level
+    finally:
+        service.stop()

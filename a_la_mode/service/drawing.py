@@ -7,78 +7,93 @@ from collections import defaultdict
 from typing import Any
 
 COLUMN, ROW, NODE_WIDTH, NODE_HEIGHT = 190, 34, 170, 24
-MAX_NODES = 2000  # beyond, the page lists groups only
+MAX_BOXES = 300  # more would not read: tasks are then drawn a box per group, or per level
 
 
 def graph(page: dict[str, Any]) -> dict[str, Any]:
-    """Boxes by level (left to right) and lines between them. With groups of more than one
-    task, a box is a group (with its count and worst status), so 1,000 tasks in ten groups
-    read as ten boxes; each group's tasks are listed, collapsible, beside the picture."""
+    """Boxes by level (left to right) and lines between them. A box is a task; or, when the
+    plan has groups (``ingest.fetch``; ``download[day=...]``), a group, with its count and
+    worst status; or, when that is still too many boxes, or groups depend on each other
+    both ways, a level of the plan. So 1,000 tasks read as a handful of boxes, and each
+    box's tasks are listed, collapsible, under the picture (``members``)."""
     tasks = page["tasks"]
     by_name = {task["name"]: task for task in tasks}
-    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    depth = {name: index for index, names in enumerate(page["levels"]) for name in names}
+    groups = {task["group"] for task in tasks}
+    box_of = {task["name"]: task["name"] for task in tasks}
+    if len(tasks) > MAX_BOXES or len(groups) < len(tasks):
+        box_of = {task["name"]: task["group"] for task in tasks}
+    placed = _columns(box_of, depth, tasks) if len(set(box_of.values())) <= MAX_BOXES else None
+    if placed is None:  # too many groups, or groups in a circle: a box per level
+        box_of = {name: f"level {depth[name] + 1}" for name in by_name}
+        placed = _columns(box_of, depth, tasks)
+    assert placed is not None
+    column, edges_between = placed
+    members: dict[str, list[str]] = defaultdict(list)
     for task in tasks:
-        groups[task["group"]].append(task)
-    grouped = any(len(members) > 1 for members in groups.values())
-
-    def key(name: str) -> str:
-        return str(by_name[name]["group"]) if grouped else name
-
-    level: dict[str, int] = {}
-    for depth, names in enumerate(page["levels"]):
-        for name in names:
-            node = key(name)
-            level[node] = max(level.get(node, 0), depth)
-    # a group sits right of every group it depends on
-    edges_between: set[tuple[str, str]] = set()
-    for task in tasks:
-        for dep in task["deps"]:
-            if key(dep) != key(task["name"]):
-                edges_between.add((key(dep), key(task["name"])))
-    changed = True
-    while changed and grouped:
-        changed = False
-        for source, target in edges_between:
-            if level[target] <= level[source]:
-                level[target] = level[source] + 1
-                changed = True
-    if len(level) > MAX_NODES:
-        return {"nodes": [], "edges": [], "width": 0, "height": 0, "grouped": grouped}
-    columns: dict[int, list[str]] = defaultdict(list)
-    for node in sorted(level, key=lambda n: (level[n], n)):
-        columns[level[node]].append(node)
+        members[box_of[task["name"]]].append(task["name"])
+    rows: dict[int, list[str]] = defaultdict(list)
+    for box in sorted(column, key=lambda b: (column[b], b)):
+        rows[column[box]].append(box)
     place: dict[str, tuple[int, int]] = {}
     nodes = []
-    for column, names in columns.items():
-        for row, node in enumerate(names):
-            x, y = 10 + column * COLUMN, 10 + row * ROW
-            place[node] = (x, y)
-            members = groups[node] if grouped else [by_name[node]]
+    for index, boxes in rows.items():
+        for row, box in enumerate(boxes):
+            x, y = 10 + index * COLUMN, 10 + row * ROW
+            place[box] = (x, y)
+            names = members[box]
             nodes.append(
                 {
-                    "id": node,
+                    "id": box,
                     "x": x,
                     "y": y,
-                    "label": node if len(node) <= 22 else node[:21] + "…",
-                    "count": len(members),
-                    "status": _worst(member["status"] for member in members),
-                    "task": None if grouped and len(members) > 1 else members[0]["name"],
+                    "label": box if len(box) <= 22 else box[:21] + "…",
+                    "count": len(names),
+                    "status": _worst(by_name[name]["status"] for name in names),
+                    "task": names[0] if names == [box] else None,
                 }
             )
     edges = []
     for source, target in sorted(edges_between):
         (x1, y1), (x2, y2) = place[source], place[target]
-        edges.append(
-            {
-                "x1": x1 + NODE_WIDTH,
-                "y1": y1 + NODE_HEIGHT // 2,
-                "x2": x2,
-                "y2": y2 + NODE_HEIGHT // 2,
-            }
-        )
-    width = 20 + (max(columns, default=0) + 1) * COLUMN
-    height = 20 + max((len(names) for names in columns.values()), default=0) * ROW
-    return {"nodes": nodes, "edges": edges, "width": width, "height": height, "grouped": grouped}
+        middle = NODE_HEIGHT // 2
+        edges.append({"x1": x1 + NODE_WIDTH, "y1": y1 + middle, "x2": x2, "y2": y2 + middle})
+    width = 20 + (max(rows, default=0) + 1) * COLUMN
+    height = 20 + max((len(boxes) for boxes in rows.values()), default=0) * ROW
+    grouped = any(len(names) > 1 for names in members.values())
+    return {
+        "nodes": nodes,
+        "edges": edges,
+        "width": width,
+        "height": height,
+        "grouped": grouped,
+        "members": dict(members) if grouped else {},
+    }
+
+
+def _columns(
+    box_of: dict[str, str], depth: dict[str, int], tasks: list[dict[str, Any]]
+) -> tuple[dict[str, int], set[tuple[str, str]]] | None:
+    """Each box's column (right of every box it depends on) and the edges between boxes;
+    None when boxes depend on each other in a circle."""
+    edges = {
+        (box_of[dep], box_of[task["name"]])
+        for task in tasks
+        for dep in task["deps"]
+        if box_of[dep] != box_of[task["name"]]
+    }
+    column: dict[str, int] = {}
+    for name, box in box_of.items():
+        column[box] = max(column.get(box, 0), depth[name])
+    for _ in range(len(column) + 1):
+        moved = False
+        for source, target in edges:
+            if column[target] <= column[source]:
+                column[target] = column[source] + 1
+                moved = True
+        if not moved:
+            return column, edges
+    return None
 
 
 STATUS_ORDER = ["failed last time", "blocked", "output missing", "revoked", "would run", "done"]
