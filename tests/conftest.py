@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -113,6 +115,11 @@ def alamode(
         timeout=120,
         check=False,
     )
+
+
+def events_of(stdout: str) -> list[dict[str, Any]]:
+    """The events ``alamode run --json`` printed."""
+    return [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
 
 
 def shell(

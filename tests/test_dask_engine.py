@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT, alamode, missing_service
+from tests.conftest import ROOT, alamode, events_of, missing_service
 from tests.test_blobstore import AWS, aws_credentials, free_port, moto_server, new_bucket
 from tests.test_cli_run import start
 
@@ -152,10 +152,6 @@ tasks:
   twin: {deps: [words], spec: {command: 'sleep 0.5; wc -w < "$ALAMODE_INPUT_WORDS/words" > "$ALAMODE_OUTPUT/w"'}}
   both: {deps: [upper, count], spec: {command: 'cat "$ALAMODE_INPUT_UPPER/w" "$ALAMODE_INPUT_COUNT/w" > "$ALAMODE_OUTPUT/both"'}}
 """  # noqa: E501
-
-
-def events_of(stdout: str) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
 
 
 def start_and_wait(

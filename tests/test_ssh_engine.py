@@ -3,7 +3,6 @@ keys, inputs and outputs over SFTP, the store on this machine."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import time
@@ -14,7 +13,7 @@ from typing import Any
 import pytest
 
 from a_la_mode.testing import EngineContract
-from tests.conftest import SPECS, alamode
+from tests.conftest import SPECS, alamode, events_of
 from tests.sshd import Sshd
 from tests.test_cli_run import start
 
@@ -59,10 +58,6 @@ tasks:
     deps: [words]
     spec: {command: 'echo "$SSH_CONNECTION" > "$ALAMODE_OUTPUT/where"', env: {LANG: C}}
 """
-
-
-def events_of(stdout: str) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
 
 
 def test_a_plan_runs_over_ssh_with_inputs_files_and_logs(hosts: list[Sshd], tmp_path: Path) -> None:
