@@ -20,6 +20,15 @@ class TestLocalEngine(EngineContract):
         return LocalEngine()
 
 
+class TestInProcessEngine(EngineContract):
+    """Its commands (function tasks: tests/test_functions.py)."""
+
+    def make_engine(self) -> Engine:
+        from a_la_mode.engines.inprocess import InProcessEngine
+
+        return InProcessEngine()
+
+
 class TestDockerEngine(EngineContract):
     @pytest.fixture(autouse=True)
     def _daemon(self, client: Any) -> None:  # noqa: F811 - the running daemon, or a skip
