@@ -38,8 +38,9 @@ def served(tmp_path: Path) -> Iterator[tuple[Service, str]]:
     service.stop()
 
 
-def test_the_pages_and_their_json_twins(served: tuple[Service, str]) -> None:
+def test_the_pages_and_their_json_twins(served: tuple[Service, str], tmp_path: Path) -> None:
     service, plan = served
+    cwd = tmp_path
     plans = service.api("/plans")["plans"]
     assert [(p["digest"], p["name"], p["last_run"]["status"]) for p in plans] == [
         (plan, "nightly", "succeeded")
@@ -47,8 +48,14 @@ def test_the_pages_and_their_json_twins(served: tuple[Service, str]) -> None:
     status, page = service.get("/")
     assert status == 200 and plan[:12] in page and "nightly" in page
     detail = service.api(f"/plans/{plan}")
-    assert [t["name"] for t in detail["tasks"]] == ["fetch", "double", "total"]
-    assert {t["status"] for t in detail["tasks"]} == {"done"}
+    assert [t["task"] for t in detail["tasks"]] == ["fetch", "double", "total"]
+    assert {t["label"] for t in detail["tasks"]} == {"done"}
+    status = json.loads(
+        alamode("status", "flow.yaml", "--store", "store", "--json", cwd=cwd).stdout
+    )
+    assert [{k: t[k] for k in ("task", "output", "label", "reason")} for t in detail["tasks"]] == [
+        {k: row[k] for k in ("task", "output", "label", "reason")} for row in status
+    ]  # the same model as the command line's
     assert detail["levels"] == [["fetch"], ["double"], ["total"]]
     assert len(detail["runs_30_days"]) == 1 and detail["last_runs"][0]["attempts"]
     _, html = service.get(f"/plans/{plan}")

@@ -17,12 +17,12 @@ def graph(page: dict[str, Any]) -> dict[str, Any]:
     both ways, a level of the plan. So 1,000 tasks read as a handful of boxes, and each
     box's tasks are listed, collapsible, under the picture (``members``)."""
     tasks = page["tasks"]
-    by_name = {task["name"]: task for task in tasks}
+    by_name = {task["task"]: task for task in tasks}
     depth = {name: index for index, names in enumerate(page["levels"]) for name in names}
     groups = {task["group"] for task in tasks}
-    box_of = {task["name"]: task["name"] for task in tasks}
+    box_of = {task["task"]: task["task"] for task in tasks}
     if len(tasks) > MAX_BOXES or len(groups) < len(tasks):
-        box_of = {task["name"]: task["group"] for task in tasks}
+        box_of = {task["task"]: task["group"] for task in tasks}
     placed = _columns(box_of, depth, tasks) if len(set(box_of.values())) <= MAX_BOXES else None
     if placed is None:  # too many groups, or groups in a circle: a box per level
         box_of = {name: f"level {depth[name] + 1}" for name in by_name}
@@ -31,7 +31,7 @@ def graph(page: dict[str, Any]) -> dict[str, Any]:
     column, edges_between = placed
     members: dict[str, list[str]] = defaultdict(list)
     for task in tasks:
-        members[box_of[task["name"]]].append(task["name"])
+        members[box_of[task["task"]]].append(task["task"])
     rows: dict[int, list[str]] = defaultdict(list)
     for box in sorted(column, key=lambda b: (column[b], b)):
         rows[column[box]].append(box)
@@ -49,7 +49,7 @@ def graph(page: dict[str, Any]) -> dict[str, Any]:
                     "y": y,
                     "label": box if len(box) <= 22 else box[:21] + "…",
                     "count": len(names),
-                    "status": _worst(by_name[name]["status"] for name in names),
+                    "status": _worst(by_name[name]["label"] for name in names),
                     "task": names[0] if names == [box] else None,
                 }
             )
@@ -77,10 +77,10 @@ def _columns(
     """Each box's column (right of every box it depends on) and the edges between boxes;
     None when boxes depend on each other in a circle."""
     edges = {
-        (box_of[dep], box_of[task["name"]])
+        (box_of[dep], box_of[task["task"]])
         for task in tasks
         for dep in task["deps"]
-        if box_of[dep] != box_of[task["name"]]
+        if box_of[dep] != box_of[task["task"]]
     }
     column: dict[str, int] = {}
     for name, box in box_of.items():

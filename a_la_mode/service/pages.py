@@ -95,11 +95,11 @@ def plan_page(store: Store, plan: PlanBase, now: float | None = None) -> dict[st
         state = states[name]
         tasks.append(
             {
-                "name": name,
+                "task": name,  # task, output, label, reason: as 'alamode status --json'
                 "output": plan.output(name),
                 "deps": list(plan.inputs(name)),
                 "group": group_of(name),
-                "status": state.label,
+                "label": state.label,
                 "reason": state.reason,
                 "average_seconds": averages.get(name),
                 "priority": scheduler.cost.get(name),
