@@ -17,7 +17,8 @@ local engine). For each job, on its host:
 Host keys are checked against ``~/.ssh/known_hosts`` (or ``known_hosts=``): an unknown or
 changed key is refused, never accepted. Client keys come from the usual places (the SSH
 agent, ``~/.ssh/id_*``). A connection lost mid-task fails that attempt, saying so; the
-next run resumes from what was published.
+next run resumes from what was published. The job's folder it left on the host is removed
+by a later connection, once it is a day old.
 """
 
 from __future__ import annotations
@@ -43,6 +44,12 @@ HOST = re.compile(
     r"^(?:(?P<user>[^@\s]+)@)?(?P<host>[^@:\s]+|\[[0-9a-fA-F:]+\])(?::(?P<port>\d+))?$"
 )
 CONNECT_SECONDS = 15
+STALE_MINUTES = 24 * 60
+# Job folders of this user, untouched for a day: left by a connection that dropped.
+LEFT_BEHIND = (
+    "find /tmp -maxdepth 1 -name 'alamode-job-*' -user \"$(id -u)\" "
+    f"-mmin +{STALE_MINUTES} -exec chmod -R u+w {{}} + -exec rm -rf {{}} + 2>/dev/null; true"
+)
 GRACE_SECONDS = 3  # between SIGTERM and SIGKILL of a remote command
 
 
@@ -209,6 +216,7 @@ class SshEngine:
                 asyncssh.connect(host.host, **options), CONNECT_SECONDS
             )
             slot.sftp = await slot.connection.start_sftp_client()  # shared by its jobs
+            await slot.connection.run(LEFT_BEHIND)  # by jobs whose connection dropped
         except asyncssh.HostKeyNotVerifiable as err:
             where = self.known_hosts or "~/.ssh/known_hosts"
             raise EngineError(

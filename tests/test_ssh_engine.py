@@ -4,6 +4,7 @@ keys, inputs and outputs over SFTP, the store on this machine."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import time
 from collections.abc import Iterator
@@ -139,6 +140,27 @@ def test_a_connection_dropped_mid_task_fails_the_attempt_and_the_rerun_resumes(
     rerun = alamode(*args, cwd=tmp_path, env=env)
     assert rerun.returncode == 0, rerun.stderr
     assert [e["task"] for e in events_of(rerun.stdout) if e["event"] == "start"] == ["slow"]
+
+
+def test_job_folders_left_a_day_ago_are_removed_on_connecting(
+    hosts: list[Sshd], tmp_path: Path
+) -> None:
+    env = client_home(tmp_path, hosts)
+    old, fresh = (Path(f"/tmp/alamode-job-test{os.getpid()}-{age}") for age in ("old", "new"))
+    for folder in (old, fresh):
+        (folder / "out").mkdir(parents=True)
+        (folder / "out" / "f").write_text("left behind\n")
+    two_days_ago = time.time() - 2 * 86400
+    os.utime(old, (two_days_ago, two_days_ago))
+    (tmp_path / "flow.yaml").write_text("tasks:\n  a: {spec: {command: 'true'}}\n")
+    try:
+        done = alamode("run", "flow.yaml", "--engine", "ssh", "--host", hosts[0].host,
+                       cwd=tmp_path, env=env)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert not old.exists() and fresh.exists()  # a job of a live run may be using it
+    finally:
+        for folder in (old, fresh):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_bad_host_arguments_are_refused(hosts: list[Sshd], tmp_path: Path) -> None:
