@@ -125,6 +125,7 @@ def test_a_connection_dropped_mid_task_fails_the_attempt_and_the_rerun_resumes(
         'cp "$ALAMODE_INPUT_FIRST/one" "$ALAMODE_OUTPUT/"\'}}\n'
     )
     args = ["run", "flow.yaml", "--engine", "ssh", "--host", hosts[0].host, "--json"]
+    before = set(Path("/tmp").glob("alamode-job-*"))
     runner = start(tmp_path, *args, env=env)
     deadline = time.monotonic() + 60
     while not started.exists():
@@ -140,6 +141,8 @@ def test_a_connection_dropped_mid_task_fails_the_attempt_and_the_rerun_resumes(
     rerun = alamode(*args, cwd=tmp_path, env=env)
     assert rerun.returncode == 0, rerun.stderr
     assert [e["task"] for e in events_of(rerun.stdout) if e["event"] == "start"] == ["slow"]
+    for left in set(Path("/tmp").glob("alamode-job-*")) - before:  # the dropped job's folder
+        shutil.rmtree(left, ignore_errors=True)
 
 
 def test_job_folders_left_a_day_ago_are_removed_on_connecting(
