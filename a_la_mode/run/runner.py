@@ -14,14 +14,13 @@ import os
 import queue
 import time
 from collections.abc import Callable
-from concurrent import futures
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from a_la_mode.compile.bulk import paused_gc
 from a_la_mode.compile.planfile import PlanBase
 from a_la_mode.run.artifacts import artifact_of, artifact_states, removable, remove
+from a_la_mode.run.commits import GroupCommit
 from a_la_mode.run.dispatch import Notice, dispatcher_for
 from a_la_mode.run.engine import (
     Engine,
@@ -43,8 +42,6 @@ from a_la_mode.store.manifest import Manifest
 from a_la_mode.store.records import Lease, Success
 
 LEASE_POLL_SECONDS = 0.2
-GROUP_COMMIT_SECONDS = 0.2  # how long a published output may wait to be recorded
-GROUP_COMMIT_SIZE = 256
 CLAIM_WINDOW_SECONDS = 0.02  # a claim batch holds about this much work for each worker
 MAX_CLAIM_BATCH = 64
 ADOPTED = "published by an interrupted run; kept"
@@ -173,11 +170,7 @@ class _Runner:
         self.failures: dict[str, int] = {}
         self.revoked_before = store.outputs.revoked_outputs()  # revoked during the run: the rest
         self.revoked_now: dict[str, dict[str, Any]] = {}
-        self.unrecorded: list[tuple[int, float, Success]] = []  # published, not yet recorded
-        self.oldest_unrecorded = 0.0
-        # Making a batch durable (a syncfs) takes milliseconds: a thread of its own does it.
-        self.flushing: Future[list[tuple[int, float, Success]]] | None = None
-        self.flusher = ThreadPoolExecutor(1, thread_name_prefix="alamode-flush")
+        self.commits = GroupCommit(store, lambda: self.inbox.put(("durable", 0, None)))
         self.files_root = files_root
         self.remote = remote  # placement "store": workers fetch, run and publish there
         self.steps = (
@@ -192,7 +185,7 @@ class _Runner:
             self._start_what_fits()
             if not self.running and not self.reserved and not self.deferred:
                 break
-            polling = self.deferred or self.unrecorded
+            polling = self.deferred or self.commits.pending
             try:
                 notice = self.inbox.get(timeout=LEASE_POLL_SECONDS if polling else None)
                 while True:
@@ -201,8 +194,8 @@ class _Runner:
             except queue.Empty:
                 pass
             self._recheck_deferred()
-            self._flush(force=False)
-        self._flush(force=True)
+            self.commits.flush(force=False)
+        self.commits.flush(force=True)
         self._stop_workers()
 
     def _handle(self, notice: Notice) -> None:
@@ -217,37 +210,7 @@ class _Runner:
         elif kind == "finished":
             assert outcome is not None
             self._collect(self.running.pop(row), outcome)
-        # "durable": a batch is durable; _flush records it
-
-    def _flush(self, force: bool) -> None:
-        """Group commit: make the published outputs durable, then record them all at once.
-        Due when the oldest has waited GROUP_COMMIT_SECONDS, or the batch is full. One batch
-        is made durable at a time, on the flusher thread; ``force`` does it all now."""
-        if self.flushing is not None and (force or self.flushing.done()):
-            batch = self.flushing.result()  # raises what making it durable raised
-            self.flushing = None
-            self.store.outputs.record_successes(batch)
-        if self.flushing is not None or not self.unrecorded:
-            return
-        if force:
-            self.store.outputs.make_durable(success for _, _, success in self.unrecorded)
-            self.store.outputs.record_successes(self.unrecorded)
-            self.unrecorded = []
-            return
-        due = time.monotonic() - self.oldest_unrecorded >= GROUP_COMMIT_SECONDS
-        if due or len(self.unrecorded) >= GROUP_COMMIT_SIZE:
-            batch, self.unrecorded = self.unrecorded, []
-            self.flushing = self.flusher.submit(self._make_durable, batch)
-
-    def _make_durable(
-        self, batch: list[tuple[int, float, Success]]
-    ) -> list[tuple[int, float, Success]]:
-        """On a thread of its own."""
-        try:
-            self.store.outputs.make_durable(success for _, _, success in batch)
-        finally:
-            self.inbox.put(("durable", 0, None))  # wake the main thread to record it
-        return batch
+        # "durable": a batch is durable; the group commit records it
 
     def _start_what_fits(self) -> None:
         """Hand claimed tasks to the workers until each has one running and one waiting."""
@@ -383,7 +346,7 @@ class _Runner:
         """Let the dispatcher finish the jobs under way (and, unless ``cancel``, every job
         handed to it), then end its threads."""
         self.dispatcher.stop(cancel)
-        self.flusher.shutdown(wait=False)  # a batch being made durable still completes
+        self.commits.close()
 
     def _collect(
         self, attempt: _Attempt, outcome: tuple[Result, Manifest | None] | Exception
@@ -416,15 +379,8 @@ class _Runner:
         if manifest is not None:
             # Published: downstream may start now. The success is recorded with the next
             # group commit, after its files are made durable.
-            if not self.unrecorded:
-                self.oldest_unrecorded = time.monotonic()
-            self.unrecorded.append(
-                (
-                    attempt.row,
-                    result.seconds,
-                    self._success(name, result.seconds, manifest, result.worker),
-                )
-            )
+            success = self._success(name, result.seconds, manifest, result.worker)
+            self.commits.add((attempt.row, result.seconds, success))
             self.scheduler.finished(name, True, f"succeeded in {result.seconds:.1f} s")
             self.emit(
                 Event("succeed", name, output, seconds=result.seconds, attempt=attempt.number)
@@ -506,8 +462,7 @@ class _Runner:
         interrupted, and drop the attempts that never started."""
         self.engine.stop_all()
         self._stop_workers(cancel=True)
-        if self.flushing is not None:
-            futures.wait([self.flushing])
+        self.commits.settle()
         seconds: dict[int, float] = {}
         with contextlib.suppress(queue.Empty):
             while True:
@@ -522,8 +477,8 @@ class _Runner:
                     # it finished and was published before the stop: a whole output
                     attempt = self.running.pop(row)
                     success = self._success(attempt.name, result.seconds, manifest, result.worker)
-                    self.unrecorded.append((row, result.seconds, success))
-        self._flush(force=True)  # whole, published outputs: recording them loses nothing
+                    self.commits.add((row, result.seconds, success))
+        self.commits.flush(force=True)  # whole, published outputs: recording them loses nothing
         self._withdraw_reserved()
         never = [attempt for attempt in self.running.values() if not attempt.started]
         self.store.ledger.drop_attempts([attempt.row for attempt in never])
