@@ -152,6 +152,10 @@ def test_the_review_page_side_by_side(browser: Any, served: tuple[Service, str, 
         changes[0].startswith("ingest.users: changed itself: command:") and "seq 1 25" in changes[0]
     )
     assert "to compute: 3" in browser.find_element(By.ID, "estimate").text  # users and after
+    row = browser.find_element(By.CSS_SELECTOR, "#side-by-side tbody tr")
+    task, field, before, after = (cell.text for cell in row.find_elements(By.TAG_NAME, "td"))
+    assert (task, field) == ("ingest.users", "command")
+    assert "seq 1 20" in before and "seq 1 25" in after
     _screenshot(browser, "review.png")
 
 
