@@ -30,6 +30,7 @@ from docker.types import Mount
 from a_la_mode.compile.images import is_pinned, split_pinned
 from a_la_mode.run.engine import EngineError, Job, LogFile, Result, task_environment
 from a_la_mode.run.processes import start_ticks
+from a_la_mode.run.pyfunction import refuse_function_tasks
 
 LABEL = "a_la_mode.runner"  # "<host> <pid> <process start time>" of the runner
 OUTPUT_MOUNT = "/alamode/output"
@@ -97,12 +98,8 @@ class DockerEngine:
         """Refuse tasks this engine cannot run, make sure every image is here, and remove
         containers left behind by runners that are gone."""
         images: dict[str, str] = {}  # image -> the first task that wants it
+        refuse_function_tasks(self.name, tasks, "runs commands in images")
         for task, spec in tasks.items():
-            if "function" in spec:
-                raise EngineError(
-                    f"task {task!r} is a Python function task, and the docker engine runs "
-                    "commands in images: run it with --engine local, inprocess or dask"
-                )
             container_options(task, spec)  # raises on a bad key
             images.setdefault(image_of(task, spec), task)
         self._runnable = {

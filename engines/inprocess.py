@@ -9,13 +9,11 @@ Use ``-j 1`` with a debugger. What a function raises is written to the task's lo
 
 from __future__ import annotations
 
-import time
-import traceback
 from collections.abc import Mapping
 from typing import Any
 
-from a_la_mode.run.engine import Job, LogFile, Result
-from a_la_mode.run.pyfunction import CodeChanged, call, is_function_task
+from a_la_mode.run.engine import Job, Result
+from a_la_mode.run.pyfunction import call_in_process, is_function_task
 
 from .local import LocalEngine
 
@@ -38,21 +36,7 @@ class InProcessEngine:
     def run(self, job: Job) -> Result:
         if not is_function_task(job.spec):
             return self._commands.run(job)
-        started = time.monotonic()
-        try:
-            call(job.spec, job.output_dir, job.inputs)
-        except CodeChanged as err:
-            return _failed(job, f"alamode: {err}\n", started, str(err))
-        except Exception as err:
-            why = f"raised {type(err).__name__}: {err}"
-            return _failed(job, traceback.format_exc(), started, why)
-        return Result(0, time.monotonic() - started)
+        return call_in_process(job)
 
     def stop_all(self) -> None:
         self._commands.stop_all()  # a function running now returns when it returns
-
-
-def _failed(job: Job, log_text: str, started: float, why: str) -> Result:
-    with LogFile(job.log_path) as log:
-        log.write(log_text.encode())
-    return Result(None, time.monotonic() - started, detail=why)

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
 from a_la_mode.run.engine import EngineError, Job, LogFile, Result, task_environment
-from a_la_mode.run.pyfunction import is_function_task
+from a_la_mode.run.pyfunction import refuse_function_tasks
 
 T = TypeVar("T")
 HOST = re.compile(
@@ -121,12 +121,7 @@ class SshEngine:
         return (jobs or os.cpu_count() or 1) * max(1, len(self.hosts))
 
     def prepare(self, tasks: Mapping[str, Mapping[str, Any]]) -> None:
-        for task, spec in tasks.items():
-            if is_function_task(spec):
-                raise EngineError(
-                    f"task {task!r} is a Python function task, which the ssh engine cannot "
-                    "call on another host: run it with --engine local, inprocess or dask"
-                )
+        refuse_function_tasks(self.name, tasks, "runs commands on other hosts")
 
     def run(self, job: Job) -> Result:
         with self._lock:

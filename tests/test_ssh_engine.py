@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from a_la_mode.testing import EngineContract
-from tests.conftest import SPECS, alamode, events_of
+from tests.conftest import ROOT, SPECS, alamode, events_of
 from tests.sshd import Sshd
 from tests.test_cli_run import start
 
@@ -202,3 +202,22 @@ class TestSshEngineContract(EngineContract):
         from a_la_mode.engines.ssh_engine import SshEngine
 
         return SshEngine([self.host])
+
+
+def test_function_tasks_are_refused_before_anything_runs(hosts: list[Sshd], tmp_path: Path) -> None:
+    env = {**client_home(tmp_path, hosts), "PYTHONPATH": str(ROOT)}
+    (tmp_path / "flow.py").write_text(
+        "from a_la_mode import Dag\n"
+        "from tests.fixtures.dask_tasks import count_words\n"
+        "dag = Dag()\n"
+        "text = dag.task('text', {'command': 'echo x > $ALAMODE_OUTPUT/t'})\n"
+        "dag.function(count_words, name='count', deps=[text])\n"
+    )
+    done = alamode("run", "flow.py", "--engine", "ssh", "--host", hosts[0].host,
+                   cwd=tmp_path, env=env)  # fmt: skip
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "task 'count' is a Python function task, and the ssh engine runs commands" in (
+        done.stderr
+    )
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert "no attempts" in alamode("history", cwd=tmp_path).stderr  # nothing ran

@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
 from a_la_mode.run.engine import Engine, Job, PollingEngine, Result, api_version
+from a_la_mode.run.pyfunction import is_function_task
 from a_la_mode.store.manifest import Manifest
 
 Outcome = tuple[Result, Manifest | None] | Exception
@@ -55,7 +56,9 @@ def dispatcher_for(
 
 def _join_point(job: Job) -> Result | None:
     """A pure join point (no command) has nothing to run: its output is an empty folder."""
-    return None if job.command or "function" in job.spec else Result(0, 0.0, detail="join point")
+    return (
+        None if job.command or is_function_task(job.spec) else Result(0, 0.0, detail="join point")
+    )
 
 
 class Workers:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 import traceback
 from collections.abc import Mapping
 from pathlib import Path
@@ -20,7 +21,7 @@ from typing import Any
 
 from a_la_mode.compile.functions import ARGS, CODE, FUNCTION, code_digests, resolve
 from a_la_mode.errors import AlamodeError, SpecError
-from a_la_mode.run.engine import Job
+from a_la_mode.run.engine import EngineError, Job, LogFile, Result
 
 VARIABLE = "ALAMODE_FUNCTION"  # the function's spec, as JSON, for the fresh process
 CODE_CHANGED_STATUS = 3  # the exit status when the code no longer matches the plan
@@ -60,6 +61,33 @@ def call(spec: Mapping[str, Any], output: str, inputs: Mapping[str, str]) -> Non
 
     func = resolve(module, qualname)
     func(Path(output), {name: Path(path) for name, path in inputs.items()}, **spec.get(ARGS, {}))
+
+
+def call_in_process(job: Job) -> Result:
+    """Call ``job``'s function in this process (the in-process engine, a Dask worker). What
+    it raises is its failure, with the traceback in its log."""
+    started = time.monotonic()
+    try:
+        call(job.spec, job.output_dir, job.inputs)
+    except CodeChanged as err:
+        text, why = f"alamode: {err}\n", str(err)
+    except Exception as err:
+        text, why = traceback.format_exc(), f"raised {type(err).__name__}: {err}"
+    else:
+        return Result(0, time.monotonic() - started)
+    with LogFile(job.log_path) as log:
+        log.write(text.encode())
+    return Result(None, time.monotonic() - started, detail=why)
+
+
+def refuse_function_tasks(engine: str, tasks: Mapping[str, Mapping[str, Any]], why: str) -> None:
+    """For an engine that runs commands only: one line naming the first function task."""
+    for task, spec in tasks.items():
+        if is_function_task(spec):
+            raise EngineError(
+                f"task {task!r} is a Python function task, and the {engine} engine {why}: "
+                "run it with --engine local, inprocess or dask"
+            )
 
 
 def as_command(job: Job, search: list[str]) -> Job:

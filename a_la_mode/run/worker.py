@@ -25,14 +25,13 @@ import shutil
 import tempfile
 import threading
 import time
-import traceback
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from a_la_mode.errors import AlamodeError
 from a_la_mode.run.engine import Job, LogFile, Result
-from a_la_mode.run.pyfunction import CodeChanged, call, is_function_task
+from a_la_mode.run.pyfunction import call_in_process, is_function_task
 from a_la_mode.store.manifest import read_only, remove_tree
 from a_la_mode.store.records import Success
 
@@ -133,17 +132,7 @@ def _run(
             return _failed(log_path, f"could not fetch its input {name}: {err}", started)
     workdir = _unpack(work.files, scratch / "files") if work.files else None
     here = job._replace(output_dir=staging, inputs=inputs, log_path=log_path, workdir=workdir)
-    if not is_function_task(job.spec):
-        return run_command(here)
-    try:
-        call(job.spec, staging, inputs)
-    except CodeChanged as err:
-        return _failed(log_path, str(err), started)
-    except Exception as err:
-        with LogFile(log_path) as log:
-            log.write(traceback.format_exc().encode())
-        return Result(None, time.monotonic() - started, detail=f"raised {err!r}")
-    return Result(0, time.monotonic() - started)
+    return call_in_process(here) if is_function_task(job.spec) else run_command(here)
 
 
 def _publish(work: WorkerJob, outputs: Any, staging: str, result: Result, worker: str) -> Result:
