@@ -344,3 +344,19 @@ def test_a_local_cluster_listens_on_loopback_only(tmp_path: Path) -> None:
         assert engine.parallelism(None) == len(workers)  # a thread per worker
     finally:
         engine.close()
+
+
+def test_force_makes_an_output_again_on_a_worker_and_replaces_its_marker(
+    cluster: Cluster, store: list[str], tmp_path: Path
+) -> None:
+    (tmp_path / "fan.yaml").write_text(FAN)
+    args = ["run", "fan.yaml", *store, "--engine", "dask", "--scheduler", cluster.address]
+    first = alamode(*args, "--json", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    words = next(e["output"] for e in events_of(first.stdout) if e["task"] == "words")
+    before = bucket_json(store, f"success/{words}")["upload"]
+    again = alamode(*args, "--force", "words", "--json", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert [e["task"] for e in events_of(again.stdout) if e["event"] == "start"] == ["words"]
+    marker = bucket_json(store, f"success/{words}")
+    assert marker["upload"] != before and marker["worker"] in cluster.workers()

@@ -20,12 +20,13 @@ The runner then records the attempt in its ledger; it never touches the output.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -82,23 +83,22 @@ def run_on_worker(
     Returns the result and the log."""
     job, remote = work.job, work.job.remote
     assert remote is not None, "a job at placement 'store' names its store"
-    store = worker_store(remote.url, remote.options, cache)
-    outputs = store.outputs
-    outputs.replacing = frozenset([job.output_id]) if remote.replace else frozenset()
-    if not remote.replace and outputs.successes([job.output_id]):
-        marker = outputs.bucket.marker(job.output_id) or {}
-        by = str(marker.get("worker") or marker.get("host") or "")
-        files = marker.get("files")
-        return Result(0, 0.0, detail=f"published already by {by}", manifest=files, worker=by), b""
+    outputs = worker_store(remote.url, remote.options, cache).outputs
+    marker = None if remote.replace else outputs.done(job.output_id)
+    if marker is not None:  # a lost worker's job, run again: it published before it was lost
+        by = standing(marker)
+        done = Result(0, 0.0, detail=f"published already by {by}", manifest=marker.get("files", {}))
+        return done._replace(worker=by), b""
     scratch = Path(tempfile.mkdtemp(prefix="job-", dir=_folder(cache, "work")))
     log_path = str(scratch / "log")
     try:
-        staging = str(outputs.new_staging(job.output_id))
-        result = _run(work, outputs, staging, scratch, log_path, run_command)
-        if result.ok:
-            result = _publish(work, outputs, staging, result, worker)
-        else:
-            shutil.rmtree(staging, ignore_errors=True)
+        with _replacing(outputs, job.output_id, remote.replace):
+            staging = str(outputs.new_staging(job.output_id))
+            result = _run(work, outputs, staging, scratch, log_path, run_command)
+            if result.ok:
+                result = _publish(work, outputs, staging, result, worker)
+            else:
+                shutil.rmtree(staging, ignore_errors=True)
         try:
             log = Path(log_path).read_bytes()
         except FileNotFoundError:
@@ -106,6 +106,30 @@ def run_on_worker(
         return result, log
     finally:
         remove_tree(scratch)
+
+
+def standing(marker: Mapping[str, Any]) -> str:
+    """The worker (else the host) a success marker names."""
+    return str(marker.get("worker") or marker.get("host") or "")
+
+
+_replacing_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _replacing(outputs: Any, output_id: str, replace: bool) -> Iterator[None]:
+    """run --force: while this job runs, its output is one the store replaces. Jobs share
+    the worker's store object, so each adds and removes its own output, never the set."""
+    if not replace:
+        yield
+        return
+    with _replacing_lock:
+        outputs.replacing = outputs.replacing | {output_id}
+    try:
+        yield
+    finally:
+        with _replacing_lock:
+            outputs.replacing = outputs.replacing - {output_id}
 
 
 def _folder(cache: str, name: str) -> str:
@@ -146,12 +170,11 @@ def _publish(work: WorkerJob, outputs: Any, staging: str, result: Result, worker
             job.output_id, job.task, remote.plan, remote.run, result.seconds, work.engine,
             manifest, worker,
         )  # fmt: skip
-        by = outputs.mark(success)
-        marker = outputs.bucket.marker(job.output_id) or {}
+        marker = outputs.mark(success)
     except (AlamodeError, OSError) as err:
         shutil.rmtree(staging, ignore_errors=True)
         return Result(None, result.seconds, detail=f"could not publish: {err}")
-    return result._replace(manifest=marker.get("files", manifest.to_dict()), worker=by)
+    return result._replace(manifest=marker.get("files", {}), worker=standing(marker))
 
 
 def _unpack(files: Files, target: Path) -> str:

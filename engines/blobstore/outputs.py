@@ -357,15 +357,22 @@ class BlobOutputs:
         self._mark(success)
         self.cache.record_success(success)
 
-    def mark(self, success: Success) -> str:
+    def mark(self, success: Success) -> dict[str, Any]:
         """On a worker (placement "store"): create the marker of an output this worker has
-        just published, naming ``success.worker``. Returns the worker whose marker stands:
-        this one, or another that was first (whose output is checked and adopted)."""
-        self._mark(success)
-        marker = self.bucket.marker(success.output) or {}
-        return str(marker.get("worker") or marker.get("host") or "")
+        just published, naming ``success.worker``. Returns the marker that stands: this
+        one, or another worker's that was first (whose output is checked and adopted)."""
+        return self._mark(success)
 
-    def _mark(self, success: Success) -> None:
+    def done(self, output_id: str) -> dict[str, Any] | None:
+        """The marker of an output that is done (its upload matches it), else None. Unlike
+        ``done_or_drop``, drops nothing and touches no database: for a worker's threads."""
+        marker = self.bucket.marker(output_id)
+        if marker is None or self.problem(output_id, marker, deep=False) is not None:
+            return None
+        return marker
+
+    def _mark(self, success: Success) -> dict[str, Any]:
+        """Create the output's marker once; the marker that stands."""
         upload = self._uploads.pop(success.output, "")
         marker = {
             "output": success.output,
@@ -386,9 +393,10 @@ class BlobOutputs:
         if success.output in self.replacing:  # run --force: the new upload replaces it
             self.bucket.remove("replace a marker", key)
         if not self.bucket.create_only(key, json.dumps(marker, indent=1).encode()):
-            self._adopt_winner(success.output, upload)
+            return self._adopt_winner(success.output, upload)
+        return marker
 
-    def _adopt_winner(self, output_id: str, our_upload: str) -> None:
+    def _adopt_winner(self, output_id: str, our_upload: str) -> dict[str, Any]:
         winner = self.bucket.marker(output_id)
         why = NO_MARKER if winner is None else self.problem(output_id, winner, deep=False)
         if winner is None or why is not None:
@@ -400,6 +408,7 @@ class BlobOutputs:
             self.drop_cached(output_id)  # ours may differ; later readers fetch the winner's
             key = self.bucket.key("outputs", output_id, our_upload)
             self.bucket.remove("remove a losing upload", key, True)
+        return winner
 
     # -- removal and revocation ----------------------------------------------------------------
 
