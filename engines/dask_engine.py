@@ -142,6 +142,9 @@ class DaskEngine:
             self.client.run(stop_on_worker, self.token)
 
     def close(self) -> None:
+        if self.client is not None:  # the workers forget this run's commands
+            with contextlib.suppress(Exception):
+                self.client.run(forget_on_worker, self.token)
         for part in (self.client, self.cluster):
             if part is not None:
                 with contextlib.suppress(Exception):
@@ -194,3 +197,9 @@ def stop_on_worker(token: str) -> None:
     with _engines_lock:
         engine = _engines.setdefault(token, LocalEngine())
     engine.stop_all()
+
+
+def forget_on_worker(token: str) -> None:
+    """The run is over: a long-lived worker keeps nothing of it."""
+    with _engines_lock:
+        _engines.pop(token, None)

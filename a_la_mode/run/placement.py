@@ -36,10 +36,13 @@ def placed(
     files_root: Path | None,
     remote: RemoteStore | None,
     inputs: Mapping[str, str],
+    replace: bool = False,
 ) -> Job:
-    """``job`` as ``engine`` takes it. ``inputs`` are the task's inputs by output ID."""
+    """``job`` as ``engine`` takes it. ``inputs`` are the task's inputs by output ID;
+    ``replace``: run --force makes this output again."""
     if is_function_task(job.spec) and not getattr(engine, "runs_functions", False):
         job = as_command(job, [str(p) for p in (files_root, Path.cwd()) if p])
     if remote is not None:  # the worker fetches the inputs by ID and publishes
+        remote = remote._replace(replace=replace)
         job = job._replace(output_dir="", inputs=dict(inputs), remote=remote)
     return job

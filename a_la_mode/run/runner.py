@@ -337,9 +337,10 @@ class _Runner:
         )
         if "files" in spec:  # its listed files, copied and checked just before it runs
             job = job._replace(workdir=workdir_path(job.output_dir))
-        job = placed(job, self.engine, self.files_root, self.remote, self.plan.inputs(name))
-        if self.remote is not None and output in self.store.outputs.replacing:
-            job = job._replace(remote=self.remote._replace(replace=True))  # run --force
+        job = placed(
+            job, self.engine, self.files_root, self.remote, self.plan.inputs(name),
+            replace=output in self.store.outputs.replacing,
+        )  # fmt: skip
         return _Attempt(name, lease.attempt, lease.number, job)
 
     def _stop_workers(self, cancel: bool = False) -> None:
@@ -365,11 +366,10 @@ class _Runner:
         else:
             result, manifest = outcome
             revoked = self._revoked_input(name) if self.plan.inputs(name) else ""
-            if revoked and manifest is not None and self.remote is not None:
-                self.store.outputs.forget(output)  # the worker marked it: the marker goes
-                manifest = None
             if revoked:  # built on an output revoked meanwhile: never recorded
-                if manifest is not None:
+                if manifest is not None and self.remote is not None:
+                    self.store.outputs.forget(output)  # a worker published and marked it
+                elif manifest is not None:
                     self.store.outputs.discard_output(
                         Path(self.store.outputs.output_folder(output))
                     )
