@@ -24,6 +24,7 @@ from a_la_mode.cli.app import (
     open_source,
     store_at,
 )
+from a_la_mode.compile.sources import SPEC_SUFFIXES, split_source
 from a_la_mode.errors import AlamodeError
 
 SERVICE = "The web service"
@@ -132,7 +133,12 @@ def activate(
     """Make this plan the active version of its pipeline, on the schedule in meta.schedule
     (cron, or @hourly, @daily...; in UTC). Earlier versions keep their history."""
     from a_la_mode.run.plugins import engine_entry_points
-    from a_la_mode.service.schedules import ScheduleBook, check_schedule, describe
+    from a_la_mode.service.schedules import (
+        ScheduleBook,
+        check_name,
+        check_schedule,
+        describe,
+    )
 
     plan = open_source(source, values=Values(params, each, today))
     expression = plan.meta.get("schedule")
@@ -143,10 +149,9 @@ def activate(
     check_schedule(expression)
     if engine not in engine_entry_points():
         raise AlamodeError(f"--engine {engine!r}: no such engine; 'alamode engines' lists them")
-    pipeline = name or str(plan.meta.get("name") or _stem(source))
+    pipeline = check_name(name or str(plan.meta.get("name") or _stem(source)))
     the_store = store_at(store, create=True)
     book = ScheduleBook(the_store.root)
-    book._path(pipeline)  # the name is checked before anything is written
     the_store.outputs.save_plan(plan)
     schedule = book.activate(pipeline, plan.digest, expression, engine)
     shown = describe(schedule, time.time())
@@ -160,10 +165,10 @@ def activate(
 
 
 def _stem(source: str) -> str:
-    name = Path(source.rstrip("/")).name
-    for suffix in (".bencode", ".plan", ".py", ".json", ".yaml", ".yml", ".toml"):
-        name = name.removesuffix(suffix)
-    return name
+    """``nightly`` of ``nightly.yaml``, ``flows.py:nightly``'s file, ``nightly.plan.bencode``
+    or a pipelayer instance's folder ``nightly``."""
+    name = split_source(source)[0].name.removesuffix(".bencode").removesuffix(".plan")
+    return Path(name).stem if Path(name).suffix in SPEC_SUFFIXES else name
 
 
 @app.command(rich_help_panel=SERVICE)

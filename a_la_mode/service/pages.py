@@ -33,9 +33,10 @@ class PlanCache:
         self.store = store
         self.plans: dict[str, PlanBase] = {}
 
-    def get(self, digest: str) -> PlanBase:
+    def get(self, digest: str, listed: bool = False) -> PlanBase:
+        """The plan; ``listed``: the digest comes from the store's own listing."""
         if digest not in self.plans:
-            if digest not in set(self.store.outputs.all_plans()):
+            if not listed and digest not in set(self.store.outputs.all_plans()):
                 raise NotFound(f"no plan {digest[:12]}… in this store")
             self.plans[digest] = self.store.outputs.load_plan(digest)
         return self.plans[digest]
@@ -54,7 +55,7 @@ def plans_page(store: Store, plans: PlanCache) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     for digest in store.outputs.all_plans():
         try:
-            plan = plans.get(digest)
+            plan = plans.get(digest, listed=True)  # one listing, not one per plan
         except AlamodeError:
             continue  # unreadable: 'alamode verify' says why
         rows.append(
@@ -69,9 +70,9 @@ def plans_page(store: Store, plans: PlanCache) -> dict[str, Any]:
     return {"plans": rows}
 
 
-def _averages(store: Store) -> dict[str, float]:
+def _averages(attempts: list[dict[str, Any]]) -> dict[str, float]:
     seconds: dict[str, list[float]] = defaultdict(list)
-    for row in store.ledger.history(None, HISTORY_ROWS):
+    for row in attempts:
         if row["status"] == "succeeded" and row["seconds"] is not None:
             seconds[row["task"]].append(float(row["seconds"]))
     return {task: statistics.fmean(values) for task, values in seconds.items()}
@@ -87,7 +88,8 @@ def group_of(name: str) -> str:
 def plan_page(store: Store, plan: PlanBase, now: float | None = None) -> dict[str, Any]:
     now = time.time() if now is None else now
     states = {state.task: state for state in task_states(plan, store)}
-    averages = _averages(store)
+    attempts = store.ledger.history(None, HISTORY_ROWS)  # read once: averages and timeline
+    averages = _averages(attempts)
     done = {state.output for state in states.values() if state.label == "done"}
     scheduler = Scheduler(plan, done, None, store.ledger.durations())
     tasks = []
@@ -108,7 +110,7 @@ def plan_page(store: Store, plan: PlanBase, now: float | None = None) -> dict[st
     runs = [r for r in store.ledger.runs(100_000) if r["plan"] == plan.digest]
     recent = [r for r in runs if r["started"] >= now - 30 * DAY and r["finished"]]
     last_runs = runs[:3]
-    timeline = _timeline(store, [r["run"] for r in last_runs])
+    timeline = _timeline(attempts, [r["run"] for r in last_runs])
     expensive = sorted(
         ((name, averages[name]) for name in plan.tasks if name in averages),
         key=lambda pair: -pair[1],
@@ -132,12 +134,10 @@ def _fields(row: dict[str, Any], *names: str) -> dict[str, Any]:
     return {name: row[name] for name in names}
 
 
-def _timeline(store: Store, runs: list[int]) -> dict[int, list[dict[str, Any]]]:
+def _timeline(attempts: list[dict[str, Any]], runs: list[int]) -> dict[int, list[dict[str, Any]]]:
     wanted = set(runs)
     found: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    if not wanted:
-        return found
-    for row in store.ledger.history(None, HISTORY_ROWS):
+    for row in attempts:
         if row["run"] in wanted:
             found[row["run"]].append(
                 {k: row[k] for k in ("task", "attempt", "started", "seconds", "status")}

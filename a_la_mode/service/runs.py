@@ -74,7 +74,7 @@ class ServiceRun:
         if self.status == "running":
             self.process.send_signal(signal.SIGINT)
 
-    def follow(self, since: int = 0, wait: float = 15.0) -> Iterator[tuple[int, Any]]:
+    def follow(self, since: int = 0, wait: float = 15.0) -> Iterator[tuple[int | None, Any]]:
         """(index, event) from ``since`` on, as they come; then (-1, status) at the end. An
         index of None is a keep-alive after ``wait`` seconds without news."""
         index = since
@@ -91,7 +91,7 @@ class ServiceRun:
                 yield -1, self.summary()
                 return
             if not fresh:
-                yield None, None  # type: ignore[misc]
+                yield None, None
 
     def summary(self) -> dict[str, Any]:
         counts: dict[str, int] = {}

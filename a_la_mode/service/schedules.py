@@ -119,6 +119,15 @@ def due_slot(schedule: Schedule, now: float, missed: str = "once") -> float | No
     return slot
 
 
+def check_name(name: str) -> str:
+    """A pipeline's name, as a schedule's file is named; one line otherwise."""
+    if not NAME.match(name):
+        raise ScheduleError(
+            f"{name!r} cannot name a pipeline: use letters, digits, '.', '_' and '-'"
+        )
+    return name
+
+
 class ScheduleBook:
     """The schedules of one store."""
 
@@ -128,11 +137,7 @@ class ScheduleBook:
         self.folder = Path(root) / "schedules"
 
     def _path(self, name: str) -> Path:
-        if not NAME.match(name):
-            raise ScheduleError(
-                f"{name!r} cannot name a pipeline: use letters, digits, '.', '_' and '-'"
-            )
-        return self.folder / f"{name}.json"
+        return self.folder / f"{check_name(name)}.json"
 
     def get(self, name: str) -> Schedule:
         path = self._path(name)

@@ -77,14 +77,13 @@ class Guard:
             )
         if request.method not in ("GET", "HEAD") and not self.origin_allowed(request):
             return PlainTextResponse("error: a request from another site", status_code=403)
+        if self.token is not None and request.method == "GET" and "token" in request.query_params:
+            # The token goes into a cookie, and out of the address bar (and history).
+            clean = request.url.remove_query_params("token")
+            redirect = RedirectResponse(str(clean), status_code=303)
+            redirect.set_cookie(TOKEN_COOKIE, self.token, httponly=True, samesite="strict")
+            return redirect
         response = await call_next(request)
-        if self.token is not None and request.query_params.get("token"):
-            response.set_cookie(TOKEN_COOKIE, self.token, httponly=True, samesite="strict")
-            if request.method == "GET" and isinstance(response, Response):
-                clean = request.url.remove_query_params("token")
-                redirect = RedirectResponse(str(clean), status_code=303)
-                redirect.set_cookie(TOKEN_COOKIE, self.token, httponly=True, samesite="strict")
-                return redirect
         response.headers["X-Frame-Options"] = "DENY"
         response.headers["Content-Security-Policy"] = (
             "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
