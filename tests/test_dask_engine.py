@@ -360,3 +360,15 @@ def test_force_makes_an_output_again_on_a_worker_and_replaces_its_marker(
     assert [e["task"] for e in events_of(again.stdout) if e["event"] == "start"] == ["words"]
     marker = bucket_json(store, f"success/{words}")
     assert marker["upload"] != before and marker["worker"] in cluster.workers()
+
+
+def test_a_scheduler_that_does_not_answer_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "fan.yaml").write_text(FAN)
+    nobody = f"tcp://127.0.0.1:{free_port()}"
+    store = ["--store", f"file://{tmp_path}/shared"]
+    done = alamode("run", "fan.yaml", *store, "--engine", "dask", "--scheduler", nobody,
+                   cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert f"cannot reach the scheduler at {nobody}" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+    assert not (tmp_path / "shared" / "success").exists()  # nothing recorded
