@@ -32,6 +32,7 @@ import shlex
 import threading
 import time
 import uuid
+import warnings
 from collections.abc import Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
@@ -107,7 +108,7 @@ class SshEngine:
                 "$ALAMODE_SSH_HOSTS"
             )
         try:
-            import asyncssh  # noqa: F401
+            _asyncssh()
         except ImportError:
             raise EngineError("engine 'ssh' needs asyncssh: pip install 'a-la-mode[ssh]'") from None
         for slot in self._slots:
@@ -198,7 +199,7 @@ class SshEngine:
             return await self._connect_now(slot)
 
     async def _connect_now(self, slot: _Slot) -> Any:
-        import asyncssh
+        asyncssh = _asyncssh()
 
         if slot.connection is not None and not slot.connection.is_closed():
             return slot.connection
@@ -229,7 +230,7 @@ class SshEngine:
         return slot.connection
 
     async def _run(self, slot: _Slot, number: int, job: Job, log: LogFile) -> Result:
-        import asyncssh
+        asyncssh = _asyncssh()
 
         started = time.monotonic()
         remote = f"/tmp/alamode-job-{uuid.uuid4().hex}"  # made private to the user: 0700
@@ -343,3 +344,13 @@ async def _download(sftp: Any, remote: str, local: str) -> None:
     for name in await sftp.listdir(remote):
         if name not in (".", ".."):
             await sftp.get(posixpath.join(remote, name), str(Path(local, name)), recurse=True)
+
+
+def _asyncssh() -> Any:
+    """asyncssh, imported without the warning newer ``cryptography`` releases print about
+    its DSA support (a user cannot act on it, and it would break our one-line errors)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", module="asyncssh.*")
+        import asyncssh
+
+    return asyncssh
