@@ -204,20 +204,26 @@ def status_table(states: list[TaskState], as_json: bool) -> None:
     if as_json:
         _out(json.dumps([s._asdict() for s in states], indent=2))
         return
+    from rich.text import Text
+
     colours = {
         "done": "green",
         "would run": "yellow",
+        "running": "cyan",
         "blocked": "dim",
         "failed last time": "red",
         "output missing": "red",
+        "revoked": "magenta",
     }
     table = Table(show_edge=False, pad_edge=False)
     for column in ("state", "task", "output", "reason"):
         table.add_column(column, overflow="fold")
-    for s in states:
-        colour = colours.get(s.label, "")
+    for s in states:  # a label is styled as text, never markup: any label renders
         table.add_row(
-            f"[{colour}]{s.label}[/]", escape(s.task), s.output[:SHORT_ID], escape(s.reason)
+            Text(s.label, style=colours.get(s.label, "")),
+            escape(s.task),
+            s.output[:SHORT_ID],
+            escape(s.reason),
         )
     _console().print(table)
 

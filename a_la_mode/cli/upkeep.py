@@ -42,7 +42,7 @@ def revoke(
 ) -> None:
     """Mark a recorded success as bad: it is never used again, its task runs again, and so
     does every output built on it (found through every plan the store has seen)."""
-    from a_la_mode.review.revocation import revoke as revoke_output
+    from a_la_mode.store.revocation import revoke as revoke_output
 
     if not reason.strip():
         raise AlamodeError("--reason is empty; say why the output is bad")

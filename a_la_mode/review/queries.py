@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from a_la_mode.compile.planfile import PlanBase
 from a_la_mode.errors import AlamodeError
-from a_la_mode.review.revocation import describe as describe_revocation
 from a_la_mode.run.artifacts import artifact_of, artifact_states
 from a_la_mode.run.scheduler import Scheduler, State, short, wanted
 from a_la_mode.store.contract import Store
 from a_la_mode.store.records import OUTPUT_ID
+from a_la_mode.store.revocation import describe as describe_revocation
 
 if TYPE_CHECKING:
     from a_la_mode.cli.render import Progress

@@ -5,7 +5,10 @@ With ``ALAMODE_FAULT_PAUSE=<step>`` set, the runner creates the file named by
 ``kill -9`` it. Steps: ``before-rename`` (files fsynced, manifest written, output not yet in
 place) and ``before-record`` (output renamed into place, success not yet recorded); in a
 blob store, ``mid-upload`` (an output's first file uploaded, not the rest) and
-``before-marker`` (every file uploaded, no marker yet).
+``before-marker`` (every file uploaded, no marker yet); and ``before-commit`` (a batch
+of published outputs made durable, about to be recorded). With ``ALAMODE_FAULT_RESUME``
+naming a file too, the runner goes on once that file exists, instead of sleeping for good:
+for tests that act on the store at that step (a revocation racing the commit).
 The variable is read once, when alamode starts: unset, a pause point costs one comparison.
 """
 
@@ -25,5 +28,6 @@ def pause_point(step: str) -> None:
     ready = os.environ.get("ALAMODE_FAULT_READY")
     if ready:
         Path(ready).write_text(str(os.getpid()))
-    while True:
-        time.sleep(60)
+    resume = os.environ.get("ALAMODE_FAULT_RESUME")
+    while not (resume and Path(resume).exists()):
+        time.sleep(0.05 if resume else 60)

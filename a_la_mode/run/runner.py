@@ -19,6 +19,7 @@ from typing import Any
 
 from a_la_mode.compile.bulk import paused_gc
 from a_la_mode.compile.planfile import PlanBase
+from a_la_mode.errors import AlamodeError
 from a_la_mode.run.artifacts import artifact_of, artifact_states, removable, remove
 from a_la_mode.run.commits import GroupCommit
 from a_la_mode.run.dispatch import Notice, dispatcher_for
@@ -31,6 +32,7 @@ from a_la_mode.run.engine import (
     Result,
 )
 from a_la_mode.run.events import Event, RunInterrupted, RunReport
+from a_la_mode.run.inputguard import InputChanged
 from a_la_mode.run.options import RunOptions, check_engine_keys, forced
 from a_la_mode.run.placement import placed, remote_settings
 from a_la_mode.run.pyfunction import runs_something
@@ -39,7 +41,8 @@ from a_la_mode.run.steps import AttemptSteps, StoreSteps, discard
 from a_la_mode.run.workdir import FilesChanged, workdir_path
 from a_la_mode.store.contract import Store
 from a_la_mode.store.manifest import Manifest
-from a_la_mode.store.records import Lease, Success
+from a_la_mode.store.records import Lease, Refusal, Success
+from a_la_mode.store.revocation import revoke
 
 LEASE_POLL_SECONDS = 0.2
 CLAIM_WINDOW_SECONDS = 0.02  # a claim batch holds about this much work for each worker
@@ -170,7 +173,9 @@ class _Runner:
         self.failures: dict[str, int] = {}
         self.revoked_before = store.outputs.revoked_outputs()  # revoked during the run: the rest
         self.revoked_now: dict[str, dict[str, Any]] = {}
-        self.commits = GroupCommit(store, lambda: self.inbox.put(("durable", 0, None)))
+        self.commits = GroupCommit(
+            store, lambda: self.inbox.put(("durable", 0, None)), self._refused
+        )
         self.files_root = files_root
         self.remote = remote  # placement "store": workers fetch, run and publish there
         self.steps = (
@@ -355,11 +360,14 @@ class _Runner:
         name, output = attempt.name, attempt.job.output_id
         if isinstance(outcome, Exception):  # publishing failed (disk full...): no success
             discard(attempt.job)
-            why = (
-                str(outcome)
-                if isinstance(outcome, FilesChanged)
-                else f"could not publish: {outcome}"
-            )
+            if isinstance(outcome, InputChanged):  # unless it was revoked meanwhile (moved away)
+                why = (
+                    self._revoked_input(name) or f"{outcome}; {self._changed_input(name, outcome)}"
+                )
+            elif isinstance(outcome, FilesChanged):
+                why = str(outcome)
+            else:
+                why = f"could not publish: {outcome}"
             with contextlib.suppress(OSError), LogFile(attempt.job.log_path) as log:
                 log.write(f"alamode: {why}\n".encode())
             result, manifest = Result(None, 0.0, detail=why), None
@@ -421,6 +429,22 @@ class _Runner:
             Event("fail", name, output, why, result.seconds, attempt.number, attempt.job.log_path)
         )
 
+    def _changed_input(self, name: str, changed: InputChanged) -> str:
+        """A task changed an input in place: that copy can never be trusted again. A cache
+        (a blob store's) drops its copy, the bucket's is intact; a directory store's output
+        is revoked, with all built on it, and kept in revoked/ for inspection."""
+        output = self.plan.inputs(name)[changed.dependency]
+        if self.store.outputs.fetches_inputs:
+            folder = Path(self.store.outputs.output_folder(output))
+            if folder.exists():
+                self.store.outputs.discard_output(folder)
+            return "this machine's copy of it was dropped; the store's is intact"
+        reason = f"changed in place by task {name}"
+        self.commits.flush(force=True)  # it may be waiting to be recorded: record, then revoke
+        with contextlib.suppress(AlamodeError):  # revoked already (two tasks changed it)
+            revoke(self.store, output, reason)
+        return f"it is revoked ({reason}) and will run again"
+
     def _revoked_input(self, name: str) -> str:
         """Why ``name``'s output must not count: an input revoked during the run ("" if
         none). Asked each time a task with inputs ends: one query of the store."""
@@ -443,7 +467,20 @@ class _Runner:
             self.engine.name,
             manifest,
             worker,
+            tuple(self.plan.inputs(name).values()),
         )
+
+    def _refused(self, refused: list[Refusal]) -> None:
+        """Published, but not recorded: an input was revoked before the commit. The task
+        fails with the reason (and what waits on it is blocked)."""
+        by_output = {self.plan.output(n): n for n in self.scheduler.order}
+        for refusal in refused:
+            name = by_output.get(refusal.output)
+            self.store.leases.release(refusal.output)
+            if name is None:
+                continue
+            self.scheduler.unrecorded(name, refusal.reason)
+            self.emit(Event("fail", name, refusal.output, refusal.reason))
 
     def _recheck_deferred(self) -> None:
         for name in list(self.deferred):

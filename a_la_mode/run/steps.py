@@ -11,6 +11,7 @@ from pathlib import Path
 
 from a_la_mode.compile.planfile import PlanBase
 from a_la_mode.run.engine import Job, Result
+from a_la_mode.run.inputguard import InputChanged, Snapshot, check, note
 from a_la_mode.run.workdir import make_workdir, remove_workdir
 from a_la_mode.store.contract import Store
 from a_la_mode.store.manifest import Manifest
@@ -21,6 +22,7 @@ class AttemptSteps:
 
     def __init__(self, store: Store, plan: PlanBase, files_root: Path | None) -> None:
         self.store, self.plan, self.files_root = store, plan, files_root
+        self.noted: dict[str, dict[str, Snapshot]] = {}  # staging dir -> its inputs' notes
 
     def before(self, job: Job) -> None:
         """The staging directory, inputs fetched here if need be, and the checked copy of
@@ -31,11 +33,21 @@ class AttemptSteps:
                 self.store.outputs.fetch(output_id)  # a blob store downloads them into its cache
         if job.workdir is not None:
             make_workdir(job.spec, self.files_root, job.workdir)
+        if job.inputs:
+            self.noted[job.output_dir] = note(job.inputs)
 
     def after(self, job: Job, result: Result) -> tuple[Result, Manifest | None]:
-        """Publish what a command that succeeded wrote; drop the rest."""
+        """Publish what a command that succeeded wrote; drop the rest. A command that
+        changed an input (root ignores file modes) is never published: InputChanged."""
         if job.workdir is not None:
             remove_workdir(job.workdir)
+        noted = self.noted.pop(job.output_dir, None)
+        if noted is not None:
+            try:
+                check(job.task, job.inputs, noted)
+            except InputChanged:
+                shutil.rmtree(job.output_dir, ignore_errors=True)
+                raise
         if not result.ok:
             shutil.rmtree(job.output_dir, ignore_errors=True)
             return result, None

@@ -33,10 +33,12 @@ from a_la_mode.store.publishing import (
 )
 from a_la_mode.store.records import (
     OUTPUT_ID,
+    Refusal,
     Success,
     checked_id,
     dicts,
     random_suffix,
+    refusals,
     revocation_record,
 )
 
@@ -230,14 +232,84 @@ class FolderOutputs:
         ]
         flush(files, self.root)
 
-    def record_successes(self, finished: list[tuple[int, float, Success]]) -> None:
+    def record_successes(
+        self,
+        finished: list[tuple[int, float, Success]],
+        revoked: dict[str, dict[str, Any]] | None = None,
+    ) -> list[Refusal]:
         """Group commit: (attempt row, seconds, success) for outputs already made durable,
-        all recorded in one transaction with their attempts' ends."""
+        all recorded in one transaction with their attempts' ends. An output built on an
+        input revoked now (``revoked`` adds revocations known elsewhere, such as a bucket's)
+        is refused in that same transaction, so no revocation slips in between the check
+        and the record: its attempt fails, it is revoked in turn, and it is set aside in
+        ``revoked/``."""
         now = time.time()
         with self._database.writing():
-            self._ledger.mark_succeeded(((a, seconds) for a, seconds, _ in finished), now)
-            self.insert_successes([success for _, _, success in finished], now)
+            refused = refusals(finished, {**self._revoked_inputs(finished), **(revoked or {})})
+            for attempt, seconds, success in finished:
+                refusal = refused.get(attempt)
+                if refusal is not None:
+                    row = {"task": success.task, "plan": success.plan, "run": success.run}
+                    who = "alamode (the run's commit)"
+                    self._insert_revocation(
+                        revocation_record(success.output, row, refusal.reason, who)
+                    )
+                    self._ledger.fail_attempt(attempt, seconds, refusal.reason)
+            kept = [entry for entry in finished if entry[0] not in refused]
+            self._ledger.mark_succeeded(((a, seconds) for a, seconds, _ in kept), now)
+            self.insert_successes([success for _, _, success in kept], now)
         self._ledger.ended([attempt for attempt, _, _ in finished])
+        for refusal in refused.values():
+            self._set_aside(refusal.output, "revoked")
+        return list(refused.values())
+
+    def _revoked_inputs(
+        self, finished: list[tuple[int, float, Success]]
+    ) -> dict[str, dict[str, Any]]:
+        """The batch's inputs that are revoked now: revoked, and not recorded since."""
+        inputs = {o for _, _, success in finished for o in success.inputs}
+        revoked = self.revocations_among(inputs) if inputs else {}
+        if not revoked:
+            return {}
+        recorded = self._recorded_times(set(revoked))
+        return {o: r for o, r in revoked.items() if recorded.get(o, -1.0) < float(r["recorded"])}
+
+    def _recorded_times(self, output_ids: set[str]) -> dict[str, float]:
+        ids = sorted(output_ids)
+        times: dict[str, float] = {}
+        for start in range(0, len(ids), 500):  # SQLite's limit on bound parameters
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            times.update(
+                self._db.execute(
+                    f"SELECT output, recorded FROM successes WHERE output IN ({marks})", chunk
+                )
+            )
+        return times
+
+    def revocations_among(self, output_ids: set[str]) -> dict[str, dict[str, Any]]:
+        """The latest revocation of each of ``output_ids`` that has one."""
+        found: dict[str, dict[str, Any]] = {}
+        ids = sorted(output_ids)
+        for start in range(0, len(ids), 500):  # SQLite's limit on bound parameters
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = dicts(
+                self._db.execute(
+                    "SELECT output, task, plan, run, reason, who, recorded FROM revocations "
+                    f"WHERE output IN ({marks}) ORDER BY id",
+                    chunk,
+                )
+            )
+            found.update((row["output"], row) for row in rows)
+        return found
+
+    def _insert_revocation(self, record: dict[str, Any]) -> None:
+        self._db.execute(
+            "INSERT INTO revocations (output, task, plan, run, reason, who, recorded) "
+            "VALUES (:output, :task, :plan, :run, :reason, :who, :recorded)",
+            record,
+        )
 
     def record_success(self, success: Success) -> None:
         """Record a success on its own (an adopted orphan): one transaction."""
@@ -297,11 +369,7 @@ class FolderOutputs:
             return None
         record = revocation_record(output_id, row, reason, who)
         with self._database.writing():
-            self._db.execute(
-                "INSERT INTO revocations (output, task, plan, run, reason, who, recorded) "
-                "VALUES (:output, :task, :plan, :run, :reason, :who, :recorded)",
-                record,
-            )
+            self._insert_revocation(record)
             self._db.execute("DELETE FROM successes WHERE output=?", (output_id,))
         self._set_aside(output_id, "revoked")
         return record

@@ -37,6 +37,16 @@ class Success(NamedTuple):
     engine: str
     manifest: Manifest
     worker: str = ""  # a worker that published it and created its marker (placement "store")
+    inputs: tuple[str, ...] = ()  # the output IDs it was built from: none may be revoked
+
+
+class Refusal(NamedTuple):
+    """A published output the store would not record: it, or an input, was revoked before
+    its success could be recorded."""
+
+    attempt: int
+    output: str
+    reason: str
 
 
 def checked_id(output_id: str) -> str:
@@ -60,6 +70,30 @@ def revocation_record(
         "who": who,
         "recorded": time.time(),
     }
+
+
+def refusals(
+    finished: list[tuple[int, float, Success]], revoked: dict[str, dict[str, Any]]
+) -> dict[int, Refusal]:
+    """The outputs of a batch that must not be recorded, given the inputs revoked now (by
+    output ID, each with its revocation record): built on a revoked input, or on an output
+    of this batch refused before it. An output the batch makes again is good from then on."""
+    revoked = dict(revoked)
+    refused: dict[int, Refusal] = {}
+    for attempt, _, success in finished:
+        for upstream in success.inputs:
+            record = revoked.get(upstream)
+            if record is not None:
+                why = (
+                    f"its input {record['task']} ({upstream[:12]}…) was revoked before it "
+                    f"was recorded: {record['reason']}"
+                )
+                refused[attempt] = Refusal(attempt, success.output, why)
+                revoked[success.output] = {"task": success.task, "reason": why}
+                break
+        else:
+            revoked.pop(success.output, None)
+    return refused
 
 
 def random_suffix() -> str:

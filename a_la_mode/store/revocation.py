@@ -13,9 +13,12 @@ from collections import deque
 from typing import Any
 
 from a_la_mode.errors import AlamodeError
-from a_la_mode.run.scheduler import short
 from a_la_mode.store.contract import Store
 from a_la_mode.store.records import HOST
+
+
+def short(output_id: str) -> str:
+    return output_id[:12] + "…"
 
 
 def who() -> str:

@@ -27,7 +27,14 @@ from a_la_mode.errors import StoreError
 from a_la_mode.run.faults import pause_point
 from a_la_mode.store.manifest import Manifest
 from a_la_mode.store.outputs import FolderOutputs
-from a_la_mode.store.records import HOST, Success, checked_id, revocation_record
+from a_la_mode.store.records import (
+    HOST,
+    Refusal,
+    Success,
+    checked_id,
+    refusals,
+    revocation_record,
+)
 from a_la_mode.store.signing import sign, signed_by
 
 from .bucket import Bucket
@@ -67,22 +74,54 @@ class BlobOutputs:
     # -- what is done --------------------------------------------------------------------------
 
     def successes(self, output_ids: Iterable[str]) -> set[str]:
-        """Outputs with a marker and an upload: two listings, not a request per task (with
-        a signing key, each marker is read and its signature checked too)."""
+        """Outputs with a marker whose own upload (the one it names, not any upload of that
+        output: another runner's orphan may lie beside it) is in the bucket. Few IDs: a
+        marker read and a listing each; many: one LIST of markers, their reads at once, and
+        one listing of every upload."""
         wanted = set(output_ids)
-        names = self.bucket.names
-        if self.bucket.signing_key is not None:
-            marked = wanted & set(names("success")) & set(names("outputs"))
-            return {oid for oid in marked if self.bucket.marker(oid) is not None}
         if len(wanted) < LIST_FROM:
             return {oid for oid in wanted if self._marked_and_uploaded(oid)}
-        return wanted & set(names("success")) & set(names("outputs"))
+        markers = self._markers(wanted & set(self.bucket.names("success")))
+        if not markers:
+            return set()
+        uploads = self._uploads_in_bucket()
+        return {oid for oid, m in markers.items() if (oid, str(m.get("upload", ""))) in uploads}
 
     def _marked_and_uploaded(self, output_id: str) -> bool:
-        key = self.bucket.key("success", checked_id(output_id))
-        if not self.bucket.remote("look for a marker", self.bucket.fs.exists, key):
+        marker = self.bucket.marker(output_id)  # with a signing key, checked too
+        if marker is None:
             return False
-        return bool(self.bucket.names("outputs", output_id))
+        return str(marker.get("upload", "")) in self.bucket.names("outputs", output_id)
+
+    def _markers(self, output_ids: set[str], signed_only: bool = True) -> dict[str, dict[str, Any]]:
+        """The markers of ``output_ids`` (read at once); with a signing key, the signed ones
+        (unless not ``signed_only``: what is there, for the commands that say what is wrong)."""
+        keys = [self.bucket.key("success", checked_id(oid)) for oid in sorted(output_ids)]
+        if not keys:
+            return {}
+        found = self.bucket.remote("read markers", self.bucket.fs.cat, keys, on_error="omit")
+        markers: dict[str, dict[str, Any]] = {}
+        keyed = self.bucket.signing_key if signed_only else None
+        for key, data in found.items():
+            with contextlib.suppress(ValueError):
+                marker = json.loads(data)
+                if isinstance(marker, dict) and (keyed is None or signed_by(marker, keyed)):
+                    markers[str(key).rsplit("/", 1)[-1]] = marker
+        return markers
+
+    def _uploads_in_bucket(self) -> set[tuple[str, str]]:
+        """(output, upload) of every upload folder that holds a file: one listing."""
+        prefix = self.bucket.key("outputs")
+        try:
+            keys = self.bucket.remote("list uploads", self.bucket.fs.find, prefix)
+        except FileNotFoundError:
+            return set()
+        pairs = set()
+        for key in keys:
+            parts = str(key)[len(prefix) :].strip("/").split("/")
+            if len(parts) >= 3:
+                pairs.add((parts[0], parts[1]))
+        return pairs
 
     def success_row(self, output_id: str) -> dict[str, Any] | None:
         marker = self.bucket.marker(output_id)
@@ -100,17 +139,7 @@ class BlobOutputs:
 
     def _all_markers(self) -> dict[str, dict[str, Any]]:
         """Every marker in the store, by output ID: one LIST, then the reads at once."""
-        keys = [self.bucket.key("success", oid) for oid in self.bucket.names("success")]
-        if not keys:
-            return {}
-        found = self.bucket.remote("read markers", self.bucket.fs.cat, keys, on_error="omit")
-        result = {}
-        for key, data in found.items():
-            try:
-                result[str(key).rsplit("/", 1)[-1]] = json.loads(data)
-            except ValueError:
-                continue
-        return result
+        return self._markers(set(self.bucket.names("success")), signed_only=False)
 
     def latest_output(self, task: str) -> str | None:
         """This machine's history first; else the newest marker of that task in the store."""
@@ -338,17 +367,42 @@ class BlobOutputs:
     def make_durable(self, published: Iterable[Success]) -> None:
         """Uploads are durable when the PUT returns: nothing to do."""
 
-    def record_successes(self, finished: list[tuple[int, float, Success]]) -> None:
+    def record_successes(self, finished: list[tuple[int, float, Success]]) -> list[Refusal]:
         """The last step: each marker created once. A runner that loses the race checks
-        the winner's output and adopts it, dropping its own upload."""
-        if finished:
-            pause_point("before-marker")
-        for _, _, success in finished:
-            if not success.worker:  # a worker that published it created its marker too
+        the winner's output and adopts it, dropping its own upload. An output built on an
+        input revoked now (in the bucket: a revocation and no marker made since) gets no
+        marker and is refused, as the cache's record refuses it; one LIST of revocations
+        just before the markers (a bucket has no transaction to do it in)."""
+        if not finished:
+            return []
+        pause_point("before-marker")
+        revoked = self._revoked_inputs(finished)
+        refused = refusals(finished, revoked)
+        for attempt, _, success in finished:
+            if attempt in refused:
+                if success.worker:  # the worker marked it: the marker goes
+                    self.forget(success.output)
+                self._uploads.pop(success.output, None)
+            elif not success.worker:  # a worker that published it created its marker too
                 self._mark(success)
-        self.cache.record_successes(finished)
+        refusals_made = self.cache.record_successes(finished, revoked)
         for _, _, success in finished:
             release_lease_object(self.bucket, success.output, self.root)
+        return refusals_made
+
+    def _revoked_inputs(
+        self, finished: list[tuple[int, float, Success]]
+    ) -> dict[str, dict[str, Any]]:
+        """The batch's inputs revoked now: with a revocation, and no marker made since."""
+        inputs = {o for _, _, success in finished for o in success.inputs}
+        if not inputs or not (inputs & set(self.bucket.names("revoked"))):
+            return {}
+        now: dict[str, dict[str, Any]] = {}
+        for output_id, record in self.revocations(inputs).items():
+            marker = self.bucket.marker(output_id)
+            if marker is None or float(marker.get("recorded", 0)) < float(record["recorded"]):
+                now[output_id] = record
+        return now
 
     def record_success(self, success: Success) -> None:
         """Record an output this machine's cache holds: uploaded first if need be."""

@@ -104,7 +104,7 @@ tasks:
 
 
 def test_revocation_reaches_every_machine_of_a_blob_store(where: Where) -> None:  # noqa: F811
-    from a_la_mode.review.revocation import revoke
+    from a_la_mode.store.revocation import revoke
 
     plan = compile_plan(
         {},
