@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ..conftest import alamode
+from ..conftest import alamode, events_of
 from ..test_cli_run import spec, start, wait_for
 
 REWRITES_ITS_INPUT = """
@@ -76,7 +76,7 @@ tasks:
     assert {row["label"] for row in labels(tmp_path).values()} == {"done"}
 
 
-FUNCTION = '''
+FUNCTION = """
 from pathlib import Path
 
 
@@ -84,7 +84,7 @@ def spoil(output: Path, inputs: dict[str, Path]) -> None:
     data = inputs["raw"] / "data"
     data.chmod(0o644)
     data.write_text("bad\\n")
-'''
+"""
 
 FUNCTION_PIPELINE = """
 from a_la_mode import Dag
@@ -132,7 +132,7 @@ tasks:
     assert states["a"]["label"] != "done"
     result = alamode("run", "p.yaml", "--target", "a", *store, "--json", cwd=tmp_path, env=other)
     assert result.returncode == 0, result.stderr
-    started = [e["task"] for e in map(json.loads, result.stdout.splitlines()) if e["event"] == "start"]
+    started = [e["task"] for e in events_of(result.stdout) if e["event"] == "start"]
     assert started == ["a"]
     assert alamode("cat", "p.yaml", "a", *store, cwd=tmp_path, env=other).stdout == "a\n"
     assert alamode("run", "p.yaml", *store, cwd=tmp_path, env=other).returncode == 0
