@@ -214,6 +214,7 @@ class FolderOutputs:
         pause_point("before-rename")
         if output_id in self.replacing:  # run --force: the old output is kept, aside
             self._set_aside(output_id, "replaced")
+            pause_point("replaced-aside")
         rename_into_place(output_id, staging, target, Path(self._staging))
         pause_point("before-record")
         return manifest

@@ -3,7 +3,9 @@ the next run starts.
 
 - Its runs (and their unfinished attempts) are marked ``killed``.
 - Its journal names outputs it renamed into place but never recorded: each is recorded now
-  if its files still match the journal's manifest, else discarded.
+  if its files still match the journal's manifest, else discarded. An output it made again
+  (``run --force``) whose old record still stands gets the new record, if its files are the
+  new ones (the old ones are in ``replaced/``).
 - Its staging directories and leases go.
 """
 
@@ -57,8 +59,15 @@ class DirectoryRecovery:
 
     def _adopt(self, output_id: str, manifest: Manifest) -> str | None:
         folder = self._outputs.output_path(output_id)
-        if self._outputs.recorded_among([output_id]) or not folder.is_dir():
+        if not folder.is_dir():
             return None
+        if self._outputs.recorded_among([output_id]):
+            # run --force killed between the rename and the record: the new files are in
+            # place (the old ones in replaced/), the old record stands. Record the new.
+            if self._outputs.manifest(output_id) == manifest:
+                return None
+            if mismatch(folder, manifest, deep=True) is not None:
+                return None  # not what the journal says: counts as missing, is made anew
         attempt = self._ledger.last_attempt(output_id)
         if attempt is None or mismatch(folder, manifest, deep=True) is not None:
             self._outputs.discard_output(folder)  # never trusted: it is made anew

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 from pathlib import Path
 
 import pytest
@@ -174,3 +175,32 @@ tasks:
     assert rerun.returncode == 0 and "2 succeeded" in rerun.stderr, rerun.stderr
     assert {row["label"] for row in labels(tmp_path, *store).values()} == {"done"}
     assert os.environ.get("ALAMODE_FAULT_PAUSE") is None
+
+
+@pytest.mark.parametrize(
+    "step", ["before-rename", "replaced-aside", "before-record", "before-commit"]
+)
+def test_run_force_killed_at_each_step_converges(tmp_path: Path, step: str) -> None:
+    """kill -9 of 'run --force' anywhere: the next run ends with a record that matches the
+    files, and the old output is never lost (in place, or kept in replaced/)."""
+    spec(
+        tmp_path,
+        "tasks:\n  t: {spec: {command: 'cat /proc/sys/kernel/random/uuid > $ALAMODE_OUTPUT/f'}}\n",
+    )
+    assert alamode("run", "p.yaml", cwd=tmp_path).returncode == 0
+    old = alamode("cat", "p.yaml", "t", cwd=tmp_path).stdout
+    ready = tmp_path / "paused"
+    env = {"ALAMODE_FAULT_PAUSE": step, "ALAMODE_FAULT_READY": str(ready)}
+    runner = start(tmp_path, "run", "p.yaml", "--force", "t", env=env)
+    wait_for(ready)
+    runner.send_signal(signal.SIGKILL)
+    runner.communicate(timeout=30)
+    rerun = alamode("run", "p.yaml", cwd=tmp_path)
+    assert rerun.returncode == 0, rerun.stderr
+    verified = alamode("verify", cwd=tmp_path)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert labels(tmp_path)["t"]["label"] == "done"
+    now = alamode("cat", "p.yaml", "t", cwd=tmp_path).stdout
+    kept = [path.read_text() for path in (tmp_path / ".alamode").glob("replaced/*/f")]
+    assert now == old or old in kept  # the old output is never lost
+    assert alamode("run", "p.yaml", cwd=tmp_path).stderr.startswith("1 task: 1 already done")
