@@ -18,7 +18,7 @@ def deps_of(dag: Dag) -> dict[str, list[str]]:
 
 def test_rshift_chains_and_fans_out_and_in() -> None:
     with Dag() as dag:
-        a, b, c, d = (Task(n, {"cmd": n}) for n in "abcd")
+        a, b, c, d = (Task(n, {"command": f"echo {n}"}) for n in "abcd")
         a >> [b, c] >> d
     assert deps_of(dag) == {"a": [], "b": ["a"], "c": ["a"], "d": ["b", "c"]}
 

@@ -143,7 +143,7 @@ def validate(
         if not json_:
             render.note(
                 f"ok: {source}: {render.count(len(plan.tasks), 'task')}, "
-                f"plan {plan.digest[: render.SHORT_ID]}"
+                f"plan {plan.digest[: render.SHORT_ID]}{render.join_point_note(plan)}"
             )
     if json_:
         render.json_out(results)
@@ -156,7 +156,10 @@ def _check_collection(root: Path, json_: bool) -> list[dict[str, object]]:
     plans, errors = check_all(root)
     for name, plan in plans.items():
         if not json_:
-            render.note(f"ok: {root / name}: {render.count(len(plan.tasks), 'task')}")
+            render.note(
+                f"ok: {root / name}: {render.count(len(plan.tasks), 'task')}"
+                f"{render.join_point_note(plan)}"
+            )
     if errors:
         fail_with_all(errors, f" ({len(errors)} errors)" if len(errors) > 1 else "")
     return [

@@ -130,7 +130,24 @@ def plan_summary(plan: PlanBase) -> dict[str, Any]:
         "format": plan.format,
         "tasks": len(plan.tasks),
         "levels": len(plan.toposort),
+        "join_points": join_points(plan),
     }
+
+
+def join_points(plan: PlanBase) -> list[str]:
+    """The tasks with neither a command nor a function: they run nothing."""
+    from a_la_mode.run.pyfunction import runs_something
+
+    return [name for name in plan.toposort_flatten if not runs_something(plan.tasks[name])]
+
+
+def join_point_note(plan: PlanBase) -> str:
+    """``"; join points (run nothing): a, b"``, or ``""``."""
+    names = join_points(plan)
+    if not names:
+        return ""
+    shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+    return f"; join points (no command or function, they run nothing): {shown}"
 
 
 def plan_json(plan: PlanBase) -> dict[str, Any]:
@@ -160,6 +177,8 @@ def plan_table(plan: PlanBase, source: str) -> None:
             command = plan.tasks[name].get("command", "")
             if isinstance(command, list):
                 command = " ".join(str(part) for part in command)
+            if not command and "function" in plan.tasks[name]:
+                command = f"function {plan.tasks[name]['function']}"
             table.add_row(
                 str(level),
                 escape(name),

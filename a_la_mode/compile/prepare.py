@@ -6,6 +6,8 @@ described (a Python Dag, a spec file, a pipelayer instance), in this order:
    parameter and a ``--param`` value replaces with one (params.py);
 2. its listed files replaced by their digests, relative to the pipeline's folder (files.py);
 3. ``rewrite``: a default image, pinning (images.py).
+
+Before all that, a spec key that looks like a misspelled engine key is refused (speckeys.py).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from a_la_mode.compile.encoder import TaskDef
 from a_la_mode.compile.files import FILES, digest_files
 from a_la_mode.compile.images import SpecRewrite
 from a_la_mode.compile.params import Param, apply
+from a_la_mode.compile.speckeys import check_spec_keys
 
 
 def prepare_tasks(
@@ -36,6 +39,7 @@ def prepare_tasks(
     combined = {k: v for k, v in values.items() if k not in given} | dict(each or {})
     prepared = []
     for task in apply(tasks, declared, given, combined):
+        check_spec_keys(task.name, task.spec)
         spec = task.spec
         if more_files:
             spec = {**spec, FILES: [*spec.get(FILES, []), *more_files]}
