@@ -1,8 +1,9 @@
 """Handing jobs to an engine, in the form it speaks (see ``engine.py``), and posting what
 happened to the runner's inbox: ``("started", row, None)`` when a job is under way, then
 ``("finished", row, outcome)``, where the outcome is the job's ``(Result, Manifest or
-None)`` or the exception that publishing raised. The runner's main thread reads the inbox;
-a dispatcher never touches the store's database.
+None)`` or the exception that publishing raised; or ``("withdrawn", row, None)`` for a job
+that never started because the run stopped (fail fast: the ``Gate``). The runner's main
+thread reads the inbox; a dispatcher never touches the store's database.
 
 - ``Workers``, for blocking engines: ``-j`` threads, each calling ``engine.run``.
 - ``Poller``, for submit-and-poll engines: jobs are submitted from a small pool (inputs
@@ -14,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import queue
 import threading
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
@@ -24,6 +25,7 @@ from a_la_mode.store.manifest import Manifest
 
 Outcome = tuple[Result, Manifest | None] | Exception
 Notice = tuple[str, int, Outcome | None]
+StopsRun = Callable[[Job, Outcome], bool]  # does this outcome stop the run (fail fast)?
 POLL_SECONDS = 0.2  # the longest a poll waits: how soon a stop is noticed
 STOP_GRACE_SECONDS = 60  # after stop_all, how long ended jobs are waited for
 
@@ -38,20 +40,49 @@ class Steps(Protocol):
         """Publish the output of a command that succeeded; drop the staging otherwise."""
 
 
+class Gate:
+    """Fail fast. Once a dispatcher thread sees a failure that stops the run (the runner's
+    ``stops_run`` says so: no --keep-going, no retry left), no job starts any more: each is
+    withdrawn. Starting and finishing post under one lock, so no "started" ever follows
+    the "finished" of the failure that stopped the run."""
+
+    def __init__(self, inbox: queue.SimpleQueue[Notice], stops_run: StopsRun) -> None:
+        self.inbox, self.stops_run = inbox, stops_run
+        self.lock = threading.Lock()
+        self.closed = False
+
+    def start(self, row: int) -> bool:
+        """Post "started" and say True; or, once closed, post "withdrawn" and say False."""
+        with self.lock:
+            self.inbox.put(("withdrawn" if self.closed else "started", row, None))
+            return not self.closed
+
+    def finish(self, row: int, job: Job, outcome: Outcome) -> None:
+        with self.lock:
+            if not self.closed and self.stops_run(job, outcome):
+                self.closed = True
+            self.inbox.put(("finished", row, outcome))
+
+
 class Dispatcher(Protocol):
     def dispatch(self, row: int, job: Job) -> None: ...
     def stop(self, cancel: bool = False) -> None: ...
 
 
 def dispatcher_for(
-    engine: Engine | PollingEngine, steps: Steps, inbox: queue.SimpleQueue[Notice], jobs: int
+    engine: Engine | PollingEngine,
+    steps: Steps,
+    inbox: queue.SimpleQueue[Notice],
+    jobs: int,
+    stops_run: StopsRun,
 ) -> Dispatcher:
     """The dispatcher for ``engine``'s form of the contract."""
+    gate = Gate(inbox, stops_run)
     if api_version(engine) == 2:
         assert isinstance(engine, PollingEngine)
-        return Poller(engine, steps, inbox, jobs)
+        return Poller(engine, steps, gate, jobs)
     assert isinstance(engine, Engine)
-    return Workers(engine, steps, inbox, jobs)
+    return Workers(engine, steps, gate, jobs)
 
 
 def _join_point(job: Job) -> Result | None:
@@ -65,10 +96,8 @@ class Workers:
     """Plain threads fed by a queue: a thread pool's futures cost the main thread time for
     every task (measured: docs/benchmarks.md)."""
 
-    def __init__(
-        self, engine: Engine, steps: Steps, inbox: queue.SimpleQueue[Notice], jobs: int
-    ) -> None:
-        self.engine, self.steps, self.inbox = engine, steps, inbox
+    def __init__(self, engine: Engine, steps: Steps, gate: Gate, jobs: int) -> None:
+        self.engine, self.steps, self.gate = engine, steps, gate
         self.queue: queue.SimpleQueue[tuple[int, Job] | None] = queue.SimpleQueue()
         self.threads = [
             threading.Thread(target=self._worker, name=f"alamode-task-{n}", daemon=True)
@@ -95,7 +124,8 @@ class Workers:
     def _worker(self) -> None:
         while (item := self.queue.get()) is not None:
             row, job = item
-            self.inbox.put(("started", row, None))
+            if not self.gate.start(row):
+                continue
             outcome: Outcome
             try:
                 self.steps.before(job)
@@ -103,16 +133,14 @@ class Workers:
                 outcome = self.steps.after(job, result)
             except Exception as err:  # publishing failed (disk full...)
                 outcome = err
-            self.inbox.put(("finished", row, outcome))
+            self.gate.finish(row, job, outcome)
 
 
 class Poller:
     """Submit at once, poll from one thread: nothing waits per task."""
 
-    def __init__(
-        self, engine: PollingEngine, steps: Steps, inbox: queue.SimpleQueue[Notice], jobs: int
-    ) -> None:
-        self.engine, self.steps, self.inbox = engine, steps, inbox
+    def __init__(self, engine: PollingEngine, steps: Steps, gate: Gate, jobs: int) -> None:
+        self.engine, self.steps, self.gate = engine, steps, gate
         self.submitting = ThreadPoolExecutor(max(1, jobs), thread_name_prefix="alamode-submit")
         self.pending: dict[Hashable, tuple[int, Job]] = {}
         self.lock = threading.Lock()
@@ -128,22 +156,23 @@ class Poller:
     def _submit(self, row: int, job: Job) -> None:
         if self.stopping.is_set():
             return  # never started: the runner drops its attempt
-        self.inbox.put(("started", row, None))
+        if not self.gate.start(row):
+            return
         try:
             self.steps.before(job)
             joined = _join_point(job)
             if joined is not None:
-                self.inbox.put(("finished", row, self.steps.after(job, joined)))
+                self.gate.finish(row, job, self.steps.after(job, joined))
                 return
             with self.lock:
                 if self.cancelling.is_set():  # Ctrl-C came first: it never runs
                     stopped = Result(None, 0.0, detail="stopped before it started")
-                    self.inbox.put(("finished", row, self.steps.after(job, stopped)))
+                    self.gate.finish(row, job, self.steps.after(job, stopped))
                     return
                 self.pending[self.engine.submit(job)] = (row, job)
             self.wake.set()
         except Exception as err:
-            self.inbox.put(("finished", row, err))
+            self.gate.finish(row, job, err)
 
     def _poll(self) -> None:
         """The polling thread: publish what ended, until stopped with nothing outstanding."""
@@ -167,7 +196,7 @@ class Poller:
                     outcome = self.steps.after(job, result)
                 except Exception as err:  # publishing failed (disk full...)
                     outcome = err
-                self.inbox.put(("finished", row, outcome))
+                self.gate.finish(row, job, outcome)
 
     def _outstanding(self) -> bool:
         with self.lock:

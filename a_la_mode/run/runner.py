@@ -22,7 +22,7 @@ from a_la_mode.compile.planfile import PlanBase
 from a_la_mode.errors import AlamodeError
 from a_la_mode.run.artifacts import artifact_of, artifact_states, removable, remove
 from a_la_mode.run.commits import GroupCommit
-from a_la_mode.run.dispatch import Notice, dispatcher_for
+from a_la_mode.run.dispatch import Notice, Outcome, dispatcher_for
 from a_la_mode.run.engine import (
     Engine,
     Job,
@@ -183,7 +183,7 @@ class _Runner:
             if remote is None
             else StoreSteps(plan, files_root)
         )
-        self.dispatcher = dispatcher_for(engine, self.steps, self.inbox, self.jobs)
+        self.dispatcher = dispatcher_for(engine, self.steps, self.inbox, self.jobs, self._stops_run)
 
     def loop(self) -> None:
         while True:
@@ -215,7 +215,22 @@ class _Runner:
         elif kind == "finished":
             assert outcome is not None
             self._collect(self.running.pop(row), outcome)
+        elif kind == "withdrawn":  # never started: the run stopped after a failure
+            attempt = self.running.pop(row)
+            self.store.ledger.drop_attempts([row])
+            self.store.leases.release(attempt.job.output_id)
+            self.scheduler.withdraw(attempt.name)
         # "durable": a batch is durable; the group commit records it
+
+    def _stops_run(self, job: Job, outcome: Outcome) -> bool:
+        """On a dispatcher's thread: does this outcome end the run (fail fast)? A failure
+        with no retry left, without --keep-going."""
+        if self.scheduler.keep_going:
+            return False
+        if not isinstance(outcome, Exception) and outcome[1] is not None:
+            return False
+        retries: int = self.plan.tasks[job.task].get("retries", 0)
+        return self.failures.get(job.task, 0) >= retries
 
     def _start_what_fits(self) -> None:
         """Hand claimed tasks to the workers until each has one running and one waiting."""
