@@ -128,6 +128,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             render.raw_stderr(err.user_traceback)
         render.error(str(err))
         sys.exit(err.exit_code)
+    except RecursionError:  # a safety net: the loaders refuse deep input themselves
+        render.error("the input is nested too deeply to read; flatten it")
+        sys.exit(2)
     except (KeyboardInterrupt, click.Abort):
         render.error("interrupted; nothing was written")
         sys.exit(130)

@@ -112,6 +112,8 @@ def compile_spec_file(
             f"{path}: unknown spec file type {suffix or '(no suffix)'!r}; "
             f"use one of {', '.join(SPEC_SUFFIXES)}"
         )
+    if path.is_dir():
+        raise SpecFileError(f"{path}: is a folder, not a spec file; give the file inside it")
     if not path.is_file():
         raise SpecFileError(f"{path}: no such spec file")
     matrix: Mapping[str, Sequence[str | int]]
@@ -214,8 +216,13 @@ def load_declarative(path: Path) -> PipelineFile | DatamakeFlow:
             raw = tomllib.loads(text)
         else:
             raw = yaml.load(text, Loader=_StrictYamlLoader)
+        if suffix != ".yaml" and suffix != ".yml":
+            _check_depth(raw)  # YAML's loader checks as it goes
     except _DuplicateKey as err:
         raise SpecFileError(f"{path}: {err}; every name may appear once") from None
+    except (_TooLarge, RecursionError) as err:
+        why = str(err) if isinstance(err, _TooLarge) else _TooLarge.DEEP
+        raise SpecFileError(f"{path}: {why}") from None
     except (ValueError, yaml.YAMLError) as err:
         where = " ".join(str(err).split())
         raise SpecFileError(f"{path}: not valid {suffix[1:].upper()}: {where}") from None
@@ -270,8 +277,83 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
+MAX_FILE_DEPTH = 100  # nesting a spec file may have (a spec value may have 64)
+MAX_FILE_VALUES = 1_000_000  # values a YAML file may expand to through its aliases
+
+
+class _TooLarge(ValueError):
+    DEEP = f"nested more than {MAX_FILE_DEPTH} levels deep; a spec file is not that deep"
+    WIDE = (
+        f"expands to more than {MAX_FILE_VALUES:,} values through its YAML aliases "
+        "(anchors used over and over); write the values out, or use fewer aliases"
+    )
+
+
+def _check_depth(value: Any) -> None:
+    """Refuse a parsed file nested past MAX_FILE_DEPTH (without recursing)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_FILE_DEPTH:
+            raise _TooLarge(_TooLarge.DEEP)
+        if isinstance(item, dict):
+            stack.extend((child, depth + 1) for child in item.values())
+        elif isinstance(item, list):
+            stack.extend((child, depth + 1) for child in item)
+
+
+def _expanded_size(root: yaml.Node) -> int:
+    """How many values the YAML node graph stands for once every alias is expanded,
+    counted without expanding (each shared node once, memoised, without recursing)."""
+    sizes: dict[int, int] = {}
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if id(node) in sizes:
+            continue
+        children = _children(node)
+        if children_done or not children:
+            total = 1 + sum(sizes[id(child)] for child in children)
+            sizes[id(node)] = total
+            if total > MAX_FILE_VALUES:
+                raise _TooLarge(_TooLarge.WIDE)
+            continue
+        stack.append((node, True))
+        stack.extend((child, False) for child in children if id(child) not in sizes)
+    return sizes[id(root)]
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
+
+
 class _StrictYamlLoader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys instead of silently keeping the last."""
+    """SafeLoader that refuses duplicate keys instead of silently keeping the last, and
+    files nested too deep or expanding too far through aliases (a "billion laughs")."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        depth = self._depth + 1
+        if depth > MAX_FILE_DEPTH:
+            raise _TooLarge(_TooLarge.DEEP)
+        self._depth = depth
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth = depth - 1
+
+    def get_single_node(self) -> yaml.Node | None:
+        node = super().get_single_node()
+        if node is not None:
+            _expanded_size(node)
+        return node
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()

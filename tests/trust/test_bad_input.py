@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import resource
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -47,3 +50,51 @@ def test_plan_files_are_written_with_the_user_s_umask(tmp_path: Path) -> None:
         os.umask(old)
     plans = [tmp_path / "p.plan.bencode", *(tmp_path / ".alamode" / "plans").iterdir()]
     assert {stat.S_IMODE(p.stat().st_mode) for p in plans} == {0o644}
+
+
+def _laughs() -> str:
+    """A YAML "billion laughs": ten levels of nine aliases each, 9**10 values expanded."""
+    lines = ["a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    for level in range(1, 10):
+        before, name = chr(ord("a") + level - 1), chr(ord("a") + level)
+        lines.append(f"{name}: &{name} [{', '.join([f'*{before}'] * 9)}]")
+    return "\n".join([*lines, "tasks: {x: {spec: {command: 'true', v: *j}}}"]) + "\n"
+
+
+HOSTILE = {
+    "laughs.yaml": (_laughs(), "expands to more than 1,000,000 values through its YAML aliases"),
+    "deep.yaml": ("tasks: " + "[" * 100_000 + "]" * 100_000 + "\n", "nested more than 100"),
+    "deep.json": ('{"tasks": ' + "[" * 100_000 + "]" * 100_000 + "}", "nested more than 100"),
+    "deep.toml": ("tasks = " + "[" * 100_000 + "]" * 100_000 + "\n", "nested more than 100"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_hostile_spec_files_get_one_line_in_bounded_memory(tmp_path: Path, name: str) -> None:
+    text, said = HOSTILE[name]
+    (tmp_path / name).write_text(text)
+
+    def at_most_a_gigabyte() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+    for command in ("validate", "run", "show"):
+        result = subprocess.run(
+            [sys.executable, "-c", "from a_la_mode.cli.main import main; main()", command, name],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            preexec_fn=at_most_a_gigabyte,
+            check=False,
+        )
+        assert result.returncode == 2, result.stderr[-2000:]
+        [line] = result.stderr.splitlines()
+        assert line.startswith(f"error: {name}: ") and said in line
+    assert not (tmp_path / ".alamode").exists()
+
+
+def test_a_spec_that_is_a_folder_says_so(tmp_path: Path) -> None:
+    (tmp_path / "p.yaml").mkdir()
+    result = alamode("validate", "p.yaml", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr == "error: p.yaml: is a folder, not a spec file; give the file inside it\n"
