@@ -230,7 +230,7 @@ def test_the_clock_runs_a_due_slot_once_never_doubles_and_catches_up_once(
         time.sleep(0.05)
     assert book.get("nightly").slots[0].outcome == "succeeded"
     # The service was down for five slots: the latest of them runs, once.
-    caught_up = clock.tick(first_slot + 6 * hour + 5)
+    caught_up = [s for s in clock.tick(first_slot + 6 * hour + 5) if s.outcome == "started"]
     assert [slot.at for slot in caught_up] == [first_slot + 6 * hour]
     assert manager.get(caught_up[0].run).wait(60) == "succeeded"
     assert [s.outcome for s in book.get("nightly").slots][:2] == ["succeeded", "skipped"]

@@ -31,6 +31,12 @@ SERVICE = "The web service"
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
+FIRE_ONLY_WHILE_SERVING = (
+    "schedules fire only while 'alamode serve' runs on this store (keep it running, e.g. "
+    "as a systemd service)"
+)
+
+
 @app.command(rich_help_panel=SERVICE)
 def serve(
     store: StoreDir = None,
@@ -131,7 +137,8 @@ def activate(
     json_: Json = False,
 ) -> None:
     """Make this plan the active version of its pipeline, on the schedule in meta.schedule
-    (cron, or @hourly, @daily...; in UTC). Earlier versions keep their history."""
+    (cron, or @hourly, @daily...; in UTC). Earlier versions keep their history. Schedules
+    fire only while 'alamode serve' runs on this store."""
     from a_la_mode.run.plugins import engine_entry_points
     from a_la_mode.service.schedules import (
         ScheduleBook,
@@ -162,6 +169,7 @@ def activate(
         f"{pipeline}: plan {plan.digest[:12]} active on {expression!r} (UTC); "
         f"next run {shown['next_run']}; version {shown['versions']}"
     )
+    render.note(FIRE_ONLY_WHILE_SERVING)
 
 
 def _stem(source: str) -> str:
@@ -185,16 +193,22 @@ def deactivate(
 
 @app.command(rich_help_panel=SERVICE)
 def schedules(store: StoreDir = None, json_: Json = False) -> None:
-    """What is active, its next run and its last result (times in UTC)."""
+    """What is active, its next run and its last result (times in UTC). Schedules fire
+    only while 'alamode serve' runs on this store."""
     from a_la_mode.service.schedules import ScheduleBook, describe
 
     now = time.time()
-    rows = [describe(s, now) for s in ScheduleBook(existing_store(store).root).all()]
+    good, broken = ScheduleBook(existing_store(store).root).load()
+    rows = [describe(s, now) for s in good]
     if json_:
-        render.json_out(rows)
+        render.json_out(rows + [{"broken": True, **b} for b in broken])
         return
+    for bad in broken:
+        render.note(f"skipped: {bad['reason']}")
     if not rows:
         render.text("nothing is active: 'alamode activate SPEC' activates a plan")
+    else:
+        render.note(FIRE_ONLY_WHILE_SERVING)
     for row in rows:
         last = row["last"]
         ended = f"{last['outcome']} at {last['at']}" if last else "never ran"

@@ -159,7 +159,8 @@ def create_app(settings: Settings) -> Starlette:
 
     async def schedules_page(request: Request) -> Response:
         now = time.time()
-        data = {"schedules": [describe(s, now) for s in state["book"].all()], "time_zone": "UTC"}
+        good, broken = state["book"].load()
+        data = {"schedules": [describe(s, now) for s in good], "broken": broken, "time_zone": "UTC"}
         return render(request, "schedules.html", data)
 
     async def run_page(request: Request) -> Response:

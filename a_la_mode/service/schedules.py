@@ -6,30 +6,42 @@ Times are UTC, always: cron expressions are read in UTC and times are shown in U
 
 - Activating a plan appends a version and makes it the active one; earlier versions stay in
   the file (and their plans in the store), so the history of every version is kept.
-- A slot is due when the schedule's most recent slot is later than the last slot handled.
-  After the service was down, only the most recent missed slot runs (``missed="once"``), or
-  none (``"skip"``): never one run per missed slot.
+- A slot is due once its time has come and it has not been handled. After the service was
+  down, or the clock jumped forward, only the most recent missed slot runs
+  (``missed="once"``), or none (``"skip"``): never one run per missed slot; each missed
+  slot is recorded as skipped, with the reason. If the clock then goes back, the slots it
+  had skipped as missed that are in the future again are forgotten, to run when due.
+- A slot is claimed before it is handled, by a file created only if it does not exist
+  (``claims/<pipeline>/<slot>``): of several services on one store, exactly one handles it.
 - A slot that comes while the previous run is still going is not run twice: it is recorded
   as skipped, and the next slot runs as usual.
+- A schedule file that cannot be read is reported (``broken``) and skipped; the others go on.
+- Schedules fire only while ``alamode serve`` runs.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import re
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from a_la_mode.errors import AlamodeError
 
 TIME_ZONE = "UTC"
 MISSED = ("once", "skip")
+MISSED_WHY = "missed (the service was not running, or the clock jumped)"
+CLAIMS_KEPT_SECONDS = 7 * 86400
+MAX_MISSED_RECORDED = 50  # of a long outage, the latest missed slots are recorded one by one
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
@@ -104,19 +116,43 @@ def latest_slot(expression: str, now: float) -> float:
     return float(croniter(expression, start).get_prev(float))
 
 
-def due_slot(schedule: Schedule, now: float, missed: str = "once") -> float | None:
-    """The slot to handle now, if any. A slot is never handled twice; of several missed
-    slots, only the latest is (``once``), or none but those within a minute (``skip``)."""
+def due_slots(
+    schedule: Schedule, now: float, missed: str = "once"
+) -> tuple[float | None, list[float]]:
+    """The slot to run now, if any, and the slots missed before it, which are skipped: not
+    handled yet, their time come, after activation. Of several, only the latest runs
+    (``once``), or none but one within a minute (``skip``)."""
     if not schedule.active or not schedule.versions:
-        return None
+        return None, []
     version = schedule.current
+    handled = {s.at for s in schedule.slots}
+    since = max([version.activated, *(at for at in handled if at <= now)])
+    slots: list[float] = []
     slot = latest_slot(version.schedule, now)
-    handled = max((s.at for s in schedule.slots), default=version.activated)
-    if slot <= max(handled, version.activated):
-        return None  # nothing new since the last slot handled, or since activation
-    if missed == "skip" and now - slot > 60:
-        return None
-    return slot
+    while slot > since and len(slots) <= MAX_MISSED_RECORDED:
+        if slot not in handled:
+            slots.append(slot)
+        slot = previous_slot(version.schedule, slot)
+    if not slots:
+        return None, []
+    latest, earlier = slots[0], slots[1:]
+    if missed == "skip" and now - latest > 60:
+        return None, slots
+    return latest, earlier
+
+
+def previous_slot(expression: str, before: float) -> float:
+    from croniter import croniter
+
+    return float(croniter(expression, datetime.fromtimestamp(before, UTC)).get_prev(float))
+
+
+def forget_future_skips(schedule: Schedule, now: float) -> list[float]:
+    """The clock went back: slots skipped as missed that are in the future again are
+    forgotten (they were never missed), so they run when due. The slots forgotten."""
+    future = [s.at for s in schedule.slots if s.at > now and s.detail == MISSED_WHY]
+    schedule.slots = [s for s in schedule.slots if s.at not in future]
+    return future
 
 
 def check_name(name: str) -> str:
@@ -144,15 +180,41 @@ class ScheduleBook:
         if not path.exists():
             known = ", ".join(s.name for s in self.all()) or "none"
             raise ScheduleError(f"no schedule named {name!r} (active or not: {known})")
-        return Schedule.model_validate_json(path.read_text())
+        return self._read(path)
 
     def all(self) -> list[Schedule]:
+        """The schedules that can be read (``broken`` says which cannot)."""
+        return self.load()[0]
+
+    def broken(self) -> list[dict[str, str]]:
+        """The schedule files that cannot be read: file and reason, for the page and CLI."""
+        return self.load()[1]
+
+    def load(self) -> tuple[list[Schedule], list[dict[str, str]]]:
+        """Every schedule, and every file that is not one (each skipped, not fatal)."""
         if not self.folder.is_dir():
-            return []
-        return [
-            Schedule.model_validate_json(path.read_text())
-            for path in sorted(self.folder.glob("*.json"))
-        ]
+            return [], []
+        good, bad = [], []
+        for path in sorted(self.folder.glob("*.json")):
+            try:
+                good.append(self._read(path))
+            except ScheduleError as err:
+                bad.append({"file": str(path), "reason": str(err)})
+        return good, bad
+
+    @staticmethod
+    def _read(path: Path) -> Schedule:
+        try:
+            return Schedule.model_validate_json(path.read_bytes())
+        except ValidationError as err:
+            first = err.errors()[0]
+            where = ".".join(str(part) for part in first["loc"]) or "(top level)"
+            raise ScheduleError(
+                f"schedule file {path} cannot be read ({where}: {first['msg']}); fix it, "
+                "or deactivate and activate the pipeline again"
+            ) from None
+        except OSError as err:
+            raise ScheduleError(f"schedule file {path} cannot be read: {err.strerror}") from None
 
     def save(self, schedule: Schedule) -> None:
         schedule.slots = schedule.slots[-self.KEEP_SLOTS :]
@@ -163,30 +225,69 @@ class ScheduleBook:
             writer.write(data)
         os.replace(temporary, self._path(schedule.name))
 
+    @contextlib.contextmanager
+    def changing(self, name: str) -> Iterator[None]:
+        """Hold the pipeline's lock while its file is read, changed and written: services
+        on one store record their slots without losing each other's."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with open(self.folder / f".{check_name(name)}.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+
+    def claim(self, name: str, at: float) -> bool:
+        """Claim the slot ``at`` of ``name`` for this service: True for exactly one claimer,
+        here or in another process (the claim is a file created only if it is absent)."""
+        folder = self._claims(name)
+        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            os.close(os.open(folder / f"{int(at)}", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+        except FileExistsError:
+            return False
+        for old in os.scandir(folder):  # a week of claims is kept: slots that old are done
+            if old.name.isdigit() and int(old.name) < at - CLAIMS_KEPT_SECONDS:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(old.path)
+        return True
+
+    def _claims(self, name: str) -> Path:
+        return self.folder / "claims" / check_name(name)
+
     def activate(self, name: str, plan: str, expression: str, engine: str) -> Schedule:
         """Make ``plan`` the active version of ``name``; earlier versions are kept."""
         check_schedule(expression)
         path = self._path(name)
-        schedule = (
-            Schedule.model_validate_json(path.read_text()) if path.exists() else Schedule(name=name)
-        )
-        schedule.versions.append(Version(plan=plan, schedule=expression, engine=engine))
-        schedule.active = True
-        self.save(schedule)
+        with self.changing(name):
+            schedule = self._read(path) if path.exists() else Schedule(name=name)
+            schedule.versions.append(Version(plan=plan, schedule=expression, engine=engine))
+            schedule.active = True
+            self.save(schedule)
         return schedule
 
     def deactivate(self, name: str) -> Schedule:
-        schedule = self.get(name)
-        schedule.active = False
-        self.save(schedule)
+        with self.changing(name):
+            schedule = self.get(name)
+            schedule.active = False
+            self.save(schedule)
         return schedule
 
-    def record(self, name: str, slot: Slot) -> None:
-        """Add or update (by time) what happened at a slot."""
-        schedule = self.get(name)
-        schedule.slots = [s for s in schedule.slots if s.at != slot.at] + [slot]
-        schedule.slots.sort(key=lambda s: s.at)
-        self.save(schedule)
+    def record(self, name: str, *slots: Slot) -> None:
+        """Add or update (by time) what happened at some slots."""
+        with self.changing(name):
+            schedule = self.get(name)
+            times = {slot.at for slot in slots}
+            schedule.slots = [s for s in schedule.slots if s.at not in times] + list(slots)
+            schedule.slots.sort(key=lambda s: s.at)
+            self.save(schedule)
+
+    def forget_future_skips(self, name: str, now: float) -> None:
+        """The clock went back: see ``forget_future_skips``."""
+        with self.changing(name):
+            schedule = self.get(name)
+            forgotten = forget_future_skips(schedule, now)
+            if forgotten:
+                self.save(schedule)
+            for at in forgotten:  # their claims go too, or they could never be claimed
+                (self._claims(name) / f"{int(at)}").unlink(missing_ok=True)
 
 
 def describe(schedule: Schedule, now: float | None = None) -> dict[str, Any]:
