@@ -212,7 +212,7 @@ def test_the_clock_runs_a_due_slot_once_never_doubles_and_catches_up_once(
     assert alamode("activate", "flow.yaml", "--store", "store", cwd=tmp_path).returncode == 0
     store = LocalStore(tmp_path / "store")
     book = ScheduleBook(store.root)
-    manager = RunManager(str(tmp_path / "store"), [], "local")
+    manager = RunManager(str(tmp_path / "store"), {}, "local")
     clock = Clock(book, manager, lambda digest: str(store.outputs.plan_path(digest)))
     hour = 3600.0
     activated = book.get("nightly").current.activated

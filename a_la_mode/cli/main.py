@@ -76,7 +76,26 @@ def global_options(
     """Pure data pipelines that never repeat work and never lose old results."""
     _State.debug = debug
     render.Settings.quiet = quiet
-    _State.store_options = parse_store_options(store_option or [])
+    _State.store_options = {**options_from_environment(), **parse_store_options(store_option or [])}
+
+
+STORE_OPTIONS_VARIABLE = "ALAMODE_STORE_OPTIONS"
+
+
+def options_from_environment() -> dict[str, Any]:
+    """``$ALAMODE_STORE_OPTIONS``: a JSON object of store options. ``alamode serve`` hands
+    its options to the runs it starts this way: an argv is readable by every local user
+    (in /proc), a process's environment only by its owner."""
+    text = os.environ.get(STORE_OPTIONS_VARIABLE)
+    if not text:
+        return {}
+    try:
+        options = json.loads(text)
+    except ValueError:
+        options = None
+    if not isinstance(options, dict):
+        raise AlamodeError(f"${STORE_OPTIONS_VARIABLE} must be a JSON object of store options")
+    return options
 
 
 def parse_store_options(pairs: list[str]) -> dict[str, Any]:

@@ -60,6 +60,15 @@ def serve(
     engine: Annotated[
         str, typer.Option("--engine", "-e", metavar="NAME", help="Engine for runs started here.")
     ] = "local",
+    allow_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-host",
+            metavar="NAME",
+            help="Also answer to this Host name (a proxy's), besides the bound address's "
+            "(repeatable).",
+        ),
+    ] = None,
     missed: Annotated[
         str,
         typer.Option(
@@ -94,14 +103,14 @@ def serve(
             f"alamode serve needs its web packages ({err}): pip install 'a-la-mode[web]'"
         ) from None
     where = store_at(store, create=True).where  # made now: the service writes to it
-    options = [f"--store-option={k}={v}" for k, v in _State.store_options.items()]
+    options = dict(_State.store_options)  # to the runs it starts, through their environment
 
     def open_it() -> object:
         return store_at(where, create=True, quiet=True)
 
     settings = Settings(
         store=str(where), open_store=open_it, host=host, port=port, token=token,
-        engine=engine, store_options=options, missed=missed,
+        engine=engine, store_options=options, missed=missed, allowed_hosts=allow_host or [],
     )  # fmt: skip
     shown = f"[{host}]" if ":" in host else host
     print(f"alamode serve: http://{shown}:{port}/ over {where} (times in UTC)", file=sys.stderr)

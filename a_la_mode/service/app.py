@@ -10,6 +10,7 @@ and the one script (live progress) are served by the app.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
@@ -22,7 +23,6 @@ from urllib.parse import parse_qs, quote
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
-from starlette.concurrency import iterate_in_threadpool
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request
@@ -43,12 +43,15 @@ from a_la_mode.service import drawing, pages
 from a_la_mode.service.clock import Clock
 from a_la_mode.service.runs import RunManager
 from a_la_mode.service.schedules import ScheduleBook, describe, iso
-from a_la_mode.service.security import Guard
+from a_la_mode.service.security import MAX_FORM_BYTES, Guard
 from a_la_mode.store.contract import Store
 
 HERE = Path(__file__).parent
 DIGEST = re.compile(r"^[0-9a-f]{64}$")
 RUN_ID = re.compile(r"^[0-9a-f]{12}$")
+MAX_STREAMS = 1000  # open live streams; past it, a 503 (each costs a little memory)
+STREAM_POLL_SECONDS = 0.25
+KEEP_ALIVE_SECONDS = 15.0
 
 
 @dataclass
@@ -61,7 +64,8 @@ class Settings:
     port: int = 8787
     token: str | None = None
     engine: str = "local"
-    store_options: list[str] = field(default_factory=list)  # --store-option flags, for runs
+    store_options: dict[str, Any] = field(default_factory=dict)  # for runs, as parsed
+    allowed_hosts: list[str] = field(default_factory=list)  # --allow-host names
     missed: str = "once"
     clock_seconds: float = 10.0
 
@@ -71,7 +75,7 @@ class BadRequest(AlamodeError):
 
 
 def create_app(settings: Settings) -> Starlette:
-    guard = Guard(settings.host, settings.port, settings.token)
+    guard = Guard(settings.host, settings.port, settings.token, settings.allowed_hosts)
     templates = Environment(
         loader=FileSystemLoader(HERE / "templates"),
         autoescape=select_autoescape(default=True, default_for_string=True),
@@ -89,6 +93,7 @@ def create_app(settings: Settings) -> Starlette:
         state["store"] = store
         state["plans"] = pages.PlanCache(store)
         state["book"] = book = ScheduleBook(store.root)
+        state["streams"] = 0
         state["runs"] = manager = RunManager(
             settings.store, settings.store_options, settings.engine
         )
@@ -178,27 +183,52 @@ def create_app(settings: Settings) -> Starlette:
         return run
 
     async def run_events(request: Request) -> Response:
-        """Server-sent events: each of the run's events, then ``end`` with its summary."""
+        """Server-sent events: each of the run's events, then ``end`` with its summary.
+        Asynchronous: an open stream holds no thread, so streams never starve the pages."""
         run = _run_of(request)
-        since = int(request.query_params.get("since", "0") or 0)
+        since_text = request.query_params.get("since", "0") or "0"
+        if not since_text.isdigit() or len(since_text) > 9:
+            raise BadRequest(f"since={since_text[:20]!r}: give the index of an event (0, 1...)")
+        if state["streams"] >= MAX_STREAMS:
+            return PlainTextResponse(
+                f"error: {MAX_STREAMS} live streams are open; close some pages", status_code=503
+            )
 
-        def lines() -> Any:
-            for index, event in run.follow(since):
-                if index is None:
-                    yield ": still running\n\n"
-                elif index < 0:
-                    yield f"event: end\ndata: {json.dumps(event)}\n\n"
-                else:
-                    yield f"id: {index}\ndata: {json.dumps(event)}\n\n"
+        async def lines() -> AsyncIterator[str]:
+            index, quiet = int(since_text), 0.0
+            state["streams"] += 1
+            try:
+                while True:
+                    fresh, over = run.snapshot(index)
+                    for event in fresh:
+                        yield f"id: {index}\ndata: {json.dumps(event)}\n\n"
+                        index += 1
+                    if over and not run.snapshot(index)[0]:
+                        yield f"event: end\ndata: {json.dumps(run.summary())}\n\n"
+                        return
+                    quiet = 0.0 if fresh else quiet + STREAM_POLL_SECONDS
+                    if quiet >= KEEP_ALIVE_SECONDS:
+                        quiet = 0.0
+                        yield ": still running\n\n"
+                    await asyncio.sleep(STREAM_POLL_SECONDS)
+            finally:
+                state["streams"] -= 1
 
         return StreamingResponse(
-            iterate_in_threadpool(lines()),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-store"},
+            lines(), media_type="text/event-stream", headers={"Cache-Control": "no-store"}
         )
 
     async def form(request: Request) -> dict[str, str]:
-        body = (await request.body()).decode("utf-8", "replace")
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > MAX_FORM_BYTES:
+            raise TooLarge(f"error: a form of this service is under {MAX_FORM_BYTES} bytes")
+        chunks, size = [], 0
+        async for chunk in request.stream():  # bounded as it is read, whatever was declared
+            size += len(chunk)
+            if size > MAX_FORM_BYTES:
+                raise TooLarge(f"error: a form of this service is under {MAX_FORM_BYTES} bytes")
+            chunks.append(chunk)
+        body = b"".join(chunks).decode("utf-8", "replace")
         fields = {key: values[-1] for key, values in parse_qs(body).items()}
         if not guard.csrf_given(request, fields.get("csrf")):
             raise Forbidden("error: the form's CSRF token is missing or stale: reload the page")
@@ -227,7 +257,9 @@ def create_app(settings: Settings) -> Starlette:
         status = 404 if isinstance(exc, pages.NotFound) else 400
         if isinstance(exc, Forbidden):
             status = 403
-        message = str(exc) if isinstance(exc, Forbidden) else f"error: {exc}"
+        if isinstance(exc, TooLarge):
+            status = 413
+        message = str(exc) if isinstance(exc, Forbidden | TooLarge) else f"error: {exc}"
         if request.url.path.startswith("/api/"):
             return JSONResponse({"error": message.removeprefix("error: ")}, status_code=status)
         return PlainTextResponse(message, status_code=status)
@@ -271,6 +303,10 @@ def create_app(settings: Settings) -> Starlette:
 
 class Forbidden(AlamodeError):
     """A POST without the page's CSRF token."""
+
+
+class TooLarge(AlamodeError):
+    """A request body past MAX_FORM_BYTES: refused before it is read whole."""
 
 
 def _seconds(value: float | None) -> str:

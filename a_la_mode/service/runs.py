@@ -11,13 +11,14 @@ output be produced once.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 ALAMODE = [sys.executable, "-c", "from a_la_mode.cli.main import main; main()"]
@@ -26,19 +27,32 @@ ALAMODE = [sys.executable, "-c", "from a_la_mode.cli.main import main; main()"]
 class ServiceRun:
     """One ``alamode run`` child, its events so far, and how it ended."""
 
-    def __init__(self, plan: str, targets: list[str], argv: list[str]) -> None:
+    def __init__(
+        self, plan: str, targets: list[str], argv: list[str], env: dict[str, str] | None = None
+    ) -> None:
         self.id = uuid.uuid4().hex[:12]
         self.plan, self.targets = plan, targets
         self.started = time.time()
         self.events: list[dict[str, Any]] = []
         self.status = "running"
+        self.cancelled = False  # cancelled, perhaps not ended yet: never handed out again
         self.errors = ""
         self.changed = threading.Condition()
         self.process = subprocess.Popen(
-            argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
         )
         self.finished_callbacks: list[Callable[[ServiceRun], None]] = []
+        self._stderr: list[str] = []
+        # stderr on a thread of its own: a child that writes much to it never blocks
+        self._stderr_reader = threading.Thread(
+            target=self._read_stderr, name=f"alamode-run-{self.id}-err", daemon=True
+        )
+        self._stderr_reader.start()
         threading.Thread(target=self._read, name=f"alamode-run-{self.id}", daemon=True).start()
+
+    def _read_stderr(self) -> None:
+        assert self.process.stderr is not None
+        self._stderr.append(self.process.stderr.read())
 
     def _read(self) -> None:
         assert self.process.stdout is not None and self.process.stderr is not None
@@ -50,7 +64,8 @@ class ServiceRun:
             with self.changed:
                 self.events.append(event)
                 self.changed.notify_all()
-        errors = self.process.stderr.read()
+        self._stderr_reader.join()
+        errors = "".join(self._stderr)
         code = self.process.wait()
         self.process.stdout.close()
         self.process.stderr.close()
@@ -72,26 +87,13 @@ class ServiceRun:
     def cancel(self) -> None:
         """As Ctrl-C: running tasks are stopped, nothing half-done is recorded."""
         if self.status == "running":
+            self.cancelled = True
             self.process.send_signal(signal.SIGINT)
 
-    def follow(self, since: int = 0, wait: float = 15.0) -> Iterator[tuple[int | None, Any]]:
-        """(index, event) from ``since`` on, as they come; then (-1, status) at the end. An
-        index of None is a keep-alive after ``wait`` seconds without news."""
-        index = since
-        while True:
-            with self.changed:
-                if index >= len(self.events) and self.status == "running":
-                    self.changed.wait(wait)
-                fresh = self.events[index:]
-                over = self.status != "running"
-            for event in fresh:
-                yield index, event
-                index += 1
-            if over and index >= len(self.events):
-                yield -1, self.summary()
-                return
-            if not fresh:
-                yield None, None
+    def snapshot(self, since: int) -> tuple[list[dict[str, Any]], bool]:
+        """The events from ``since`` on, and whether the run is over: without waiting."""
+        with self.changed:
+            return self.events[since:], self.status != "running"
 
     def summary(self) -> dict[str, Any]:
         counts: dict[str, int] = {}
@@ -112,8 +114,11 @@ class ServiceRun:
 class RunManager:
     """The service's runs, by ID."""
 
-    def __init__(self, store: str, store_options: list[str], engine: str) -> None:
-        self.store, self.store_options, self.engine = store, store_options, engine
+    def __init__(self, store: str, store_options: dict[str, Any], engine: str) -> None:
+        self.store, self.engine = store, engine
+        # Store options reach the child through its environment, never its argv (which
+        # every local user can read in /proc): secrets stay the owner's.
+        self.env = {**os.environ, "ALAMODE_STORE_OPTIONS": json.dumps(store_options)}
         self.runs: dict[str, ServiceRun] = {}
         self.lock = threading.Lock()
 
@@ -123,13 +128,14 @@ class RunManager:
         """A run of ``plan`` (its file in the store), or the one of it still going."""
         with self.lock:
             for run in self.runs.values():
-                if run.plan == plan and run.targets == targets and run.status == "running":
+                going = run.status == "running" and not run.cancelled
+                if run.plan == plan and run.targets == targets and going:
                     return run
-            argv = [*ALAMODE, *self.store_options, "run", plan_file, "--store", self.store]
+            argv = [*ALAMODE, "run", plan_file, "--store", self.store]
             argv += ["--json", "--engine", engine or self.engine]
             for target in targets:
                 argv += ["--target", target]
-            run = ServiceRun(plan, targets, argv)
+            run = ServiceRun(plan, targets, argv, self.env)
             self.runs[run.id] = run
             return run
 

@@ -37,7 +37,7 @@ def clock_for(tmp_path: Path, missed: str = "once"):  # type: ignore[no-untyped-
 
     store = LocalStore(tmp_path / "store")
     book = ScheduleBook(store.root)
-    manager = RunManager(str(tmp_path / "store"), [], "local")
+    manager = RunManager(str(tmp_path / "store"), {}, "local")
     clock = Clock(book, manager, lambda digest: str(store.outputs.plan_path(digest)), missed)
     return clock, book, manager
 
