@@ -173,9 +173,16 @@ class VerifiedPlan(PlanBase):
         return f"VerifiedPlan(digest={self.digest[:12]}…, tasks={len(self.tasks)})"
 
 
+_DIGEST_NAME = re.compile(r"^[0-9a-f]{64}$")
+
+
 def read_plan_file(path: str | os.PathLike[str], digest: str | None = None) -> VerifiedPlan:
     """Read and verify the plan file at ``path``; raise PlanError when it cannot be trusted.
-    With ``digest`` (a plan stored by its digest), its bytes must have that digest too."""
+    With ``digest`` (a plan stored by its digest), its bytes must have that digest too; a
+    file named ``<digest>.bencode`` (as a store keeps plans) is held to its name, always."""
+    name = Path(path).name.removesuffix(".bencode")
+    if digest is None and name != Path(path).name and _DIGEST_NAME.match(name):
+        digest = name
     try:
         data = Path(path).read_bytes()
     except OSError as err:

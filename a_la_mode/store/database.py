@@ -9,6 +9,7 @@ its attempt and drops its lease) is one transaction: ``writing()`` nests.
 from __future__ import annotations
 
 import contextlib
+import re
 import shutil
 import sqlite3
 import time
@@ -47,6 +48,8 @@ CREATE TABLE IF NOT EXISTS leases (
     output TEXT PRIMARY KEY, run INTEGER NOT NULL, host TEXT NOT NULL, pid INTEGER NOT NULL,
     taken REAL NOT NULL);
 """
+BUSY_TIMEOUT_MS = 60_000
+_SCHEMA_OBJECTS = re.findall(r"CREATE (?:TABLE|INDEX) IF NOT EXISTS (\w+)", _SCHEMA)
 MIGRATIONS = {  # from schema version N to N + 1, run in the set-up transaction
     1: ["ALTER TABLE attempts ADD COLUMN oom_killed INTEGER NOT NULL DEFAULT 0"],
     2: ["ALTER TABLE successes ADD COLUMN manifest TEXT"],  # NULL: in manifests/<id>.json
@@ -80,6 +83,24 @@ class Database:
                 raise
             raise StoreError(f"store {self.where}: {err} ({self.free_space()})") from None
 
+    @contextlib.contextmanager
+    def not_waiting(self) -> Iterator[None]:
+        """A write transaction for housekeeping that may be left for later: if another
+        process holds the write lock, the work is skipped instead of waited for (a reader
+        such as ``alamode status`` never waits behind a writer)."""
+        if self.db.in_transaction:
+            yield
+            return
+        self.db.execute("PRAGMA busy_timeout=0")
+        try:
+            with self.writing():
+                yield
+        except sqlite3.OperationalError as err:
+            if "locked" not in str(err):
+                raise
+        finally:
+            self.db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+
     def free_space(self) -> str:
         """``"12.3 MB free"`` on the store's filesystem, in words."""
         try:
@@ -110,10 +131,12 @@ class Database:
     def _set_up(self, path: Path | str) -> sqlite3.Connection:
         db = sqlite3.connect(path, timeout=60, isolation_level=None)
         try:
-            db.execute("PRAGMA busy_timeout=60000")
+            db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             # NORMAL first: a new database then switches to WAL with 5 fsyncs instead of 6
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA journal_mode=WAL")
+            if _up_to_date(db):
+                return db  # nothing to make: no write lock taken, so a reader never waits
             with transaction(db):
                 for statement in _SCHEMA.split(";"):
                     if statement.strip():
@@ -137,6 +160,18 @@ class Database:
             db.close()
             raise
         return db
+
+
+def _up_to_date(db: sqlite3.Connection) -> bool:
+    """The schema is this version's and every table is there (read without a lock)."""
+    try:
+        row = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+    except sqlite3.OperationalError:
+        return False  # a new database: no meta table yet
+    if row is None or int(row[0]) != SCHEMA_VERSION:
+        return False
+    tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master")}
+    return all(name in tables for name in _SCHEMA_OBJECTS)
 
 
 @contextlib.contextmanager

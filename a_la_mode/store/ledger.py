@@ -79,7 +79,7 @@ class SqliteLedger:
         dead = [run for run, pid, started in rows if not pid_alive(pid, started)]
         if dead:
             marks = ",".join("?" * len(dead))
-            with self._database.writing():
+            with self._database.not_waiting():  # another process writes: settled next time
                 self._db.execute(f"UPDATE runs SET status='killed' WHERE id IN ({marks})", dead)
                 self._db.execute(
                     f"UPDATE attempts SET status='killed' WHERE status='running' "
