@@ -11,7 +11,7 @@ from a_la_mode.errors import AlamodeError
 from a_la_mode.run.artifacts import artifact_of, artifact_states
 from a_la_mode.run.scheduler import Scheduler, State, short, wanted
 from a_la_mode.store.contract import Store
-from a_la_mode.store.records import OUTPUT_ID
+from a_la_mode.store.records import HOST, OUTPUT_ID
 from a_la_mode.store.revocation import describe as describe_revocation
 
 if TYPE_CHECKING:
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 class TaskState(NamedTuple):
     task: str
     output: str
-    label: str  # done, would run, blocked, failed last time, output missing, revoked
+    label: str  # done, running, would run, blocked, failed last time, output missing, revoked
     reason: str
 
 
@@ -46,6 +46,7 @@ def task_states(plan: PlanBase, store: Store, targets: list[str] | None = None) 
             recorded.discard(output)
     scheduler = Scheduler(plan, recorded, targets)
     revoked = store.outputs.revocations(outputs - recorded)
+    under_way = store.ledger.running_attempts(outputs - recorded)
     result = []
     failed: dict[str, str] = {}  # task -> the upstream task that failed last time, or itself
     for name in scheduler.order:
@@ -66,7 +67,12 @@ def task_states(plan: PlanBase, store: Store, targets: list[str] | None = None) 
             reason = f"upstream {culprit} failed last time"
         if name in absent and store.outputs.success_row(output) is not None:
             reason = f"its artifact {artifact_of(plan, name)} is gone; it will run again"
-        if output in broken:
+        if output in under_way:
+            who = under_way[output]
+            where = "" if who["host"] == HOST else f" on {who['host']}"
+            label = "running"
+            reason = f"being produced by run {who['run']} (pid {who['pid']}{where})"
+        elif output in broken:
             label, reason = "output missing", f"success recorded, but {broken[output]}"
         elif output in revoked:
             label, reason = "revoked", f"{describe_revocation(revoked[output])}; it will run again"

@@ -285,6 +285,21 @@ class SqliteLedger:
         ).fetchone()
         return row is not None and (row[0] != HOST or pid_alive(row[1], row[2]))
 
+    def running_attempts(self, output_ids: set[str]) -> dict[str, dict[str, Any]]:
+        """Of ``output_ids``, those an attempt is under way for (marked running, by a runner
+        that is alive, or on another host): its run, host and pid, by output."""
+        if not output_ids:
+            return {}
+        rows = self._db.execute(
+            "SELECT a.output, a.run, r.host, r.pid, r.started FROM attempts a "
+            "JOIN runs r ON r.id = a.run WHERE a.status='running' AND r.status='running'"
+        ).fetchall()
+        return {
+            output: {"run": run, "host": host, "pid": pid}
+            for output, run, host, pid, started in rows
+            if output in output_ids and (host != HOST or pid_alive(pid, started))
+        }
+
     def last_failure(self, output_id: str) -> dict[str, Any] | None:
         rows = dicts(
             self._db.execute(

@@ -3,6 +3,7 @@ swapped behind its digest."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -10,7 +11,7 @@ import time
 from pathlib import Path
 
 from ..conftest import alamode
-from ..test_cli_run import spec, wait_for
+from ..test_cli_run import spec, start, wait_for
 
 HOLD_THE_WRITE_LOCK = """
 import sqlite3, sys, time
@@ -59,3 +60,31 @@ def test_a_plan_file_swapped_behind_its_digest_is_refused(tmp_path: Path) -> Non
         assert result.returncode == 2, result.stdout
         assert "as its name says; it was replaced" in result.stderr
     assert alamode("cat", "p.yaml", "a", "--store", "s", cwd=tmp_path).stdout == "a\n"
+
+
+def test_status_during_a_run_says_what_is_running(tmp_path: Path) -> None:
+    spec(
+        tmp_path,
+        """
+tasks:
+  slow: {spec: {command: 'touch "$PWD/started"; while [ ! -f "$PWD/go" ]; do sleep 0.05; done; touch $ALAMODE_OUTPUT/f'}}
+  after: {deps: [slow], spec: {command: 'touch $ALAMODE_OUTPUT/f'}}
+""",  # noqa: E501
+    )
+    runner = start(tmp_path, "run", "p.yaml")
+    try:
+        wait_for(tmp_path / "started")
+        rows = json.loads(alamode("status", "p.yaml", "--json", cwd=tmp_path).stdout)
+        states = {row["task"]: row for row in rows}
+        assert states["slow"]["label"] == "running"
+        assert states["slow"]["reason"] == f"being produced by run 1 (pid {runner.pid})"
+        assert states["after"]["label"] == "blocked"
+        table = alamode("status", "p.yaml", cwd=tmp_path)
+        assert table.returncode == 0 and "running" in table.stdout
+    finally:
+        (tmp_path / "go").touch()
+        runner.communicate(timeout=60)
+    assert {
+        row["label"]
+        for row in json.loads(alamode("status", "p.yaml", "--json", cwd=tmp_path).stdout)
+    } == {"done"}
