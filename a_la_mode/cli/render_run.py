@@ -300,32 +300,53 @@ def _provenance_node(node: dict[str, Any], name: str | None) -> Tree:
 
 
 def gc_report(
-    doomed: list[dict[str, Any]], kept: list[str], removed: bool, freed: int, as_json: bool
+    doomed: list[dict[str, Any]],
+    aside: list[dict[str, Any]],
+    kept: list[str],
+    removed: bool,
+    freed: int,
+    as_json: bool,
 ) -> None:
-    """What ``gc`` removed (or would remove): each output with its task and size."""
+    """What ``gc`` removed (or would remove): each output with its task and size, each
+    revoked or replaced output kept aside, and the plans whose outputs it keeps."""
     ids = [entry["output"] for entry in doomed]
     if as_json:
         key = "removed" if removed else "would_remove"
-        _out(json.dumps({key: ids, "outputs": doomed, "kept_plans": kept, "bytes_freed": freed}))
+        _out(
+            json.dumps(
+                {
+                    key: ids,
+                    "outputs": doomed,
+                    "set_aside": aside,
+                    "kept_plans": kept,
+                    "bytes_freed": freed,
+                }
+            )
+        )
         return
+    verb = "removed" if removed else "would remove"
     for entry in doomed:
         task = entry["task"] or "(no task recorded)"
+        _out(f"{verb}  {task}  {entry['output'][:SHORT_ID]}  {human_size(entry['bytes'])}")
+    for entry in aside:
         _out(
-            f"{'removed' if removed else 'would remove'}  {task}  "
-            f"{entry['output'][:SHORT_ID]}  {human_size(entry['bytes'])}"
+            f"{verb}  ({entry['kind']})  {entry['output'][:SHORT_ID]}  "
+            f"{human_size(entry['bytes'])}  {entry['where']}"
         )
+    shown = ", ".join(digest[:SHORT_ID] for digest in kept[:10]) + (" …" if len(kept) > 10 else "")
     plans = f"kept everything used by the {render.count(len(kept), 'kept plan')}"
-    if not doomed:
+    plans += f" ({shown})" if kept else ""
+    if not doomed and not aside:
         render.note(f"nothing to remove; {plans}")
         return
-    outputs = render.count(len(doomed), "output")
-    total = human_size(sum(entry["bytes"] for entry in doomed))
-    verb = (
+    outputs = render.count(len(doomed) + len(aside), "output")
+    total = human_size(sum(entry["bytes"] for entry in doomed + aside))
+    summary = (
         f"removed {outputs} ({human_size(freed)})"
         if removed
         else f"{outputs} ({total}) would be removed; run again with --yes to remove them"
     )
-    render.note(f"{verb}; {plans}")
+    render.note(f"{summary}; {plans}")
 
 
 def verify_report(bad: list[tuple[str, str, str]], kept: bool, as_json: bool) -> None:

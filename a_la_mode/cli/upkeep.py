@@ -87,6 +87,7 @@ def gc(
         )
     doomed, kept = gc_candidates(the_store, keep, _parse_date(since) if since else None)
     details = gc_details(the_store, doomed)
+    aside = the_store.outputs.set_aside()  # revoked and replaced: never used again
     freed = 0
     if yes:
         with render.Progress("removing outputs") as progress:
@@ -95,12 +96,12 @@ def gc(
                 freed += the_store.outputs.remove_output(output)
                 progress.advance()
         freed += the_store.outputs.remove_revoked()  # revoked outputs are never used again
-    render_run.gc_report(details, kept, yes, freed, json_)
+    render_run.gc_report(details, aside, kept, yes, freed, json_)
 
 
 def _parse_date(text: str) -> float:
     try:
-        from datetime import datetime  # only for gc --before: not at every start-up
+        from datetime import datetime  # only for gc --since: not at every start-up
 
         return datetime.fromisoformat(text).timestamp()
     except ValueError:

@@ -395,12 +395,24 @@ class FolderOutputs:
         wanted = None if output_ids is None else set(output_ids)
         return {r["output"]: r for r in rows if wanted is None or r["output"] in wanted}
 
+    def set_aside(self) -> list[dict[str, Any]]:
+        """Every revoked or replaced output kept for inspection (what ``remove_revoked``
+        removes): its output ID, why it was set aside, its size and where it is."""
+        found = []
+        for kind in ("revoked", "replaced"):
+            folder = self.root / kind
+            if not folder.is_dir():
+                continue
+            for entry in sorted(folder.iterdir()):
+                size = sum(f.lstat().st_size for f in entry.rglob("*") if f.is_file())
+                output = entry.name.split(".", 1)[0]
+                found.append({"output": output, "kind": kind, "bytes": size, "where": str(entry)})
+        return found
+
     def remove_revoked(self) -> int:
         """Delete every revoked or replaced output kept for inspection; the bytes freed."""
         freed = 0
-        for folder in (self.root / "revoked", self.root / "replaced"):
-            if folder.is_dir():
-                freed += sum(f.lstat().st_size for f in folder.rglob("*") if f.is_file())
-                for entry in folder.iterdir():
-                    remove_tree(entry)
+        for entry in self.set_aside():
+            remove_tree(Path(entry["where"]))
+            freed += int(entry["bytes"])
         return freed

@@ -494,19 +494,30 @@ class BlobOutputs:
     def revoked_outputs(self) -> set[str]:
         return set(self.bucket.names("revoked"))
 
-    def remove_revoked(self) -> int:
-        """Remove the uploads of revoked outputs that no marker names (a revoked output made
-        again has a new upload and marker); returns the bytes freed."""
+    def set_aside(self) -> list[dict[str, Any]]:
+        """This machine's set-aside copies, and the uploads of revoked outputs that no
+        marker names (a revoked output made again has a new upload and marker)."""
         bucket = self.bucket
-        freed = self.cache.remove_revoked()
+        found = self.cache.set_aside()
         for output_id in bucket.names("revoked"):
             marker = bucket.marker(output_id) or {}
             for upload in bucket.names("outputs", output_id):
                 if upload != marker.get("upload"):
                     key = bucket.key("outputs", output_id, upload)
+                    size = 0
                     with contextlib.suppress(FileNotFoundError, StoreError):
-                        freed += int(bucket.remote("measure an upload", bucket.fs.du, key))
-                    bucket.remove("remove a revoked upload", key, recursive=True)
+                        size = int(bucket.remote("measure an upload", bucket.fs.du, key))
+                    found.append(
+                        {"output": output_id, "kind": "revoked", "bytes": size, "where": key}
+                    )
+        return found
+
+    def remove_revoked(self) -> int:
+        """Remove what ``set_aside`` lists; returns the bytes freed."""
+        freed = self.cache.remove_revoked()
+        for entry in self.set_aside():
+            self.bucket.remove("remove a revoked upload", entry["where"], recursive=True)
+            freed += int(entry["bytes"])
         return freed
 
     def revocations(self, output_ids: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:

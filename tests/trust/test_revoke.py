@@ -123,3 +123,30 @@ def test_revocation_reaches_every_machine_of_a_blob_store(where: Where) -> None:
     report, kinds = run(plan, one)  # the machine that knew it done makes it again
     assert report.scheduler.succeeded and sorted(kinds["start"]) == ["a", "b"]
     assert {s.label for s in task_states(plan, two, None)} == {"done"}
+
+
+def test_the_gc_dry_run_lists_exactly_what_yes_removes(tmp_path: Path) -> None:
+    spec(tmp_path, PIPELINE)
+    assert alamode("run", "p.yaml", cwd=tmp_path).returncode == 0
+    assert alamode("run", "p.yaml", "--force", "other", cwd=tmp_path).returncode == 0
+    assert alamode("revoke", "report", "--reason", "typo", cwd=tmp_path).returncode == 0
+    plan = json.loads(alamode("show", "p.yaml", "--json", cwd=tmp_path).stdout)["digest"]
+    dry = alamode("gc", "--json", cwd=tmp_path)
+    listed = json.loads(dry.stdout)
+    assert {(e["output"], e["kind"]) for e in listed["set_aside"]} == {
+        (states(tmp_path)["other"]["output"], "replaced"),
+        (states(tmp_path)["report"]["output"], "revoked"),
+    }
+    assert listed["kept_plans"] == [plan]
+    text = alamode("gc", cwd=tmp_path)
+    assert "would remove  (replaced)" in text.stdout and "would remove  (revoked)" in text.stdout
+    assert f"kept plan ({plan[:12]})" in text.stderr
+    on_disk = {
+        p.name.split(".")[0]
+        for d in ("revoked", "replaced")
+        for p in (tmp_path / ".alamode" / d).iterdir()
+    }
+    assert on_disk == {e["output"] for e in listed["set_aside"]}
+    done = json.loads(alamode("gc", "--yes", "--json", cwd=tmp_path).stdout)
+    assert done["set_aside"] == listed["set_aside"]
+    assert [p for d in ("revoked", "replaced") for p in (tmp_path / ".alamode" / d).iterdir()] == []
