@@ -37,7 +37,7 @@ from a_la_mode.run.options import RunOptions, check_engine_keys, forced
 from a_la_mode.run.placement import placed, remote_settings
 from a_la_mode.run.pyfunction import runs_something
 from a_la_mode.run.scheduler import DONE_BEFORE, Scheduler, State, done_reason, wanted
-from a_la_mode.run.steps import AttemptSteps, StoreSteps, discard
+from a_la_mode.run.steps import AttemptSteps, InputUnavailable, StoreSteps, discard
 from a_la_mode.run.workdir import FilesChanged, workdir_path
 from a_la_mode.store.contract import Store
 from a_la_mode.store.manifest import Manifest
@@ -379,7 +379,7 @@ class _Runner:
                 why = (
                     self._revoked_input(name) or f"{outcome}; {self._changed_input(name, outcome)}"
                 )
-            elif isinstance(outcome, FilesChanged):
+            elif isinstance(outcome, FilesChanged | InputUnavailable):
                 why = str(outcome)
             else:
                 why = f"could not publish: {outcome}"

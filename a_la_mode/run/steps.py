@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 
 from a_la_mode.compile.planfile import PlanBase
+from a_la_mode.errors import AlamodeError
 from a_la_mode.run.engine import Job, Result
 from a_la_mode.run.inputguard import InputChanged, Snapshot, check, note
 from a_la_mode.run.workdir import make_workdir, remove_workdir
@@ -29,8 +30,11 @@ class AttemptSteps:
         the listed files. The engine makes the log if need be."""
         os.mkdir(job.output_dir)
         if self.store.outputs.fetches_inputs:
-            for output_id in self.plan.inputs(job.task).values():
-                self.store.outputs.fetch(output_id)  # a blob store downloads them into its cache
+            for name, output_id in self.plan.inputs(job.task).items():
+                try:  # a blob store downloads them into its cache
+                    self.store.outputs.fetch(output_id)
+                except AlamodeError as err:
+                    raise InputUnavailable(f"could not fetch its input {name}: {err}") from None
         if job.workdir is not None:
             make_workdir(job.spec, self.files_root, job.workdir)
         if job.inputs:
@@ -60,6 +64,10 @@ def discard(job: Job) -> None:
         shutil.rmtree(job.output_dir, ignore_errors=True)
     if job.workdir is not None:
         remove_workdir(job.workdir)
+
+
+class InputUnavailable(AlamodeError):
+    """An input could not be brought here (the store failed to hand it over)."""
 
 
 class StoreSteps:

@@ -65,6 +65,9 @@ class Bucket:
             except (FileNotFoundError, FileExistsError):
                 raise  # answers, not faults
             except Exception as err:  # the backends raise many kinds: OSError, botocore's...
+                refusal = _refusal(err)
+                if refusal is not None:  # asking again would get the same answer
+                    raise StoreError(f"store {self.url}: cannot {what}: {refusal}") from None
                 if delay is None:
                     raise StoreError(
                         f"store {self.url} failed to {what} after {len(RETRY_DELAYS) + 1} tries "
@@ -80,11 +83,13 @@ class Bucket:
             self.fs.makedirs(self.base, exist_ok=True)
             return
         bucket = self.base.split("/", 1)[0]
-        if not self.remote("reach it", self.fs.exists, bucket):
+        try:  # info, not exists: exists() says False for an endpoint that does not answer
+            self.remote("reach it", self.fs.info, bucket)
+        except FileNotFoundError:
             raise StoreError(
                 f"store {self.url}: bucket {bucket!r} does not exist; create it first "
                 f"(e.g. 'aws s3 mb s3://{bucket}')"
-            )
+            ) from None
 
     def parent(self, key: str) -> None:
         """Object stores have no folders; a file:// store needs the key's to exist."""
@@ -148,6 +153,20 @@ class Bucket:
         if marker is not None and self.signing_key is not None:
             return marker if signed_by(marker, self.signing_key) else None
         return marker
+
+
+def _refusal(err: Exception) -> str | None:
+    """What a fault that retrying cannot mend says, in words (bad or partial credentials,
+    access denied), or None for a fault worth retrying (a dropped connection...)."""
+    kind = type(err).__name__
+    if kind.endswith("CredentialsError") or kind == "NoCredentialsError":
+        return (
+            f"{err} ({kind}); give both key and secret (-O key=... -O secret=...), or set "
+            "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or an AWS profile"
+        )
+    if isinstance(err, PermissionError):
+        return f"access denied ({err}); check the credentials and the bucket's policy"
+    return None
 
 
 def _modified(entry: Mapping[str, Any]) -> tuple[float, str]:

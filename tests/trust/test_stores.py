@@ -100,3 +100,59 @@ def test_a_signing_key_that_cannot_be_read_is_one_line(
     result = alamode("run", "p.yaml", "-s", f"file://{tmp_path}/b", cwd=tmp_path, env=env)
     assert result.returncode == 2
     assert result.stderr.strip().endswith("cannot read the key (No such file or directory)")
+
+
+def test_each_store_fault_names_its_real_cause(
+    moto_server: str,  # noqa: F811
+    aws_credentials: None,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    from tests.service import free_port
+
+    from ..test_blobstore import new_bucket
+
+    spec(tmp_path, "tasks:\n  a: {spec: {command: 'echo a > $ALAMODE_OUTPUT/f'}}\n")
+    bucket = new_bucket(moto_server)
+    nothing = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    unreachable = alamode(
+        "-O", f"endpoint_url={nothing}", "run", "p.yaml", "-s", f"s3://{bucket}/x", cwd=tmp_path
+    )
+    assert unreachable.returncode == 2
+    assert "failed to reach it" in unreachable.stderr and "Could not connect" in unreachable.stderr
+    assert "does not exist" not in unreachable.stderr
+    partial = alamode(
+        "-O", f"endpoint_url={moto_server}", "-O", "secret=X", "run", "p.yaml", "-s", f"s3://{bucket}/x",
+        cwd=tmp_path, env={"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": ""},
+    )  # fmt: skip
+    assert partial.returncode == 2
+    assert "Partial credentials" in partial.stderr and "give both key and secret" in partial.stderr
+    missing = alamode(
+        "-O",
+        f"endpoint_url={moto_server}",
+        "run",
+        "p.yaml",
+        "-s",
+        "s3://no-such-bucket/x",
+        cwd=tmp_path,
+    )
+    assert "bucket 'no-such-bucket' does not exist" in missing.stderr
+
+
+def test_an_input_that_cannot_be_fetched_says_so(tmp_path: Path) -> None:
+    spec(
+        tmp_path,
+        """
+tasks:
+  a: {spec: {command: 'echo a > $ALAMODE_OUTPUT/f'}}
+  b: {deps: [a], spec: {command: 'cat $ALAMODE_INPUT_A/f > $ALAMODE_OUTPUT/f'}}
+""",
+    )
+    store = ["-s", f"file://{tmp_path}/bucket"]
+    assert alamode("run", "p.yaml", "--target", "a", *store, cwd=tmp_path).returncode == 0
+    [upload] = list((tmp_path / "bucket" / "outputs").glob("*/*/f"))
+    upload.write_text("tampered\n")  # same size: the marker's listing still matches
+    other = {"ALAMODE_CACHE": str(tmp_path / "other")}  # a machine with no cached copy
+    result = alamode("run", "p.yaml", *store, cwd=tmp_path, env=other)
+    assert result.returncode == 1
+    said = result.stdout + result.stderr
+    assert "could not fetch its input a:" in said and "could not publish" not in said
