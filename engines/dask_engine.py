@@ -20,6 +20,7 @@ cluster, which reaches the store itself (placement ``"store"``, ``run/worker.py`
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import threading
 import uuid
@@ -68,6 +69,9 @@ class DaskEngine:
         from distributed import Client, LocalCluster
 
         address = self.address or dask.config.get("scheduler-address", None)
+        # A lost scheduler is said once, by poll(), in one line: not also by the client's
+        # own error log while it tries to reconnect.
+        logging.getLogger("distributed.client").setLevel(logging.CRITICAL)
         try:
             if address:
                 self.client = Client(address, timeout="10s")
@@ -103,7 +107,8 @@ class DaskEngine:
         self._connect()
 
     def submit(self, job: Job) -> Hashable:
-        work = WorkerJob(job._replace(log_path=""), pack_files(job.workdir), self.name)
+        here = (os.getcwd(),) if self.cluster is not None else ()  # its workers are ours
+        work = WorkerJob(job._replace(log_path=""), pack_files(job.workdir), self.name, here)
         key = f"alamode-{job.task}-{job.output_id[:12]}-{uuid.uuid4().hex[:8]}"
         future = self.client.submit(
             work_on_worker, work, self.token, key=key, priority=job.priority, pure=False
@@ -119,8 +124,12 @@ class DaskEngine:
             futures = [future for future, _ in self._futures.values()]
         if not futures:
             return []
-        with contextlib.suppress(TimeoutError):
+        try:
             wait(futures, timeout=timeout, return_when="FIRST_COMPLETED")
+        except TimeoutError:
+            pass
+        except Exception as err:  # the futures were cancelled under us: the scheduler is gone
+            raise EngineError(self._lost(err)) from None
         ended = []
         for future in futures:
             if not future.done():
@@ -129,6 +138,16 @@ class DaskEngine:
                 _, job = self._futures.pop(future.key)
             ended.append((future.key, _outcome(future, job)))
         return ended
+
+    def _lost(self, err: Exception) -> str:
+        """One line for a cluster that went away under the run."""
+        where = self.address or "the local cluster"
+        if "connection" in str(err).lower() or self.client.status != "running":
+            return (
+                f"lost the connection to the Dask scheduler at {where}; nothing it was running "
+                "is recorded: start it again and rerun (what was recorded is kept)"
+            )
+        return f"the Dask scheduler at {where} gave up: {str(err).splitlines()[0]}"
 
     def stop_all(self) -> None:
         """Cancel every future, and end the commands under way for this run."""

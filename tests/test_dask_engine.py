@@ -372,3 +372,77 @@ def test_a_scheduler_that_does_not_answer_is_one_line(tmp_path: Path) -> None:
     assert f"cannot reach the scheduler at {nobody}" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
     assert not (tmp_path / "shared" / "success").exists()  # nothing recorded
+
+
+def test_a_function_task_on_a_local_cluster_needs_no_pythonpath(tmp_path: Path) -> None:
+    (tmp_path / "tasks.py").write_text(
+        "from pathlib import Path\n\n\n"
+        "def hello(output: Path, inputs: dict[str, Path]) -> None:\n"
+        "    (output / 'f').write_text('hi\\n')\n"
+    )
+    (tmp_path / "flow.py").write_text(
+        "from a_la_mode import Dag\nfrom tasks import hello\ndag = Dag()\ndag.function(hello)\n"
+    )
+    store = ["--store", f"file://{tmp_path}/bucket"]
+    env = {"PYTHONPATH": ""}  # as a new user has it: nothing set
+    done = alamode("run", "flow.py", *store, "--engine", "dask", cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert alamode("cat", "flow.py", "hello", *store, cwd=tmp_path).stdout == "hi\n"
+
+
+def test_a_worker_task_that_changes_its_input_fails(
+    cluster: Cluster, store: list[str], tmp_path: Path
+) -> None:
+    (tmp_path / "p.yaml").write_text(
+        """
+tasks:
+  raw: {spec: {command: 'echo good > "$ALAMODE_OUTPUT/data"'}}
+  spoil:
+    deps: [raw]
+    spec: {command: 'chmod -R u+w "$ALAMODE_INPUT_RAW"; echo bad > "$ALAMODE_INPUT_RAW/data"'}
+"""
+    )
+    done = alamode(
+        "run", "p.yaml", *store, "--engine", "dask", "--scheduler", cluster.address, cwd=tmp_path
+    )
+    assert done.returncode == 1
+    said = done.stdout + done.stderr
+    assert "it changed its input raw (its file data was modified)" in said
+    assert "this worker's copy of it was dropped, the store's is intact" in said
+    assert alamode("cat", "p.yaml", "raw", *store, cwd=tmp_path).stdout == "good\n"
+
+
+def test_the_scheduler_killed_mid_run_is_one_clear_line(
+    moto_server: str, store: list[str], tmp_path: Path
+) -> None:
+    own = Cluster(tmp_path / "own")
+    (tmp_path / "own").mkdir()
+    own.start()
+    try:
+        (tmp_path / "p.yaml").write_text(
+            "tasks:\n"
+            "  a: {spec: {command: 'sleep 30; touch $ALAMODE_OUTPUT/f'}}\n"
+            "  b: {spec: {command: 'sleep 31; touch $ALAMODE_OUTPUT/f'}}\n"
+        )
+        runner = start(
+            tmp_path, "run", "p.yaml", *store, "--engine", "dask", "--scheduler", own.address
+        )
+        deadline = time.monotonic() + 60
+        while not any(info.get("executing") for info in _tasks_of(own)):
+            assert time.monotonic() < deadline and runner.poll() is None
+            time.sleep(0.2)
+        own.processes[0].kill()  # the scheduler, kill -9
+        out, err = runner.communicate(timeout=120)
+        assert runner.returncode == 1
+        assert "lost the connection to the Dask scheduler" in out + err
+        assert "Traceback" not in err and "CancelledError" not in err
+        assert len(err.splitlines()) == 1, err
+    finally:
+        own.stop()
+
+
+def _tasks_of(cluster: Cluster) -> list[dict[str, Any]]:
+    """What each worker is executing, as the scheduler tells."""
+    with distributed.Client(cluster.address, timeout="10s") as client:
+        counts = client.run(lambda dask_worker: {"executing": len(dask_worker.state.executing)})
+        return list(counts.values())

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import sys
 import tempfile
 import threading
 import time
@@ -32,6 +33,7 @@ from typing import Any, NamedTuple
 
 from a_la_mode.errors import AlamodeError
 from a_la_mode.run.engine import Job, LogFile, Result
+from a_la_mode.run.inputguard import InputChanged, check, note
 from a_la_mode.run.pyfunction import call_in_process, is_function_task
 from a_la_mode.store.manifest import read_only, remove_tree
 from a_la_mode.store.records import Success
@@ -46,6 +48,9 @@ class WorkerJob(NamedTuple):
     job: Job  # placement "store": inputs by output ID, and job.remote set
     files: Files
     engine: str  # the engine's name, recorded in the marker
+    # where a function task's modules are imported from, for workers of this machine (a
+    # local cluster): the folder alamode was started in, as the local engine has it
+    module_path: tuple[str, ...] = ()
 
 
 def pack_files(workdir: str | None) -> Files:
@@ -60,6 +65,7 @@ def pack_files(workdir: str | None) -> Files:
     return files
 
 
+_module_path_lock = threading.Lock()
 _stores: dict[tuple[str, str, str], Any] = {}
 _stores_lock = threading.Lock()
 
@@ -156,7 +162,20 @@ def _run(
             return _failed(log_path, f"could not fetch its input {name}: {err}", started)
     workdir = _unpack(work.files, scratch / "files") if work.files else None
     here = job._replace(output_dir=staging, inputs=inputs, log_path=log_path, workdir=workdir)
-    return call_in_process(here) if is_function_task(job.spec) else run_command(here)
+    noted = note(inputs)
+    if is_function_task(job.spec):
+        with _module_path_lock:
+            sys.path[:0] = [folder for folder in work.module_path if folder not in sys.path]
+        result = call_in_process(here)
+    else:
+        result = run_command(here)
+    try:
+        check(job.task, inputs, noted)
+    except InputChanged as changed:  # the worker's copy is spoilt; the store's is intact
+        outputs.drop_cached(job.inputs[changed.dependency])
+        why = f"{changed}; this worker's copy of it was dropped, the store's is intact"
+        return _failed(log_path, why, started)
+    return result
 
 
 def _publish(work: WorkerJob, outputs: Any, staging: str, result: Result, worker: str) -> Result:
