@@ -35,8 +35,11 @@ class Cluster:
     """A scheduler and two workers, as processes; ``restart`` is not needed: each worker
     runs under a nanny, which starts it again if it dies."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(
+        self, folder: Path, workers: tuple[str, ...] = ("w1", "w2"), threads: int = 1
+    ) -> None:
         self.folder = folder
+        self.names, self.threads = workers, threads
         self.port = free_port()
         self.address = f"tcp://127.0.0.1:{self.port}"
         self.processes: list[subprocess.Popen[bytes]] = []
@@ -50,16 +53,16 @@ class Cluster:
              "--no-dashboard", "--dashboard-address", "127.0.0.1:0"],
             env,
         )  # fmt: skip
-        for name in ("w1", "w2"):
+        for name in self.names:
             cache = self.folder / f"cache-{name}"
             self._spawn(
                 name,
-                ["distributed.cli.dask_worker", self.address, "--nthreads", "1",
+                ["distributed.cli.dask_worker", self.address, "--nthreads", str(self.threads),
                  "--host", "127.0.0.1", "--no-dashboard", "--dashboard-address", "127.0.0.1:0",
                  "--name", name],
                 {**env, "ALAMODE_CACHE": str(cache), "PYTHONPATH": str(EXAMPLE)},
             )  # fmt: skip
-        self.wait_for_workers(2)
+        self.wait_for_workers(len(self.names))
 
     def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> None:
         log = open(self.folder / f"{name}.log", "wb")  # noqa: SIM115 - closed by stop()

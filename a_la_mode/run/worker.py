@@ -90,11 +90,39 @@ def run_on_worker(
     job, remote = work.job, work.job.remote
     assert remote is not None, "a job at placement 'store' names its store"
     outputs = worker_store(remote.url, remote.options, cache).outputs
-    marker = None if remote.replace else outputs.done(job.output_id)
-    if marker is not None:  # a lost worker's job, run again: it published before it was lost
-        by = standing(marker)
-        done = Result(0, 0.0, detail=f"published already by {by}", manifest=marker.get("files", {}))
-        return done._replace(worker=by), b""
+    with _one_job_per_output(job.output_id):
+        marker = None if remote.replace else outputs.done(job.output_id)
+        if marker is not None:  # a lost worker's job run again, or a twin that came second
+            by = standing(marker)
+            files = marker.get("files", {})
+            done = Result(0, 0.0, detail=f"published already by {by}", manifest=files)
+            return done._replace(worker=by), b""
+        return _run_and_publish(work, outputs, cache, worker, run_command)
+
+
+_job_locks: dict[str, threading.Lock] = {}
+_job_locks_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _one_job_per_output(output_id: str) -> Iterator[None]:
+    """Two jobs of one output on this worker (a runner whose lease expired and the one that
+    took it over) take turns: they would share the cache's folder for it. The second finds
+    the first's marker and publishes nothing."""
+    with _job_locks_lock:
+        lock = _job_locks.setdefault(output_id, threading.Lock())
+    with lock:
+        yield
+    with _job_locks_lock:
+        if not lock.locked():
+            _job_locks.pop(output_id, None)
+
+
+def _run_and_publish(
+    work: WorkerJob, outputs: Any, cache: str, worker: str, run_command: Callable[[Job], Result]
+) -> tuple[Result, bytes]:
+    job, remote = work.job, work.job.remote
+    assert remote is not None
     scratch = Path(tempfile.mkdtemp(prefix="job-", dir=_folder(cache, "work")))
     log_path = str(scratch / "log")
     try:
