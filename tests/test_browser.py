@@ -1,13 +1,18 @@
 """The web UI in a real headless browser (Debian's chromium and chromedriver, driven by
 selenium), as a person would use it: open a plan, read its graph and tasks, start a run by
 clicking and watch it finish, read a task's log, cancel a long run. A script a task prints
-never runs. The screenshots in docs/ are saved by these tests."""
+never runs. The screenshots are saved by these tests into a temporary folder; to refresh
+the docs' pictures, run them with the docs as the target:
+
+    SCREENSHOTS_INTO=docs/screenshots python3 -m pytest tests/test_browser.py
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +27,16 @@ from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
-SCREENSHOTS = ROOT / "docs" / "screenshots"
+
+
+def screenshots() -> Path:
+    """Where the screenshots go: $SCREENSHOTS_INTO (relative to the checkout), else a
+    temporary folder, so that a test run never changes the docs."""
+    chosen = os.environ.get("SCREENSHOTS_INTO")
+    if chosen:
+        return ROOT / chosen
+    return Path(tempfile.gettempdir()) / "alamode-screenshots"
+
 
 FLOW = """
 meta: {name: reports}
@@ -160,7 +174,8 @@ def test_the_review_page_side_by_side(browser: Any, served: tuple[Service, str, 
 
 
 def _screenshot(browser: Any, name: str) -> None:
-    """Saved into docs/screenshots/, where the README shows it."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    browser.save_screenshot(str(SCREENSHOTS / f".{name}"))
-    shutil.move(SCREENSHOTS / f".{name}", SCREENSHOTS / name)
+    """Saved into ``screenshots()`` (docs/screenshots/ when refreshing the docs)."""
+    folder = screenshots()
+    folder.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(folder / f".{name}"))
+    shutil.move(folder / f".{name}", folder / name)

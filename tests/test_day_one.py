@@ -32,9 +32,8 @@ def test_a_bad_target_writes_nothing(tmp_path: Path) -> None:
     result = alamode("run", "p.yaml", "--target", "merg", cwd=tmp_path)
     assert result.returncode == 2
     assert (
-        result.stderr
-        == "error: unknown target 'merg', did you mean 'merge'?; 'alamode show' lists the tasks\n"
-        or "did you mean 'merge'" in result.stderr
+        result.stderr == "error: p.yaml: unknown target 'merg', did you mean 'merge'?; "
+        "'alamode show' lists the tasks\n"
     )
     assert not (tmp_path / ".alamode").exists()
 
@@ -152,10 +151,10 @@ def test_gc_names_what_it_removes(tmp_path: Path) -> None:
     alamode("run", "p.yaml", cwd=tmp_path)
     dry = alamode("gc", "--keep", "1", cwd=tmp_path)
     rows = dry.stdout.splitlines()
-    assert [row.split()[:3] for row in rows] == [
+    assert sorted(row.split()[:3] for row in rows) == [
         ["would", "remove", "fetch"],
         ["would", "remove", "merge"],
-    ] or sorted(row.split()[2] for row in rows) == ["fetch", "merge"]
+    ]
     assert all(row.endswith("bytes") for row in rows)
 
 

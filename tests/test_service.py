@@ -74,24 +74,33 @@ def test_what_a_task_printed_is_shown_as_text(served: tuple[Service, str]) -> No
     assert "<script>window.__pwned" not in html
 
 
-def test_a_run_from_the_service_and_two_clicks_run_once(
-    served: tuple[Service, str], tmp_path: Path
-) -> None:
-    service, plan = served
-    token = service.csrf()
-    json_accept = {"Accept": "application/json"}
-    first = service.request(f"/plans/{plan}/run", {"csrf": token, "task": "double"}, json_accept)
-    second = service.request(f"/plans/{plan}/run", {"csrf": token, "task": "double"}, json_accept)
-    assert first[0] == second[0] == 202
-    one, two = json.loads(first[1]), json.loads(second[1])
-    ended = service.wait_for_run(one["id"])
-    if two["id"] != one["id"]:  # the first had ended already: the second found it all done
-        assert service.wait_for_run(two["id"])["counts"].get("start", 0) == 0
-    assert ended["status"] == "succeeded"
-    kinds = [e["event"] for e in ended["log"]]
-    assert "skip" in kinds and "finish" in kinds  # done before: nothing ran twice
-    redirect = service.request(f"/plans/{plan}/run", {"csrf": token})
-    assert redirect[0] == 303 and re.fullmatch(r"/runs/[0-9a-f]{12}", redirect[2]["location"])
+def test_a_run_from_the_service_and_two_clicks_run_once(tmp_path: Path) -> None:
+    """Nothing has run yet; two clicks while the run goes: one run, each task once."""
+    gate = tmp_path / "go"
+    flow = FLOW.replace("seq 1 5 >", f'while [ ! -f "{gate}" ]; do sleep 0.05; done; seq 1 5 >')
+    (tmp_path / "flow.yaml").write_text(flow)
+    assert alamode("push", "flow.yaml", "--store", "store", cwd=tmp_path).returncode == 0
+    plan = json.loads(alamode("show", "flow.yaml", "--json", cwd=tmp_path).stdout)["digest"]
+    service = Service(tmp_path / "store")
+    try:
+        token = service.csrf()
+        json_accept = {"Accept": "application/json"}
+        first = service.request(f"/plans/{plan}/run", {"csrf": token}, json_accept)
+        second = service.request(f"/plans/{plan}/run", {"csrf": token}, json_accept)
+        assert first[0] == second[0] == 202
+        one, two = json.loads(first[1]), json.loads(second[1])
+        assert two["id"] == one["id"]  # the run still going is handed back, not a new one
+        gate.touch()
+        ended = service.wait_for_run(one["id"])
+        assert ended["status"] == "succeeded"
+        starts = [e["task"] for e in ended["log"] if e["event"] == "start"]
+        assert sorted(starts) == ["double", "fetch", "total"]  # each task once
+        redirect = service.request(f"/plans/{plan}/run", {"csrf": token})
+        assert redirect[0] == 303 and re.fullmatch(r"/runs/[0-9a-f]{12}", redirect[2]["location"])
+        again = service.wait_for_run(redirect[2]["location"].rsplit("/", 1)[1])
+        assert again["counts"].get("start", 0) == 0  # all done: nothing runs twice
+    finally:
+        service.stop()
 
 
 def test_bad_requests_are_one_line_4xx(served: tuple[Service, str]) -> None:

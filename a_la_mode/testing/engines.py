@@ -114,11 +114,19 @@ class EngineContract:
         assert time.monotonic() - started < 20
 
     def test_stop_all_ends_what_runs(self, engine: Any, tmp_path: Path) -> None:
-        job = self.job(tmp_path, "sleep 30")
+        job = self.job(tmp_path, 'echo started; touch "$ALAMODE_OUTPUT/started"; sleep 30')
+        log, mark = Path(job.log_path), Path(job.output_dir) / "started"
         results: list[Result] = []
         worker = threading.Thread(target=lambda: results.append(self.run(engine, job)))
         worker.start()
-        time.sleep(1.5)
+        deadline = time.monotonic() + 60
+        # Stop what runs: once the command has begun, as its log or its output shows (one
+        # of them can be seen from here while it runs, wherever the engine runs it).
+        while not (mark.exists() or (log.exists() and b"started" in log.read_bytes())):
+            assert time.monotonic() < deadline and worker.is_alive(), "it never started"
+            time.sleep(0.02)
+        began = time.monotonic()
         engine.stop_all()
         worker.join(timeout=20)
         assert not worker.is_alive() and results and not results[0].ok
+        assert time.monotonic() - began < 20  # ended, not waited out

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
 from pathlib import Path
 
 from ..conftest import alamode
@@ -21,12 +20,18 @@ tasks:
   a:
     spec:
       command: >-
-        (sleep 1; echo late > "$ALAMODE_OUTPUT/late"; echo late > "$PWD/escaped") &
-        echo now > "$ALAMODE_OUTPUT/f"
+        (echo $$ > "$PWD/child"; while [ ! -f "$PWD/go" ]; do sleep 0.05; done;
+        echo late > "$ALAMODE_OUTPUT/late"; echo late > "$PWD/escaped") &
+        while [ ! -f "$PWD/child" ]; do sleep 0.01; done; echo now > "$ALAMODE_OUTPUT/f"
 """,
     )
     assert alamode("run", "p.yaml", cwd=tmp_path).returncode == 0
-    time.sleep(2)  # long past when the child would have written
+    (tmp_path / "go").touch()  # were the child alive, it would write now
+    assert not any(  # its process group was ended with the command: no process waits on go
+        "escaped" in Path(f"/proc/{pid}/cmdline").read_text(errors="replace")
+        for pid in os.listdir("/proc")
+        if pid.isdigit() and Path(f"/proc/{pid}/cmdline").exists()
+    )
     assert not (tmp_path / "escaped").exists()  # it was killed, not merely kept out
     verified = alamode("verify", cwd=tmp_path)
     assert verified.returncode == 0, verified.stdout + verified.stderr
