@@ -15,11 +15,9 @@ import queue
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from a_la_mode.compile.bulk import paused_gc
 from a_la_mode.compile.planfile import PlanBase
-from a_la_mode.errors import AlamodeError
 from a_la_mode.run.artifacts import artifact_of, artifact_states, removable, remove
 from a_la_mode.run.commits import GroupCommit
 from a_la_mode.run.dispatch import Notice, Outcome, dispatcher_for
@@ -38,11 +36,11 @@ from a_la_mode.run.placement import placed, remote_settings
 from a_la_mode.run.pyfunction import runs_something
 from a_la_mode.run.scheduler import DONE_BEFORE, Scheduler, State, done_reason, wanted
 from a_la_mode.run.steps import AttemptSteps, InputUnavailable, StoreSteps, discard
+from a_la_mode.run.untrusted import Untrusted
 from a_la_mode.run.workdir import FilesChanged, workdir_path
 from a_la_mode.store.contract import Store
 from a_la_mode.store.manifest import Manifest
 from a_la_mode.store.records import Lease, Refusal, Success
-from a_la_mode.store.revocation import revoke
 
 LEASE_POLL_SECONDS = 0.2
 CLAIM_WINDOW_SECONDS = 0.02  # a claim batch holds about this much work for each worker
@@ -171,8 +169,7 @@ class _Runner:
         self.mean_seconds: float | None = None  # recent tasks' durations, a moving average
         self.deferred: dict[str, str] = {}  # task -> the runner holding its output's lease
         self.failures: dict[str, int] = {}
-        self.revoked_before = store.outputs.revoked_outputs()  # revoked during the run: the rest
-        self.revoked_now: dict[str, dict[str, Any]] = {}
+        self.untrusted = Untrusted(plan, store)  # inputs revoked or changed during the run
         self.commits = GroupCommit(
             store, lambda: self.inbox.put(("durable", 0, None)), self._refused
         )
@@ -377,7 +374,8 @@ class _Runner:
             discard(attempt.job)
             if isinstance(outcome, InputChanged):  # unless it was revoked meanwhile (moved away)
                 why = (
-                    self._revoked_input(name) or f"{outcome}; {self._changed_input(name, outcome)}"
+                    self.untrusted.revoked_input(name)
+                    or f"{outcome}; {self.untrusted.changed_input(name, outcome, self._record)}"
                 )
             elif isinstance(outcome, FilesChanged | InputUnavailable):
                 why = str(outcome)
@@ -388,7 +386,7 @@ class _Runner:
             result, manifest = Result(None, 0.0, detail=why), None
         else:
             result, manifest = outcome
-            revoked = self._revoked_input(name) if self.plan.inputs(name) else ""
+            revoked = self.untrusted.revoked_input(name) if self.plan.inputs(name) else ""
             if revoked:  # built on an output revoked meanwhile: never recorded
                 if manifest is not None and self.remote is not None:
                     self.store.outputs.forget(output)  # a worker published and marked it
@@ -444,34 +442,6 @@ class _Runner:
             Event("fail", name, output, why, result.seconds, attempt.number, attempt.job.log_path)
         )
 
-    def _changed_input(self, name: str, changed: InputChanged) -> str:
-        """A task changed an input in place: that copy can never be trusted again. A cache
-        (a blob store's) drops its copy, the bucket's is intact; a directory store's output
-        is revoked, with all built on it, and kept in revoked/ for inspection."""
-        output = self.plan.inputs(name)[changed.dependency]
-        if self.store.outputs.fetches_inputs:
-            folder = Path(self.store.outputs.output_folder(output))
-            if folder.exists():
-                self.store.outputs.discard_output(folder)
-            return "this machine's copy of it was dropped; the store's is intact"
-        reason = f"changed in place by task {name}"
-        self.commits.flush(force=True)  # it may be waiting to be recorded: record, then revoke
-        with contextlib.suppress(AlamodeError):  # revoked already (two tasks changed it)
-            revoke(self.store, output, reason)
-        return f"it is revoked ({reason}) and will run again"
-
-    def _revoked_input(self, name: str) -> str:
-        """Why ``name``'s output must not count: an input revoked during the run ("" if
-        none). Asked each time a task with inputs ends: one query of the store."""
-        new = self.store.outputs.revoked_outputs() - self.revoked_before
-        if new - set(self.revoked_now):
-            self.revoked_now = self.store.outputs.revocations(new)
-        for dep, output in self.plan.inputs(name).items():
-            record = self.revoked_now.get(output)
-            if record is not None:
-                return f"its input {dep} was revoked during the run: {record['reason']}"
-        return ""
-
     def _success(self, name: str, seconds: float, manifest: Manifest, worker: str = "") -> Success:
         return Success(
             self.plan.output(name),
@@ -484,6 +454,10 @@ class _Runner:
             worker,
             tuple(self.plan.inputs(name).values()),
         )
+
+    def _record(self) -> None:
+        """Record every published output now (the group commit, forced)."""
+        self.commits.flush(force=True)
 
     def _refused(self, refused: list[Refusal]) -> None:
         """Published, but not recorded: an input was revoked before the commit. The task

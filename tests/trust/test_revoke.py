@@ -150,3 +150,13 @@ def test_the_gc_dry_run_lists_exactly_what_yes_removes(tmp_path: Path) -> None:
     done = json.loads(alamode("gc", "--yes", "--json", cwd=tmp_path).stdout)
     assert done["set_aside"] == listed["set_aside"]
     assert [p for d in ("revoked", "replaced") for p in (tmp_path / ".alamode" / d).iterdir()] == []
+
+
+def test_status_renders_every_label_as_a_table(tmp_path: Path) -> None:
+    """The table, not only --json: a label without a colour of its own crashed it."""
+    spec(tmp_path, PIPELINE)
+    assert alamode("run", "p.yaml", cwd=tmp_path).returncode == 0
+    assert alamode("revoke", "clean", "--reason", "[bold]markup[/] in a reason", cwd=tmp_path)
+    table = alamode("status", "p.yaml", cwd=tmp_path)
+    assert table.returncode == 0, table.stderr
+    assert "revoked" in table.stdout and "[bold]markup[/] in a reason" in table.stdout

@@ -74,10 +74,12 @@ THREE_SERVICES = textwrap.dedent(
 
     here, slots, me = Path({here!r}), {slots!r}, os.getpid()
     clock, book, manager = clock_for(here)
+    deadline = time.monotonic() + 120
     for number, at in enumerate(slots):
         (here / f"ready-{{number}}-{{me}}").touch()
-        while not (here / f"go-{{number}}").exists():
-            pass  # spin: the three are let go at the same moment
+        while not (here / f"go-{{number}}").exists():  # the three are let go together
+            assert time.monotonic() < deadline, "never let go"
+            time.sleep(0.001)
         for slot in clock.tick(at + 5):
             if slot.outcome == "started":
                 print(slot.at, flush=True)
@@ -97,17 +99,22 @@ def test_three_services_on_one_store_run_each_slot_once(tmp_path: Path) -> None:
         subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
         for _ in range(3)
     ]
-    for number in range(len(slots)):  # all three tick each slot at the same moment
-        deadline = time.monotonic() + 60
-        while len(list(tmp_path.glob(f"ready-{number}-*"))) < len(services):
-            assert time.monotonic() < deadline and all(s.poll() is None for s in services)
-            time.sleep(0.01)
-        (tmp_path / f"go-{number}").touch()
-    started = []
-    for service in services:
-        out, _ = service.communicate(timeout=120)
-        assert service.returncode == 0
-        started += [float(line) for line in out.split()]
+    try:
+        for number in range(len(slots)):  # all three tick each slot at the same moment
+            deadline = time.monotonic() + 90
+            while len(list(tmp_path.glob(f"ready-{number}-*"))) < len(services):
+                assert time.monotonic() < deadline and all(s.poll() is None for s in services)
+                time.sleep(0.01)
+            (tmp_path / f"go-{number}").touch()
+        started = []
+        for service in services:
+            out, _ = service.communicate(timeout=120)
+            assert service.returncode == 0
+            started += [float(line) for line in out.split()]
+    finally:
+        for service in services:
+            service.kill()
+            service.wait()
     assert sorted(started) == slots  # each slot run once, by one of the three
     assert sorted(s.at for s in book.get("every").slots) == slots
 
