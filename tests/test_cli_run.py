@@ -261,7 +261,8 @@ def test_gc_is_a_dry_run_until_yes(tmp_path: Path) -> None:
     assert past["would_remove"] == []  # both plans ran since then
     said = alamode("gc", "--keep", "1", cwd=tmp_path).stderr
     assert "2 outputs (2 bytes) would be removed; run again with --yes to remove them" in said
-    assert "kept everything used by the 1 kept plan\n" in said
+    kept = json.loads(alamode("show", "p.yaml", "--json", cwd=tmp_path).stdout)["digest"]
+    assert f"kept everything used by the 1 kept plan ({kept[:12]})\n" in said
     bad = alamode("gc", "--since", "last tuesday", cwd=tmp_path)
     assert bad.returncode == 2 and "is not a date; write it like 2026-11-01" in bad.stderr
     done = json.loads(alamode("gc", "--keep", "1", "--yes", "--json", cwd=tmp_path).stdout)

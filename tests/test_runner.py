@@ -326,7 +326,8 @@ def test_a_task_running_now_elsewhere_is_not_failed_last_time(store: LocalStore)
     run_id = store.begin_run(plan, "local")  # a live run (this process) is running "top"
     store.ledger.begin_attempt(run_id, "top", plan.output("top"))
     states = {s.task: s for s in task_states(plan, store)}
-    assert states["top"].label == "would run"
+    assert states["top"].label == "running"  # not "failed last time", nor "would run"
+    assert states["top"].reason == f"being produced by run {run_id} (pid {os.getpid()})"
     assert store.recovery.settle_dead_runs() == []  # its runner is alive: nothing is marked killed
     assert store.ledger.history("top", 1)[0]["status"] == "running"
 
