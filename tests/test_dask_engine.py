@@ -449,3 +449,53 @@ def _tasks_of(cluster: Cluster) -> list[dict[str, Any]]:
     with distributed.Client(cluster.address, timeout="10s") as client:
         counts = client.run(lambda dask_worker: {"executing": len(dask_worker.state.executing)})
         return list(counts.values())
+
+
+def test_two_runners_of_one_output_on_one_worker_never_share_its_folder(
+    moto_server: str, store: list[str], tmp_path: Path
+) -> None:
+    """The first runner's lease expires under its live worker; a runner of another machine
+    takes the output over and sends it to the same (two-thread) worker. Both commands would
+    publish at the same moment into the worker's one folder for that output."""
+    (tmp_path / "own").mkdir()
+    own = Cluster(tmp_path / "own", workers=("only",), threads=2)
+    own.start()
+    runners: list[subprocess.Popen[str]] = []
+    try:
+        go = tmp_path / "go"
+        (tmp_path / "p.yaml").write_text(
+            "tasks:\n  slow: {spec: {command: '"
+            f"while [ ! -f {go} ]; do sleep 0.05; done; "
+            "for i in 1 2 3 4 5 6; do head -c 4000000 /dev/zero > $ALAMODE_OUTPUT/part$i; "
+            "cat /proc/sys/kernel/random/uuid >> $ALAMODE_OUTPUT/part$i; done"
+            "'}}\n"
+        )
+        args = ["run", "p.yaml", *store, "--engine", "dask", "--scheduler", own.address]
+        runners.append(start(tmp_path, *args, env={"ALAMODE_LEASE_SECONDS": "1"}))
+        deadline = time.monotonic() + 90
+        while sum(info["executing"] for info in _tasks_of(own)) < 1:
+            assert time.monotonic() < deadline and runners[0].poll() is None
+            time.sleep(0.1)
+        plan = json.loads(alamode("show", "p.yaml", "--json", cwd=tmp_path).stdout)
+        lease = f"leases/{plan['tasks']['slow']['output']}"
+        while bucket_json(store, lease)["expires"] > time.time():  # held for 1 s only
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        other = {"ALAMODE_CACHE": str(tmp_path / "other-machine")}
+        runners.append(start(tmp_path, *args, env=other))  # takes the expired lease over
+        while sum(info["executing"] for info in _tasks_of(own)) < 2:  # both on the worker
+            assert time.monotonic() < deadline and runners[1].poll() is None
+            time.sleep(0.1)
+        go.touch()  # both finish at once: they would publish at the same moment
+        results = [runner.communicate(timeout=120) for runner in runners]
+        assert [runner.returncode for runner in runners] == [0, 0], results
+        assert all("No such file" not in out + err for out, err in results)
+        assert len(uploads(store, plan["tasks"]["slow"]["output"])) == 1  # one upload, whole
+        assert alamode("verify", *store, cwd=tmp_path).returncode == 0
+    finally:
+        go.touch()
+        for runner in runners:
+            if runner.poll() is None:
+                runner.kill()
+                runner.communicate()
+        own.stop()
