@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from a_la_mode.compile.encoder import TaskDef
+from a_la_mode.compile.naming import did_you_mean
 from a_la_mode.compile.params import Param, used
 from a_la_mode.errors import SpecFileError
 
@@ -74,8 +75,9 @@ def load_flow(
         label = f"{where}: task {task['id']!r}"
         extra = sorted(set(task) - FIELDS)
         if extra:
+            close = did_you_mean(extra[0], FIELDS)
             raise SpecFileError(
-                f"{label}: unknown field {extra[0]!r} ({', '.join(sorted(FIELDS))})"
+                f"{label}: unknown field {extra[0]!r}{close} ({', '.join(sorted(FIELDS))})"
             )
         spec: dict[str, Any] = {}
         for field in ("command", "artifact"):

@@ -279,13 +279,16 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 MAX_FILE_DEPTH = 100  # nesting a spec file may have (a spec value may have 64)
 MAX_FILE_VALUES = 1_000_000  # values a YAML file may expand to through its aliases
+MAX_FILE_TEXT = 100 << 20  # and characters: a long string repeated by aliases counts whole
+TEXT_PER_VALUE = MAX_FILE_TEXT // MAX_FILE_VALUES  # a scalar weighs 1 + its length / this
 
 
 class _TooLarge(ValueError):
     DEEP = f"nested more than {MAX_FILE_DEPTH} levels deep; a spec file is not that deep"
     WIDE = (
-        f"expands to more than {MAX_FILE_VALUES:,} values through its YAML aliases "
-        "(anchors used over and over); write the values out, or use fewer aliases"
+        f"expands to more than {MAX_FILE_VALUES:,} values (or {MAX_FILE_TEXT >> 20} MB of "
+        "text) once its YAML aliases are expanded (anchors used over and over); write the "
+        "values out, or use fewer aliases"
     )
 
 
@@ -313,7 +316,8 @@ def _expanded_size(root: yaml.Node) -> int:
             continue
         children = _children(node)
         if children_done or not children:
-            total = 1 + sum(sizes[id(child)] for child in children)
+            own = 1 + len(str(node.value)) // TEXT_PER_VALUE if not children else 1
+            total = own + sum(sizes[id(child)] for child in children)
             sizes[id(node)] = total
             if total > MAX_FILE_VALUES:
                 raise _TooLarge(_TooLarge.WIDE)

@@ -37,14 +37,27 @@ OTHER_NAMES = {
     "cpu": "cpus",
     "arg": "args",
     "envs": "env",
+    "enviroment": "env",
 }
 
 
+# Free keys a near-miss test would take for engine keys: words people use for their own notes.
+FREE = frozenset({"comment", "comments", "commit", "images", "networks", "commandline"})
+# A task's own fields, written inside its spec by mistake: they would be hashed and ignored.
+TASK_FIELDS = frozenset({"deps", "dependencies", "depends", "depends_on", "upstream"})
+
+
 def check_spec_keys(task: str, spec: Mapping[str, Any]) -> None:
-    """Refuse a key of ``task``'s spec that looks like a misspelled engine key."""
+    """Refuse a key of ``task``'s spec that looks like a misspelled engine key, or a task's
+    dependencies written inside its spec."""
     for key in spec:
-        if key in ENGINE_KEYS or not isinstance(key, str):
+        if key in ENGINE_KEYS or key in FREE or not isinstance(key, str):
             continue
+        if key.lower() in TASK_FIELDS:
+            raise SpecError(
+                f"task {task!r}: spec key {key!r} looks like the task's dependencies, which "
+                "go beside its spec (deps: [...]), not inside it, where they would be ignored"
+            )
         meant = OTHER_NAMES.get(key.lower()) or _near(key)
         if meant is not None:
             raise SpecError(
@@ -61,7 +74,7 @@ def _near(key: str) -> str | None:
         return lowered  # "Command"
     if len(lowered) < 5:  # short free keys (node, mode, tags) are too near to tell
         return None
-    allowed = 1 if len(lowered) == 5 else 2
+    allowed = 1 if len(lowered) < 9 else 2  # comment is two edits from command: not a typo
     best = min(sorted(ENGINE_KEYS), key=lambda known: _distance(lowered, known))
     return best if len(best) >= 5 and _distance(lowered, best) <= allowed else None
 

@@ -61,8 +61,19 @@ def _laughs() -> str:
     return "\n".join([*lines, "tasks: {x: {spec: {command: 'true', v: *j}}}"]) + "\n"
 
 
+def _long_laughs() -> str:
+    """Few aliases, but of a long string: 250,000 copies of 100,000 characters."""
+    text = "x" * 100_000
+    return (
+        "tasks:\n  x:\n    spec:\n      command: 'true'\n"
+        f"      a: &a {text}\n      b: &b [{', '.join(['*a'] * 500)}]\n"
+        f"      c: [{', '.join(['*b'] * 500)}]\n"
+    )
+
+
 HOSTILE = {
-    "laughs.yaml": (_laughs(), "expands to more than 1,000,000 values through its YAML aliases"),
+    "long-laughs.yaml": (_long_laughs(), "once its YAML aliases are expanded"),
+    "laughs.yaml": (_laughs(), "expands to more than 1,000,000 values (or 100 MB of text)"),
     "deep.yaml": ("tasks: " + "[" * 100_000 + "]" * 100_000 + "\n", "nested more than 100"),
     "deep.json": ('{"tasks": ' + "[" * 100_000 + "]" * 100_000 + "}", "nested more than 100"),
     "deep.toml": ("tasks = " + "[" * 100_000 + "]" * 100_000 + "\n", "nested more than 100"),

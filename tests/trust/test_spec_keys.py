@@ -39,7 +39,10 @@ def test_free_keys_stay_free_and_join_points_are_named(tmp_path: Path) -> None:
         tmp_path,
         """
 tasks:
-  a: {spec: {sha: 1qe34, owner: data-team, node: x, command: 'echo a > $ALAMODE_OUTPUT/f'}}
+  a:
+    spec:
+      {sha: 1qe34, owner: data-team, node: x, comment: nightly, images: [a],
+       command: 'echo a > $ALAMODE_OUTPUT/f'}
   b: {deps: [a], spec: {sha: 6f09d}}
 """,
     )
@@ -59,3 +62,15 @@ def test_the_python_dsl_refuses_it_too(tmp_path: Path) -> None:
     result = alamode("validate", "p.py", cwd=tmp_path)
     assert result.returncode == 2
     assert "spec key 'timout' is not one engines know, did you mean 'timeout'?" in result.stderr
+
+
+def test_dependencies_written_inside_a_spec_are_refused(tmp_path: Path) -> None:
+    spec(
+        tmp_path,
+        "tasks:\n  a: {spec: {command: 'true', deps: [b]}}\n  b: {spec: {command: 'true'}}\n",
+    )
+    result = alamode("validate", "p.yaml", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "spec key 'deps' looks like the task's dependencies, which go beside its spec" in (
+        result.stderr
+    )
