@@ -30,8 +30,32 @@ class InputChanged(AlamodeError):
         super().__init__(f"it changed its input {dependency} ({where} {what})")
 
 
+class Baselines:
+    """What each input folder held when a task of this run first read it, kept for the
+    run: each task is compared with it (one walk per input when a task ends, not two), so
+    a change between two tasks is caught as well as one during a task. A folder made anew
+    (a cache that fetched its copy again) is noted anew."""
+
+    def __init__(self) -> None:
+        self._noted: dict[str, Snapshot] = {}
+
+    def note(self, inputs: Mapping[str, str]) -> dict[str, Snapshot]:
+        """The baseline of each input folder, by dependency name."""
+        found = {}
+        for name, folder in inputs.items():
+            noted = self._noted.get(folder)
+            try:
+                inode = os.lstat(folder).st_ino
+            except FileNotFoundError:
+                inode = -1
+            if noted is None or noted.get("", (None,))[0] != inode:
+                noted = self._noted[folder] = _snapshot(folder)
+            found[name] = noted
+        return found
+
+
 def note(inputs: Mapping[str, str]) -> dict[str, Snapshot]:
-    """What each input folder holds, by dependency name."""
+    """What each input folder holds now, by dependency name."""
     return {name: _snapshot(folder) for name, folder in inputs.items()}
 
 
@@ -41,25 +65,44 @@ def check(task: str, inputs: Mapping[str, str], before: Mapping[str, Snapshot]) 
         noted = before.get(name)
         if noted is None:
             continue
+        if _unchanged(folder, noted):
+            continue
         what = _difference(noted, _snapshot(folder))
         if what is not None:
             raise InputChanged(task, name, *what)
 
 
+def _unchanged(folder: str, noted: Snapshot) -> bool:
+    """Every noted entry has its noted lstat still (a folder's times move when an entry is
+    added, removed or renamed in it): the fast path, one lstat per entry, no listing."""
+    for path, entry in noted.items():
+        try:
+            if _entry(os.lstat(os.path.join(folder, path) if path else folder)) != entry:
+                return False
+        except FileNotFoundError:
+            return False
+    return True
+
+
 def _snapshot(folder: str) -> Snapshot:
+    """Every entry under ``folder`` (and itself, as ""), by its path relative to it."""
     found: Snapshot = {}
     try:
         found[""] = _entry(os.lstat(folder))
     except FileNotFoundError:
         return found
-    for parent, dirs, files in os.walk(folder):
-        relative = os.path.relpath(parent, folder)
-        prefix = "" if relative == "." else relative + "/"
-        for name in (*dirs, *files):
-            try:
-                found[prefix + name] = _entry(os.lstat(os.path.join(parent, name)))
-            except FileNotFoundError:
-                continue
+    stack = [(folder, "")]
+    while stack:
+        parent, prefix = stack.pop()
+        with os.scandir(parent) as entries:
+            for entry in entries:
+                path = prefix + entry.name
+                try:
+                    found[path] = _entry(entry.stat(follow_symlinks=False))
+                except FileNotFoundError:
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append((entry.path, path + "/"))
     return found
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from a_la_mode.compile.planfile import PlanBase
 from a_la_mode.errors import AlamodeError
 from a_la_mode.run.engine import Job, Result
-from a_la_mode.run.inputguard import InputChanged, Snapshot, check, note
+from a_la_mode.run.inputguard import Baselines, InputChanged, Snapshot, check
 from a_la_mode.run.workdir import make_workdir, remove_workdir
 from a_la_mode.store.contract import Store
 from a_la_mode.store.manifest import Manifest
@@ -24,6 +24,7 @@ class AttemptSteps:
     def __init__(self, store: Store, plan: PlanBase, files_root: Path | None) -> None:
         self.store, self.plan, self.files_root = store, plan, files_root
         self.noted: dict[str, dict[str, Snapshot]] = {}  # staging dir -> its inputs' notes
+        self.baselines = Baselines()  # what each input held when the run first read it
 
     def before(self, job: Job) -> None:
         """The staging directory, inputs fetched here if need be, and the checked copy of
@@ -38,7 +39,7 @@ class AttemptSteps:
         if job.workdir is not None:
             make_workdir(job.spec, self.files_root, job.workdir)
         if job.inputs:
-            self.noted[job.output_dir] = note(job.inputs)
+            self.noted[job.output_dir] = self.baselines.note(job.inputs)
 
     def after(self, job: Job, result: Result) -> tuple[Result, Manifest | None]:
         """Publish what a command that succeeded wrote; drop the rest. A command that
