@@ -179,13 +179,6 @@ class SqliteLedger:
             )
         self.ended([attempt])
 
-    def fail_attempt(self, attempt: int, seconds: float, detail: str) -> None:
-        """Inside a transaction: an attempt whose output was refused at its commit."""
-        self._db.execute(
-            "UPDATE attempts SET finished=?, seconds=?, status='failed', detail=? WHERE id=?",
-            (time.time(), seconds, detail, attempt),
-        )
-
     def mark_succeeded(self, finished: Iterable[tuple[int, float]], now: float) -> None:
         """(attempt row, seconds) of attempts whose outputs are being recorded, in the
         recording's transaction."""

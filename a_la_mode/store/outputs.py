@@ -38,6 +38,7 @@ from a_la_mode.store.records import (
     checked_id,
     dicts,
     random_suffix,
+    refusal_record,
     refusals,
     revocation_record,
 )
@@ -250,16 +251,14 @@ class FolderOutputs:
             for attempt, seconds, success in finished:
                 refusal = refused.get(attempt)
                 if refusal is not None:
-                    row = {"task": success.task, "plan": success.plan, "run": success.run}
-                    who = "alamode (the run's commit)"
-                    self._insert_revocation(
-                        revocation_record(success.output, row, refusal.reason, who)
+                    self._insert_revocation(refusal_record(success, refusal.reason))
+                    self._ledger.end_attempt(
+                        attempt, "failed", seconds, None, None, False, detail=refusal.reason
                     )
-                    self._ledger.fail_attempt(attempt, seconds, refusal.reason)
             kept = [entry for entry in finished if entry[0] not in refused]
             self._ledger.mark_succeeded(((a, seconds) for a, seconds, _ in kept), now)
             self.insert_successes([success for _, _, success in kept], now)
-        self._ledger.ended([attempt for attempt, _, _ in finished])
+        self._ledger.ended([attempt for attempt, _, _ in kept])  # end_attempt told the rest
         for refusal in refused.values():
             self._set_aside(refusal.output, "revoked")
         return list(refused.values())
@@ -269,7 +268,7 @@ class FolderOutputs:
     ) -> dict[str, dict[str, Any]]:
         """The batch's inputs that are revoked now: revoked, and not recorded since."""
         inputs = {o for _, _, success in finished for o in success.inputs}
-        revoked = self.revocations_among(inputs) if inputs else {}
+        revoked = self.revocations(inputs) if inputs else {}  # revocations are few: one scan
         if not revoked:
             return {}
         recorded = self._recorded_times(set(revoked))
@@ -287,23 +286,6 @@ class FolderOutputs:
                 )
             )
         return times
-
-    def revocations_among(self, output_ids: set[str]) -> dict[str, dict[str, Any]]:
-        """The latest revocation of each of ``output_ids`` that has one."""
-        found: dict[str, dict[str, Any]] = {}
-        ids = sorted(output_ids)
-        for start in range(0, len(ids), 500):  # SQLite's limit on bound parameters
-            chunk = ids[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            rows = dicts(
-                self._db.execute(
-                    "SELECT output, task, plan, run, reason, who, recorded FROM revocations "
-                    f"WHERE output IN ({marks}) ORDER BY id",
-                    chunk,
-                )
-            )
-            found.update((row["output"], row) for row in rows)
-        return found
 
     def _insert_revocation(self, record: dict[str, Any]) -> None:
         self._db.execute(

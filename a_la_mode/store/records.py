@@ -46,6 +46,7 @@ class Refusal(NamedTuple):
 
     attempt: int
     output: str
+    task: str
     reason: str
 
 
@@ -88,12 +89,18 @@ def refusals(
                     f"its input {record['task']} ({upstream[:12]}…) was revoked before it "
                     f"was recorded: {record['reason']}"
                 )
-                refused[attempt] = Refusal(attempt, success.output, why)
+                refused[attempt] = Refusal(attempt, success.output, success.task, why)
                 revoked[success.output] = {"task": success.task, "reason": why}
                 break
         else:
             revoked.pop(success.output, None)
     return refused
+
+
+def refusal_record(success: Success, reason: str) -> dict[str, Any]:
+    """The revocation a store appends for an output it refused to record."""
+    made = {"task": success.task, "plan": success.plan, "run": success.run}
+    return revocation_record(success.output, made, reason, "alamode (the run's commit)")
 
 
 def random_suffix() -> str:

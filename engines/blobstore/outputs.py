@@ -32,6 +32,7 @@ from a_la_mode.store.records import (
     Refusal,
     Success,
     checked_id,
+    refusal_record,
     refusals,
     revocation_record,
 )
@@ -383,6 +384,9 @@ class BlobOutputs:
                 if success.worker:  # the worker marked it: the marker goes
                     self.forget(success.output)
                 self._uploads.pop(success.output, None)
+                # revoked in the bucket, as the cache revokes it: a later batch, and every
+                # machine, must refuse what was built on it too
+                self._append_revocation(refusal_record(success, refused[attempt].reason))
             elif not success.worker:  # a worker that published it created its marker too
                 self._mark(success)
         refusals_made = self.cache.record_successes(finished, revoked)
@@ -483,13 +487,17 @@ class BlobOutputs:
         if row is None:
             return None
         record = revocation_record(output_id, row, reason, who)
-        name = f"{record['recorded']:.6f}-{uuid.uuid4().hex[:8]}"
-        key = self.bucket.key("revoked", output_id, name)
-        self.bucket.create_only(key, json.dumps(record).encode())
+        self._append_revocation(record)
         self.bucket.remove("remove a revoked marker", self.bucket.key("success", output_id))
         self.cache.forget(output_id)  # this machine's cache, if it knew it
         self.drop_cached(output_id)
         return record
+
+    def _append_revocation(self, record: dict[str, Any]) -> None:
+        """A revocation object of its own under ``revoked/<id>/``, never overwritten."""
+        name = f"{record['recorded']:.6f}-{uuid.uuid4().hex[:8]}"
+        key = self.bucket.key("revoked", record["output"], name)
+        self.bucket.create_only(key, json.dumps(record).encode())
 
     def revoked_outputs(self) -> set[str]:
         return set(self.bucket.names("revoked"))
