@@ -3,10 +3,9 @@
 With ``ALAMODE_FAULT_PAUSE=<step>`` set, the runner creates the file named by
 ``ALAMODE_FAULT_READY`` on reaching ``<step>`` and then sleeps, so the test knows when to
 ``kill -9`` it. Steps: ``before-rename`` (files fsynced, manifest written, output not yet in
-place) ``replaced-aside`` (``run --force``: the old output moved to ``replaced/``, the new one
-not yet in place), ``before-record`` (output renamed into place, success not yet
-recorded); in a
-blob store, ``mid-upload`` (an output's first file uploaded, not the rest) and
+place), ``replaced-aside`` (``run --force``: the old output moved to ``replaced/``, the new
+one not yet in place), ``before-record`` (output renamed into place, success not yet
+recorded); in a blob store, ``mid-upload`` (an output's first file uploaded, not the rest) and
 ``before-marker`` (every file uploaded, no marker yet); and ``before-commit`` (a batch
 of published outputs made durable, about to be recorded). With ``ALAMODE_FAULT_RESUME``
 naming a file too, the runner goes on once that file exists, instead of sleeping for good:

@@ -213,10 +213,7 @@ class _Runner:
             assert outcome is not None
             self._collect(self.running.pop(row), outcome)
         elif kind == "withdrawn":  # never started: the run stopped after a failure
-            attempt = self.running.pop(row)
-            self.store.ledger.drop_attempts([row])
-            self.store.leases.release(attempt.job.output_id)
-            self.scheduler.withdraw(attempt.name)
+            self._withdraw([self.running.pop(row)])
         # "durable": a batch is durable; the group commit records it
 
     def _stops_run(self, job: Job, outcome: Outcome) -> bool:
@@ -291,13 +288,17 @@ class _Runner:
         """The run stopped (a failure without --keep-going, or Ctrl-C): claimed tasks not yet
         handed to a worker never start; their attempts are dropped, their leases released."""
         self._drop_ahead(list(self.ahead))
-        if not self.reserved:
-            return
-        self.store.ledger.drop_attempts([attempt.row for attempt in self.reserved])
-        for attempt in self.reserved:
+        if self.reserved:
+            self._withdraw(list(self.reserved))
+            self.reserved.clear()
+
+    def _withdraw(self, attempts: list[_Attempt]) -> None:
+        """Attempts that will never start: dropped, their leases released, their tasks
+        stopped."""
+        self.store.ledger.drop_attempts([attempt.row for attempt in attempts])
+        for attempt in attempts:
             self.store.leases.release(attempt.job.output_id)
             self.scheduler.withdraw(attempt.name)
-        self.reserved.clear()
 
     def _drop_ahead(self, names: list[str]) -> None:
         """Give up tasks claimed ahead that will not run here (an upstream task failed, or
@@ -373,10 +374,10 @@ class _Runner:
         if isinstance(outcome, Exception):  # publishing failed (disk full...): no success
             discard(attempt.job)
             if isinstance(outcome, InputChanged):  # unless it was revoked meanwhile (moved away)
-                why = (
-                    self.untrusted.revoked_input(name)
-                    or f"{outcome}; {self.untrusted.changed_input(name, outcome, self._record)}"
-                )
+                why = self.untrusted.revoked_input(name)
+                if not why:
+                    self.commits.flush(force=True)  # the input may wait to be recorded
+                    why = f"{outcome}; {self.untrusted.changed_input(name, outcome)}"
             elif isinstance(outcome, FilesChanged | InputUnavailable):
                 why = str(outcome)
             else:
@@ -455,21 +456,13 @@ class _Runner:
             tuple(self.plan.inputs(name).values()),
         )
 
-    def _record(self) -> None:
-        """Record every published output now (the group commit, forced)."""
-        self.commits.flush(force=True)
-
     def _refused(self, refused: list[Refusal]) -> None:
         """Published, but not recorded: an input was revoked before the commit. The task
         fails with the reason (and what waits on it is blocked)."""
-        by_output = {self.plan.output(n): n for n in self.scheduler.order}
         for refusal in refused:
-            name = by_output.get(refusal.output)
             self.store.leases.release(refusal.output)
-            if name is None:
-                continue
-            self.scheduler.unrecorded(name, refusal.reason)
-            self.emit(Event("fail", name, refusal.output, refusal.reason))
+            self.scheduler.finished(refusal.task, False, refusal.reason)
+            self.emit(Event("fail", refusal.task, refusal.output, refusal.reason))
 
     def _recheck_deferred(self) -> None:
         for name in list(self.deferred):

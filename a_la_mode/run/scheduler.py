@@ -254,11 +254,6 @@ class Scheduler:
                 if self._missing[child] == 0 and self.status[child].state is State.WAITING:
                     self._make_ready(child)
 
-    def unrecorded(self, name: str, reason: str) -> None:
-        """A task that succeeded, but whose success the store refused to record (an input
-        was revoked before the commit): failed after all, and what waits on it blocked."""
-        self.finished(name, False, reason)
-
     def _block_downstream(self, failed: str) -> None:
         stack = list(self._dependents.get(failed, ()))
         while stack:

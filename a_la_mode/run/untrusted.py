@@ -5,7 +5,6 @@ on its main thread (the only one that touches the store's database)."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,11 +35,11 @@ class Untrusted:
                 return f"its input {dep} was revoked during the run: {record['reason']}"
         return ""
 
-    def changed_input(self, name: str, changed: InputChanged, record: Callable[[], None]) -> str:
+    def changed_input(self, name: str, changed: InputChanged) -> str:
         """A task changed an input in place: that copy can never be trusted again. A cache
         (a blob store's) drops its copy, the bucket's is intact; a directory store's output
-        is revoked, with all built on it, and kept in revoked/ for inspection. ``record``
-        records what waits to be (the input may be among it) before it is revoked."""
+        is revoked, with all built on it, and kept in revoked/ for inspection (the runner
+        records what waits to be recorded first: the input may be among it)."""
         output = self.plan.inputs(name)[changed.dependency]
         if self.store.outputs.fetches_inputs:
             folder = Path(self.store.outputs.output_folder(output))
@@ -48,7 +47,6 @@ class Untrusted:
                 self.store.outputs.discard_output(folder)
             return "this machine's copy of it was dropped; the store's is intact"
         reason = f"changed in place by task {name}"
-        record()
         with contextlib.suppress(AlamodeError):  # revoked already (two tasks changed it)
             revoke(self.store, output, reason)
         return f"it is revoked ({reason}) and will run again"
