@@ -9,6 +9,7 @@ as a join point, recording an empty success. Such a key is refused at compile ti
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,6 +21,10 @@ ENGINE_KEYS = frozenset(
         "function", "image", "memory", "network", "retries", "timeout",
     }
 )  # fmt: skip
+LONG_ENGINE_KEYS = sorted(key for key in ENGINE_KEYS if len(key) >= 5)
+# How alike a key must be to one of those to be a typo of it: comand, timout, retires and
+# artefact are (0.86 to 0.93); comment (0.71 to command) and memory_mb (0.80) are not.
+NEAR_MISS = 0.85
 # Other tools' names for an engine key, refused with ours as the way out.
 OTHER_NAMES = {
     "cmd": "command",
@@ -67,30 +72,17 @@ def check_spec_keys(task: str, spec: Mapping[str, Any]) -> None:
             )
 
 
+@functools.cache
 def _near(key: str) -> str | None:
-    """The engine key within a small edit distance of ``key`` (case ignored), if any."""
+    """The engine key ``key`` (case ignored) is a near miss of, if any: both of five letters
+    or more, alike by difflib's ratio (as ``did you mean`` elsewhere). Asked once per key,
+    however many tasks have it."""
     lowered = key.lower()
     if lowered in ENGINE_KEYS:
         return lowered  # "Command"
     if len(lowered) < 5:  # short free keys (node, mode, tags) are too near to tell
         return None
-    allowed = 1 if len(lowered) < 9 else 2  # comment is two edits from command: not a typo
-    best = min(sorted(ENGINE_KEYS), key=lambda known: _distance(lowered, known))
-    return best if len(best) >= 5 and _distance(lowered, best) <= allowed else None
+    import difflib  # only for a key engines do not know
 
-
-def _distance(a: str, b: str) -> int:
-    """Edits (insert, delete, replace, swap two neighbours) from ``a`` to ``b``."""
-    if abs(len(a) - len(b)) > 2:
-        return 3
-    previous2: list[int] = []
-    previous = list(range(len(b) + 1))
-    for i, x in enumerate(a, 1):
-        current = [i]
-        for j, y in enumerate(b, 1):
-            cost = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (x != y))
-            if i > 1 and j > 1 and x == b[j - 2] and a[i - 2] == y:
-                cost = min(cost, previous2[j - 2] + 1)
-            current.append(cost)
-        previous2, previous = previous, current
-    return previous[-1]
+    close = difflib.get_close_matches(lowered, LONG_ENGINE_KEYS, n=1, cutoff=NEAR_MISS)
+    return close[0] if close else None
